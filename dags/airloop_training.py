@@ -1,0 +1,64 @@
+"""
+### airloop_training
+
+Nightly, and on demand with the form's Params: **ingest** a window of data into an immutable
+snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
+nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
+as the `challenger`, and **promote** it to `champion` only if it beats the serving model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+from airloop_airflow import stages
+from airloop_airflow.params import TRAINING_PARAMS
+
+Json = dict[str, Any]
+
+
+@dag(
+    dag_id="airloop_training",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=2),
+    params=TRAINING_PARAMS,
+    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30),
+                  "execution_timeout": dt.timedelta(hours=1)},
+    tags=["airloop", "training"],
+    doc_md=__doc__,
+)
+def airloop_training() -> None:
+    @task
+    def ingest() -> Json:
+        return stages.ingest()
+
+    @task
+    def validate(snapshot: Json) -> Json:
+        return stages.validate(snapshot)
+
+    @task
+    def train(validated: Json) -> Json:
+        return stages.train(validated)
+
+    @task
+    def register(trained: Json) -> Json:
+        return stages.register(trained)
+
+    @task
+    def promote(candidate: Json) -> Json:
+        return stages.promote(candidate)
+
+    snapshot = ingest()
+    validated = validate(snapshot)
+    trained = train(validated)
+    candidate = register(trained)
+    promote(candidate)
+
+airloop_training()

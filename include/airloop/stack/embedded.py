@@ -1,0 +1,263 @@
+"""The embedded stack: Airflow 3 (SQLite, LocalExecutor) and an MLflow server, under AIRLOOP_HOME.
+
+Each service is a background process whose pid is kept in `<home>/run/`; `down` stops exactly
+those processes (and their children) and nothing else. Starting again reuses what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from airloop.settings import AirloopSettings
+
+log = logging.getLogger(__name__)
+
+AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+
+
+class StackError(RuntimeError):
+    """A service did not start or answer; the message points at its log."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    generated: bool
+
+
+class EmbeddedStack:
+    """Start, check and stop the embedded services for one state folder."""
+
+    def __init__(self, settings: AirloopSettings) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.run_dir = self.home / "run"
+        self.log_dir = self.home / "logs"
+        self.airflow_home = self.home / "airflow"
+        self.mlflow_dir = self.home / "mlflow"
+        self.bin = Path(sys.executable).parent
+
+    # -- credentials and environment -------------------------------------------------------
+
+    def credentials(self) -> Credentials:
+        """The admin login: AIRLOOP_ADMIN_PASSWORD, else a generated one kept under the home."""
+        stored = self.home / "admin_password"
+        if self.settings.admin_password:
+            return Credentials(self.settings.admin_user, self.settings.admin_password, generated=False)
+        if stored.exists():
+            return Credentials(self.settings.admin_user, stored.read_text().strip(), generated=False)
+        password = secrets.token_urlsafe(16)
+        _write_private(stored, password + "\n")
+        return Credentials(self.settings.admin_user, password, generated=True)
+
+    def _secret(self, name: str, make: str) -> str:
+        path = self.home / "secrets" / name
+        if not path.exists():
+            value = secrets.token_urlsafe(64) if make == "token" else _fernet_key()
+            _write_private(path, value)
+        return path.read_text().strip()
+
+    def environment(self) -> dict[str, str]:
+        """Environment of every service (and of Airflow's tasks): settings, Airflow config, secrets."""
+        s = self.settings
+        env = dict(os.environ)
+        env.update({
+            "AIRLOOP_HOME": str(self.home),
+            "AIRLOOP_CONFIG": str(s.config),
+            "MLFLOW_TRACKING_URI": s.tracking_uri,
+            "GX_ANALYTICS_ENABLED": "False",
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
+            "AIRFLOW__API__HOST": s.host,
+            "AIRFLOW__API__PORT": str(s.airflow_port),
+            "AIRFLOW__API__BASE_URL": s.airflow_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret", "token"),
+            "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key", "fernet"),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(s.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(s.trigger_log_port),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        })
+        return env
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def up(self, *, timeout: float = 300.0) -> Credentials:
+        """Start whatever is not running yet and wait until every service answers."""
+        for folder in (self.run_dir, self.log_dir, self.airflow_home, self.mlflow_dir / "artifacts"):
+            folder.mkdir(parents=True, exist_ok=True)
+        creds = self.credentials()
+        _write_private(self.airflow_home / "passwords.json", json.dumps({creds.username: creds.password}))
+        env = self.environment()
+        if not self.running("api-server"):
+            log.info("preparing the Airflow database in %s", self.airflow_home)
+            self._run([str(self.bin / "airflow"), "db", "migrate"], env, "airflow-db-migrate")
+        self._start("mlflow", self._mlflow_command(), env)
+        self._start("api-server", [str(self.bin / "airflow"), "api-server"], env)
+        # The API server first: on two cores, starting all at once makes each of them slower.
+        self._wait(f"{self.settings.airflow_url}/api/v2/monitor/health", "api-server", timeout)
+        for component in AIRFLOW_COMPONENTS:
+            self._start(component, [str(self.bin / "airflow"), component], env)
+        self._wait(f"{self.settings.tracking_uri}/health", "mlflow", timeout)
+        self._wait_healthy(timeout)
+        return creds
+
+    def down(self) -> list[str]:
+        """Stop every service this state folder started; returns the names stopped."""
+        stopped = []
+        for name in ("api-server", *AIRFLOW_COMPONENTS, "mlflow"):
+            pid = self._pid(name)
+            if pid is not None and _alive(pid):
+                _terminate_group(pid)
+                stopped.append(name)
+            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+        return stopped
+
+    def running(self, name: str) -> bool:
+        pid = self._pid(name)
+        return pid is not None and _alive(pid)
+
+    def status(self) -> dict[str, bool]:
+        return {name: self.running(name) for name in ("mlflow", "api-server", *AIRFLOW_COMPONENTS)}
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _mlflow_command(self) -> list[str]:
+        return [
+            str(self.bin / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
+            "--artifacts-destination", str(self.mlflow_dir / "artifacts"),
+            "--serve-artifacts",
+            "--host", self.settings.host,
+            "--port", str(self.settings.mlflow_port),
+            "--workers", "2",
+        ]
+
+    def _pid(self, name: str) -> int | None:
+        path = self.run_dir / f"{name}.pid"
+        try:
+            return int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        if self.running(name):
+            log.info("%s is already running (pid %s)", name, self._pid(name))
+            return
+        logfile = self.log_dir / f"{name}.log"
+        with logfile.open("ab") as out:
+            # A session of its own, so `down` can stop the service's children with it.
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, cwd=self.home, start_new_session=True)
+        (self.run_dir / f"{name}.pid").write_text(str(process.pid))
+        log.info("started %s (pid %d), log %s", name, process.pid, logfile)
+
+    def _run(self, command: list[str], env: dict[str, str], name: str) -> None:
+        logfile = self.log_dir / f"{name}.log"
+        with logfile.open("ab") as out:
+            result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home,
+                                    stdin=subprocess.DEVNULL, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(command[-2:])} failed (exit {result.returncode}); see {logfile}")
+
+    def _wait(self, url: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running(name):
+                raise StackError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s; see {self.log_dir / (name + '.log')}")
+
+    def _wait_healthy(self, timeout: float) -> None:
+        # The health endpoint answers 200 even while components are down: read its body.
+        url = f"{self.settings.airflow_url}/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        unhealthy: list[str] = []
+        while time.monotonic() < deadline:
+            for name in AIRFLOW_COMPONENTS:
+                if not self.running(name):
+                    raise StackError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+            body = httpx.get(url, timeout=5).json()
+            unhealthy = [k for k, v in body.items() if isinstance(v, dict) and v.get("status") != "healthy"]
+            if not unhealthy:
+                return
+            time.sleep(1)
+        raise StackError(f"Airflow components not healthy within {timeout:.0f}s: {unhealthy}; see {self.log_dir}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not running.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _terminate_group(pid: int, grace: float = 20.0) -> None:
+    """SIGTERM the process group `pid` leads, then SIGKILL whatever is left after `grace`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
+        except ChildProcessError:
+            pass
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.3)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,1 @@
+"""Training: features from config, a scikit-learn Pipeline, metrics, and the MLflow run."""

@@ -1,0 +1,144 @@
+"""Train on a validated snapshot and log everything to MLflow: params, metrics, data, model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from airloop.config import ModelConfig, PipelineConfig
+from airloop.data.snapshot import SnapshotManifest, read_snapshot
+from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.training.features import features_and_label, time_split
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDataError(ValueError):
+    """Too little labelled data to train a model worth comparing."""
+
+
+class TrainResult(BaseModel):
+    """The MLflow run and logged model a training produced; the XCom passed to register."""
+
+    mlflow_run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    snapshot: SnapshotManifest
+    reused: bool = False
+
+
+def holdout_split(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and held-out rows of a snapshot; deterministic, so promotion sees the same."""
+    return time_split(frame, config.dataset.time_column, config.training.holdout_fraction)
+
+
+def params_digest(params: ModelConfig, config: PipelineConfig) -> str:
+    payload = params.model_dump_json() + config.dataset.model_dump_json() + config.training.model_dump_json()
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def train_and_log(
+    config: PipelineConfig,
+    snapshot: SnapshotManifest,
+    *,
+    tracking_uri: str,
+    lineage: Lineage,
+    validation_run_id: str | None = None,
+) -> TrainResult:
+    """Fit the pipeline on the snapshot's earlier rows, score it on the latest, log the run.
+
+    A run of the same orchestrator run over the same data and parameters is reused, so a
+    rerun of the task trains nothing new.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline, classification_metrics
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.set_experiment(config.experiment)
+    params = config.training.model
+    digest = params_digest(params, config)
+    tags = {
+        **lineage.tags(),
+        f"{TAG_PREFIX}stage": "train",
+        f"{TAG_PREFIX}snapshot_id": snapshot.snapshot_id,
+        f"{TAG_PREFIX}snapshot_hash": snapshot.content_hash,
+        f"{TAG_PREFIX}params_digest": digest,
+    }
+    if validation_run_id:
+        tags[f"{TAG_PREFIX}validation_run_id"] = validation_run_id
+
+    client = MlflowClient()
+    if lineage.run_id and (previous := _finished_run(client, experiment.experiment_id, tags)):
+        log.info("reusing MLflow run %s: same Airflow run, data and parameters", previous.info.run_id)
+        return TrainResult(mlflow_run_id=previous.info.run_id, model_uri=previous.data.tags[f"{TAG_PREFIX}model_uri"],
+                           metrics=dict(previous.data.metrics), snapshot=snapshot, reused=True)
+
+    frame = read_snapshot(snapshot)
+    train_rows, holdout_rows = holdout_split(frame, config)
+    x_train, y_train = features_and_label(train_rows, config.dataset)
+    x_holdout, y_holdout = features_and_label(holdout_rows, config.dataset)
+    if len(x_train) < config.training.min_rows or y_train.nunique() < 2:
+        raise TrainingDataError(
+            f"snapshot {snapshot.snapshot_id} has {len(x_train)} labelled training rows with "
+            f"{y_train.nunique()} class(es); need at least {config.training.min_rows} and both classes. "
+            "Widen the data window (Param window_days) or check the source."
+        )
+
+    with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
+        mlflow.log_params({**params.model_dump(), "window_start": snapshot.window_start,
+                           "window_end": snapshot.window_end, "train_rows": len(x_train),
+                           "holdout_rows": len(x_holdout), "features": ",".join(config.dataset.features)})
+        data_digest = snapshot.content_hash[:32]  # MLflow keeps at most 36 characters of a digest
+        source = str(snapshot.data_path)
+        mlflow.log_input(mlflow.data.from_pandas(train_rows, source=source, targets=config.dataset.label.column,
+                                                 name=f"{snapshot.dataset}-{snapshot.snapshot_id}-train",
+                                                 digest=data_digest), context="training")
+        mlflow.log_input(mlflow.data.from_pandas(holdout_rows, source=source, targets=config.dataset.label.column,
+                                                 name=f"{snapshot.dataset}-{snapshot.snapshot_id}-holdout",
+                                                 digest=data_digest), context="evaluation")
+
+        pipeline = build_pipeline(config.dataset, params)
+        log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
+        pipeline.fit(x_train, y_train)
+        metrics = classification_metrics(y_holdout, pipeline.predict_proba(x_holdout)[:, 1])
+        mlflow.log_metrics(metrics)
+        log.info("held-out metrics: %s", _fmt(metrics))
+
+        example = x_train.head(5)
+        model_info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict(example)),
+            input_example=example,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=_pip_requirements(),
+        )
+        mlflow.set_tag(f"{TAG_PREFIX}model_uri", model_info.model_uri)
+    return TrainResult(mlflow_run_id=run.info.run_id, model_uri=model_info.model_uri, metrics=metrics,
+                       snapshot=snapshot)
+
+
+def _finished_run(client: Any, experiment_id: str, tags: dict[str, str]) -> Any:
+    keys = ["airflow_run_id", "snapshot_hash", "params_digest", "stage"]
+    clauses = [f"tags.`{TAG_PREFIX}{k}` = '{tags[TAG_PREFIX + k]}'" for k in keys]
+    runs = client.search_runs([experiment_id], " and ".join([*clauses, "attributes.status = 'FINISHED'"]),
+                              max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs and f"{TAG_PREFIX}model_uri" in runs[0].data.tags else None
+
+
+def _pip_requirements() -> list[str]:
+    # Named explicitly: MLflow's inference of requirements loads the model in a subprocess.
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow-skinny", "scikit-learn", "skops", "pandas", "numpy")]
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())

@@ -1,0 +1,160 @@
+"""Validate a snapshot against the dataset's Great Expectations suite; quarantine what fails."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from airloop.config import PipelineConfig
+from airloop.data.snapshot import SnapshotManifest, read_snapshot
+from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.validation import DataValidationError, FailedExpectation, ValidationSummary
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "validation.json"
+REPORT_FILE = "validation.html"
+SAMPLE_SIZE = 5
+
+
+def load_suite(path: Path) -> Any:
+    """The expectation suite in `path` (GX's JSON form); every expectation must be known to GX."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    raw = json.loads(Path(path).read_text())
+    for item in raw.get("expectations", []):
+        # The suite constructor drops an unknown expectation type with only a log line: refuse it.
+        ExpectationConfiguration(**item).to_domain_obj()
+    return gx.ExpectationSuite(**raw)
+
+
+def run_suite(frame: pd.DataFrame, suite: Any) -> Any:
+    """Validate `frame` in an ephemeral GX context (nothing written, nothing sent)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (context.data_sources.add_pandas("airloop").add_dataframe_asset("snapshot")
+                        .add_batch_definition_whole_dataframe("whole"))
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+
+
+def failed_expectations(result: Any) -> list[FailedExpectation]:
+    """The failures of a GX validation result, in suite order of columns then expectation."""
+    failures = []
+    for item in result.results:
+        if item.success:
+            continue
+        config, detail, info = item.expectation_config, item.result or {}, item.exception_info or {}
+        errors = [info] if "raised_exception" in info else list(info.values())
+        messages = [e.get("exception_message") for e in errors if isinstance(e, dict) and e.get("raised_exception")]
+        observed = detail.get("observed_value")
+        if mismatch := (detail.get("details") or {}).get("mismatched"):
+            observed = {k: v for k, v in mismatch.items() if v}
+        failures.append(FailedExpectation(
+            expectation=config.type,
+            column=config.kwargs.get("column"),
+            element_count=detail.get("element_count"),
+            unexpected_count=detail.get("unexpected_count"),
+            unexpected_percent=detail.get("unexpected_percent"),
+            sample=[None if _is_nan(v) else v for v in detail.get("partial_unexpected_list") or []][:SAMPLE_SIZE],
+            observed=_jsonable(observed),
+            error="; ".join(m for m in messages if m) or None,
+        ))
+    return sorted(failures, key=lambda f: (f.column or "", f.expectation))
+
+
+def write_reports(result: Any, folder: Path) -> tuple[Path, Path]:
+    """The result as JSON and as a Data Docs page (GX's own renderer), in `folder`."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    folder.mkdir(parents=True, exist_ok=True)
+    results_path, report_path = folder / RESULTS_FILE, folder / REPORT_FILE
+    results_path.write_text(json.dumps(result.to_json_dict(), indent=1))
+    report_path.write_text(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+    return results_path, report_path
+
+
+def quarantine_batch(snapshot: SnapshotManifest, lake: Path, reports: list[Path]) -> Path:
+    """Move the snapshot and its reports out of the lake's snapshots into quarantine."""
+    target = lake / "quarantine" / snapshot.dataset / snapshot.snapshot_id
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(snapshot.path), target)
+    for report in reports:
+        shutil.copy2(report, target / report.name)
+    log.error("quarantined %s snapshot %s in %s", snapshot.dataset, snapshot.snapshot_id, target)
+    return target
+
+
+def validate_snapshot(config: PipelineConfig, snapshot: SnapshotManifest, *, lake: Path,
+                      tracking_uri: str | None, lineage: Lineage) -> ValidationSummary:
+    """Validate the snapshot, keep and log the reports, and raise (after quarantine) on failure."""
+    suite = load_suite(config.dataset.suite_path)
+    frame = read_snapshot(snapshot)
+    log.info("validating %d rows of %s with suite %r (%d expectations)", len(frame), snapshot.snapshot_id,
+             suite.name, len(suite.expectations))
+    result = run_suite(frame, suite)
+    results_path, report_path = write_reports(result, lake / "validation" / snapshot.dataset / snapshot.snapshot_id)
+    summary = ValidationSummary(
+        snapshot=snapshot, suite=suite.name, success=bool(result.success),
+        evaluated=int(result.statistics["evaluated_expectations"]), failures=failed_expectations(result),
+        results_path=results_path, report_path=report_path,
+    )
+    if tracking_uri:
+        summary.mlflow_run_id = _log_to_mlflow(config, summary, tracking_uri, lineage)
+    if summary.success:
+        log.info("all %d expectations met; reports in %s", summary.evaluated, results_path.parent)
+        return summary
+    quarantine = quarantine_batch(snapshot, lake, [results_path, report_path])
+    error = DataValidationError(summary, quarantine)
+    log.error("%s", error)
+    raise error
+
+
+def _log_to_mlflow(config: PipelineConfig, summary: ValidationSummary, tracking_uri: str, lineage: Lineage) -> str:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.set_experiment(config.experiment)
+    tags = {**lineage.tags(), f"{TAG_PREFIX}stage": "validate",
+            f"{TAG_PREFIX}snapshot_id": summary.snapshot.snapshot_id,
+            f"{TAG_PREFIX}snapshot_hash": summary.snapshot.content_hash,
+            f"{TAG_PREFIX}validation.success": str(summary.success).lower()}
+    # One validation run per orchestrator run and snapshot: a rerun logs into the same run.
+    existing = None
+    if lineage.run_id:
+        found = MlflowClient().search_runs(
+            [experiment.experiment_id],
+            f"tags.`{TAG_PREFIX}stage` = 'validate' and tags.`{TAG_PREFIX}airflow_run_id` = '{lineage.run_id}' "
+            f"and tags.`{TAG_PREFIX}snapshot_hash` = '{summary.snapshot.content_hash}'", max_results=1)
+        existing = found[0].info.run_id if found else None
+    with mlflow.start_run(run_id=existing, run_name=f"validate {summary.snapshot.snapshot_id}", tags=tags) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_metrics({"expectations_evaluated": summary.evaluated,
+                            "expectations_failed": len(summary.failures), "rows": summary.snapshot.rows})
+        mlflow.log_artifact(str(summary.results_path), artifact_path="validation")
+        mlflow.log_artifact(str(summary.report_path), artifact_path="validation")
+        if not summary.success:
+            mlflow.end_run(status="FAILED")
+    return run.info.run_id
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,103 @@
+"""What each `airloop_training` task does: read the run's context, call the core, return JSON.
+
+Light at import time (DAG files import it while they are parsed): the core and its heavy
+libraries are imported inside each call, in the worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import get_current_context
+
+if TYPE_CHECKING:
+    from airloop.config import PipelineConfig
+    from airloop.lineage import Lineage
+    from airloop.pipeline import RunOptions
+    from airloop.settings import AirloopSettings
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CurrentRun:
+    settings: AirloopSettings
+    options: RunOptions
+    config: PipelineConfig
+    lineage: Lineage
+    run_date: dt.date
+
+    @property
+    def window(self) -> tuple[dt.date, dt.date]:
+        from airloop.pipeline import data_window
+
+        return data_window(self.config, self.options, self.run_date)
+
+
+def current_run() -> CurrentRun:
+    """The running task's settings, Params, config and lineage; its date is the logical date."""
+    from airloop.lineage import Lineage
+    from airloop.pipeline import RunOptions, pipeline_config
+    from airloop.settings import load_settings
+
+    context = get_current_context()
+    params = dict(context["params"])
+    dag_run = context["dag_run"]
+    # A run triggered with no logical date is dated by when it was asked to run, never "now".
+    when = context.get("logical_date") or dag_run.run_after
+    settings = load_settings()
+    options = RunOptions.model_validate({k: v for k, v in params.items() if k in RunOptions.model_fields})
+    lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=params.get("reason"))
+    return CurrentRun(settings, options, pipeline_config(settings, options), lineage, when.date())
+
+
+def ingest() -> Json:
+    from airloop import pipeline
+
+    run = current_run()
+    return pipeline.ingest(run.settings, run.config, *run.window).model_dump(mode="json")
+
+
+def validate(snapshot: Json) -> Json:
+    from airloop import pipeline
+    from airloop.data.snapshot import SnapshotManifest
+    from airloop.validation import DataValidationError
+
+    run = current_run()
+    try:
+        summary = pipeline.validate(run.settings, run.config, SnapshotManifest.model_validate(snapshot), run.lineage)
+    except DataValidationError as err:
+        # Bad data stays bad on a retry: fail now, with the report, and run nothing downstream.
+        raise AirflowFailException(str(err)) from err
+    return summary.model_dump(mode="json")
+
+
+def train(validated: Json) -> Json:
+    from airloop import pipeline
+    from airloop.validation import ValidationSummary
+
+    run = current_run()
+    trained = pipeline.train(run.settings, run.config, ValidationSummary.model_validate(validated), run.lineage)
+    return trained.model_dump(mode="json")
+
+
+def register(trained: Json) -> Json:
+    from airloop import pipeline
+    from airloop.training.train import TrainResult
+
+    run = current_run()
+    candidate = pipeline.register(run.settings, run.config, TrainResult.model_validate(trained), run.lineage)
+    return candidate.model_dump(mode="json")
+
+
+def promote(candidate: Json) -> Json:
+    from airloop import pipeline
+    from airloop.registry.promotion import CandidateVersion
+
+    run = current_run()
+    decision = pipeline.promote(run.settings, run.config, CandidateVersion.model_validate(candidate),
+                                force=run.options.force_promote)
+    return decision.model_dump(mode="json")
