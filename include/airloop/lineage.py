@@ -19,8 +19,9 @@ def git_commit() -> str:
     if commit := os.environ.get("AIRLOOP_GIT_COMMIT"):
         return commit
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
@@ -34,6 +35,10 @@ class Lineage(BaseModel):
     reason: str | None = None
 
     def tags(self) -> dict[str, str]:
-        tags = {"git_commit": git_commit(), "airflow_dag_id": self.dag_id, "airflow_run_id": self.run_id,
-                "trigger_reason": self.reason}
+        tags = {
+            "git_commit": git_commit(),
+            "airflow_dag_id": self.dag_id,
+            "airflow_run_id": self.run_id,
+            "trigger_reason": self.reason,
+        }
         return {TAG_PREFIX + k: v for k, v in tags.items() if v}

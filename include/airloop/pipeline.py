@@ -58,33 +58,43 @@ def ingest(settings: AirloopSettings, config: PipelineConfig, start: dt.date, en
     return write_snapshot(frame, lake=settings.lake, dataset=config.dataset.name, start=start, end=end, source=origin)
 
 
-def validate(settings: AirloopSettings, config: PipelineConfig, snapshot: SnapshotManifest,
-             lineage: Lineage) -> ValidationSummary:
+def validate(
+    settings: AirloopSettings, config: PipelineConfig, snapshot: SnapshotManifest, lineage: Lineage
+) -> ValidationSummary:
     """Check the snapshot with the dataset's expectation suite; quarantine it and raise on failure."""
     return validate_snapshot(config, snapshot, lake=settings.lake, tracking_uri=settings.tracking_uri, lineage=lineage)
 
 
-def train(settings: AirloopSettings, config: PipelineConfig, validated: ValidationSummary,
-          lineage: Lineage) -> TrainResult:
+def train(
+    settings: AirloopSettings, config: PipelineConfig, validated: ValidationSummary, lineage: Lineage
+) -> TrainResult:
     """Fit, score and log the model on the validated snapshot."""
-    return train_and_log(config, validated.snapshot, tracking_uri=settings.tracking_uri, lineage=lineage,
-                         validation_run_id=validated.mlflow_run_id)
+    return train_and_log(
+        config,
+        validated.snapshot,
+        tracking_uri=settings.tracking_uri,
+        lineage=lineage,
+        validation_run_id=validated.mlflow_run_id,
+    )
 
 
-def register(settings: AirloopSettings, config: PipelineConfig, trained: TrainResult,
-             lineage: Lineage) -> CandidateVersion:
+def register(
+    settings: AirloopSettings, config: PipelineConfig, trained: TrainResult, lineage: Lineage
+) -> CandidateVersion:
     """Register the trained model as the `challenger`."""
     return register_challenger(config, trained, tracking_uri=settings.tracking_uri, lineage=lineage)
 
 
-def promote(settings: AirloopSettings, config: PipelineConfig, candidate: CandidateVersion, *,
-            force: bool) -> PromotionDecision:
+def promote(
+    settings: AirloopSettings, config: PipelineConfig, candidate: CandidateVersion, *, force: bool
+) -> PromotionDecision:
     """Make the challenger `champion` if it wins (or is forced)."""
     return promote_if_better(config, candidate, tracking_uri=settings.tracking_uri, force=force)
 
 
-def run_in_process(settings: AirloopSettings, options: RunOptions, run_date: dt.date,
-                   lineage: Lineage | None = None) -> PromotionDecision:
+def run_in_process(
+    settings: AirloopSettings, options: RunOptions, run_date: dt.date, lineage: Lineage | None = None
+) -> PromotionDecision:
     """All stages in this process, in order; returns the promotion decision."""
     lineage = lineage or Lineage()
     config = pipeline_config(settings, options)

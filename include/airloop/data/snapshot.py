@@ -73,8 +73,12 @@ def write_snapshot(
         log.info("snapshot %s already holds this data (hash %s)", folder, manifest.content_hash[:12])
         return existing
     if existing is not None:
-        log.warning("snapshot %s changed at the source (hash %s -> %s); rewriting it",
-                    folder, existing.content_hash[:12], manifest.content_hash[:12])
+        log.warning(
+            "snapshot %s changed at the source (hash %s -> %s); rewriting it",
+            folder,
+            existing.content_hash[:12],
+            manifest.content_hash[:12],
+        )
     # Write beside, then swap, so a crash never leaves a half-written snapshot in place.
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)

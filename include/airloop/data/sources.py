@@ -46,8 +46,13 @@ def _read_files(source: FilesSource, home: Path, start: dt.date, end: dt.date) -
             frames.append(pd.read_parquet(file) if source.format == "parquet" else pd.read_csv(file))
         day += dt.timedelta(days=1)
     if missing:
-        log.warning("%d of %d days have no partition in %s: %s", len(missing),
-                    (end - start).days, folder, ", ".join(missing[:10]))
+        log.warning(
+            "%d of %d days have no partition in %s: %s",
+            len(missing),
+            (end - start).days,
+            folder,
+            ", ".join(missing[:10]),
+        )
     if not frames:
         return pd.DataFrame(), str(folder)
     columns = [set(f.columns) for f in frames]
@@ -67,8 +72,9 @@ def _read_sql(source: SqlSource, start: dt.date, end: dt.date) -> tuple[pd.DataF
     engine = sqlalchemy.create_engine(source.url)
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql(sqlalchemy.text(source.query), conn,
-                                params={"start": start.isoformat(), "end": end.isoformat()})
+            frame = pd.read_sql(
+                sqlalchemy.text(source.query), conn, params={"start": start.isoformat(), "end": end.isoformat()}
+            )
     finally:
         engine.dispose()
     return frame, engine.url.render_as_string(hide_password=True)

@@ -42,8 +42,9 @@ class PromotionDecision(BaseModel):
     champion_score: float | None
 
 
-def register_challenger(config: PipelineConfig, train: TrainResult, *, tracking_uri: str,
-                        lineage: Lineage) -> CandidateVersion:
+def register_challenger(
+    config: PipelineConfig, train: TrainResult, *, tracking_uri: str, lineage: Lineage
+) -> CandidateVersion:
     """Register the trained model (once per training run) and point `challenger` at it."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -54,8 +55,9 @@ def register_challenger(config: PipelineConfig, train: TrainResult, *, tracking_
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{train.mlflow_run_id}'")
     if existing:
         version = existing[0]
-        log.info("model %s version %s is already registered for MLflow run %s", name, version.version,
-                 train.mlflow_run_id)
+        log.info(
+            "model %s version %s is already registered for MLflow run %s", name, version.version, train.mlflow_run_id
+        )
     else:
         tags = {
             **lineage.tags(),
@@ -69,8 +71,9 @@ def register_challenger(config: PipelineConfig, train: TrainResult, *, tracking_
     return CandidateVersion(model_name=name, version=str(version.version), train=train)
 
 
-def promote_if_better(config: PipelineConfig, candidate: CandidateVersion, *, tracking_uri: str,
-                      force: bool = False) -> PromotionDecision:
+def promote_if_better(
+    config: PipelineConfig, candidate: CandidateVersion, *, tracking_uri: str, force: bool = False
+) -> PromotionDecision:
     """Score the champion on the challenger's held-out rows; move `champion` if the challenger wins.
 
     It wins when there is no champion, when `force` is set, or when its score beats the
@@ -107,12 +110,19 @@ def promote_if_better(config: PipelineConfig, candidate: CandidateVersion, *, tr
             promote, reason = True, f"forced (force_promote): {verdict}"
         else:
             promote = wins
-            reason = f"{'beats' if wins else 'does not beat'} champion by >= {config.promotion.min_improvement}: {verdict}"
+            reason = (
+                f"{'beats' if wins else 'does not beat'} champion by >= {config.promotion.min_improvement}: {verdict}"
+            )
 
     decision = PromotionDecision(
-        model_name=name, version=candidate.version, decision="promoted" if promote else "rejected",
-        reason=reason, metric=metric, challenger_score=challenger_score,
-        champion_version=str(champion.version) if champion else None, champion_score=champion_score,
+        model_name=name,
+        version=candidate.version,
+        decision="promoted" if promote else "rejected",
+        reason=reason,
+        metric=metric,
+        challenger_score=challenger_score,
+        champion_version=str(champion.version) if champion else None,
+        champion_score=champion_score,
     )
     tags = {
         "promotion.decision": decision.decision,
@@ -142,7 +152,7 @@ def _score_on_holdout(config: PipelineConfig, champion_uri: str, candidate: Cand
     try:
         champion = mlflow.sklearn.load_model(champion_uri)
         proba = champion.predict_proba(features)[:, 1]
-    except Exception as err:  # noqa: BLE001 - any failure means the champion cannot be compared
+    except Exception as err:
         raise PromotionError(
             f"champion {champion_uri} could not score the held-out data ({err}); its inputs may "
             "differ from this dataset's. Rerun with Param force_promote=true to replace it."

@@ -6,6 +6,7 @@ those processes (and their children) and nothing else. Starting again reuses wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from airloop.settings import AirloopSettings
 log = logging.getLogger(__name__)
 
 AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 class StackError(RuntimeError):
@@ -73,34 +75,35 @@ class EmbeddedStack:
         """Environment of every service (and of Airflow's tasks): settings, Airflow config, secrets."""
         s = self.settings
         env = dict(os.environ)
-        env.update({
-            "AIRLOOP_HOME": str(self.home),
-            "AIRLOOP_CONFIG": str(s.config),
-            "MLFLOW_TRACKING_URI": s.tracking_uri,
-            "GX_ANALYTICS_ENABLED": "False",
-            "AIRFLOW_HOME": str(self.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
-            "AIRFLOW__API__HOST": s.host,
-            "AIRFLOW__API__PORT": str(s.airflow_port),
-            "AIRFLOW__API__BASE_URL": s.airflow_url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret", "token"),
-            "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key", "fernet"),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(s.worker_log_port),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(s.trigger_log_port),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-        })
+        env.update(
+            {
+                "AIRLOOP_HOME": str(self.home),
+                "AIRLOOP_CONFIG": str(s.config),
+                "MLFLOW_TRACKING_URI": s.tracking_uri,
+                "GX_ANALYTICS_ENABLED": "False",
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+                "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
+                "AIRFLOW__API__HOST": s.host,
+                "AIRFLOW__API__PORT": str(s.airflow_port),
+                "AIRFLOW__API__BASE_URL": s.airflow_url,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret", "token"),
+                "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key", "fernet"),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(s.worker_log_port),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(s.trigger_log_port),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            }
+        )
         return env
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,13 +150,19 @@ class EmbeddedStack:
 
     def _mlflow_command(self) -> list[str]:
         return [
-            str(self.bin / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
-            "--artifacts-destination", str(self.mlflow_dir / "artifacts"),
+            str(self.bin / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.mlflow_dir / "artifacts"),
             "--serve-artifacts",
-            "--host", self.settings.host,
-            "--port", str(self.settings.mlflow_port),
-            "--workers", "2",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.mlflow_port),
+            "--workers",
+            "2",
         ]
 
     def _pid(self, name: str) -> int | None:
@@ -170,16 +179,30 @@ class EmbeddedStack:
         logfile = self.log_dir / f"{name}.log"
         with logfile.open("ab") as out:
             # A session of its own, so `down` can stop the service's children with it.
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, cwd=self.home, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,
+            )
         (self.run_dir / f"{name}.pid").write_text(str(process.pid))
         log.info("started %s (pid %d), log %s", name, process.pid, logfile)
 
     def _run(self, command: list[str], env: dict[str, str], name: str) -> None:
         logfile = self.log_dir / f"{name}.log"
         with logfile.open("ab") as out:
-            result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home,
-                                    stdin=subprocess.DEVNULL, check=False)
+            result = subprocess.run(
+                command,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
         if result.returncode != 0:
             raise StackError(f"{' '.join(command[-2:])} failed (exit {result.returncode}); see {logfile}")
 
@@ -248,16 +271,12 @@ def _terminate_group(pid: int, grace: float = 20.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
-        except ChildProcessError:
-            pass
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.3)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -34,5 +34,5 @@ def feature_frame(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
 def time_split(frame: pd.DataFrame, time_column: str, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Earlier rows to train on, the latest `holdout_fraction` held out (no look-ahead)."""
     ordered = frame.sort_values(time_column, kind="stable")
-    cut = int(round(len(ordered) * (1 - holdout_fraction)))
+    cut = round(len(ordered) * (1 - holdout_fraction))
     return ordered.iloc[:cut], ordered.iloc[cut:]

@@ -26,8 +26,11 @@ def build_pipeline(dataset: DatasetConfig, params: ModelConfig) -> Pipeline:
     """Categoricals ordinal-encoded (unknown values allowed), then gradient-boosted trees."""
     encode = ColumnTransformer(
         [
-            ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                           encoded_missing_value=np.nan), dataset.categorical_features),
+            (
+                "categorical",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
+                dataset.categorical_features,
+            ),
             ("numeric", "passthrough", dataset.numeric_features),
         ],
         verbose_feature_names_out=False,

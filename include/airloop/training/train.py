@@ -55,6 +55,7 @@ def train_and_log(
     rerun of the task trains nothing new.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
@@ -77,8 +78,13 @@ def train_and_log(
     client = MlflowClient()
     if lineage.run_id and (previous := _finished_run(client, experiment.experiment_id, tags)):
         log.info("reusing MLflow run %s: same Airflow run, data and parameters", previous.info.run_id)
-        return TrainResult(mlflow_run_id=previous.info.run_id, model_uri=previous.data.tags[f"{TAG_PREFIX}model_uri"],
-                           metrics=dict(previous.data.metrics), snapshot=snapshot, reused=True)
+        return TrainResult(
+            mlflow_run_id=previous.info.run_id,
+            model_uri=previous.data.tags[f"{TAG_PREFIX}model_uri"],
+            metrics=dict(previous.data.metrics),
+            snapshot=snapshot,
+            reused=True,
+        )
 
     frame = read_snapshot(snapshot)
     train_rows, holdout_rows = holdout_split(frame, config)
@@ -92,17 +98,38 @@ def train_and_log(
         )
 
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
-        mlflow.log_params({**params.model_dump(), "window_start": snapshot.window_start,
-                           "window_end": snapshot.window_end, "train_rows": len(x_train),
-                           "holdout_rows": len(x_holdout), "features": ",".join(config.dataset.features)})
+        mlflow.log_params(
+            {
+                **params.model_dump(),
+                "window_start": snapshot.window_start,
+                "window_end": snapshot.window_end,
+                "train_rows": len(x_train),
+                "holdout_rows": len(x_holdout),
+                "features": ",".join(config.dataset.features),
+            }
+        )
         data_digest = snapshot.content_hash[:32]  # MLflow keeps at most 36 characters of a digest
         source = str(snapshot.data_path)
-        mlflow.log_input(mlflow.data.from_pandas(train_rows, source=source, targets=config.dataset.label.column,
-                                                 name=f"{snapshot.dataset}-{snapshot.snapshot_id}-train",
-                                                 digest=data_digest), context="training")
-        mlflow.log_input(mlflow.data.from_pandas(holdout_rows, source=source, targets=config.dataset.label.column,
-                                                 name=f"{snapshot.dataset}-{snapshot.snapshot_id}-holdout",
-                                                 digest=data_digest), context="evaluation")
+        mlflow.log_input(
+            from_pandas(
+                train_rows,
+                source=source,
+                targets=config.dataset.label.column,
+                name=f"{snapshot.dataset}-{snapshot.snapshot_id}-train",
+                digest=data_digest,
+            ),
+            context="training",
+        )
+        mlflow.log_input(
+            from_pandas(
+                holdout_rows,
+                source=source,
+                targets=config.dataset.label.column,
+                name=f"{snapshot.dataset}-{snapshot.snapshot_id}-holdout",
+                digest=data_digest,
+            ),
+            context="evaluation",
+        )
 
         pipeline = build_pipeline(config.dataset, params)
         log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
@@ -121,15 +148,20 @@ def train_and_log(
             pip_requirements=_pip_requirements(),
         )
         mlflow.set_tag(f"{TAG_PREFIX}model_uri", model_info.model_uri)
-    return TrainResult(mlflow_run_id=run.info.run_id, model_uri=model_info.model_uri, metrics=metrics,
-                       snapshot=snapshot)
+    return TrainResult(
+        mlflow_run_id=run.info.run_id, model_uri=model_info.model_uri, metrics=metrics, snapshot=snapshot
+    )
 
 
 def _finished_run(client: Any, experiment_id: str, tags: dict[str, str]) -> Any:
     keys = ["airflow_run_id", "snapshot_hash", "params_digest", "stage"]
     clauses = [f"tags.`{TAG_PREFIX}{k}` = '{tags[TAG_PREFIX + k]}'" for k in keys]
-    runs = client.search_runs([experiment_id], " and ".join([*clauses, "attributes.status = 'FINISHED'"]),
-                              max_results=1, order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [experiment_id],
+        " and ".join([*clauses, "attributes.status = 'FINISHED'"]),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
     return runs[0] if runs and f"{TAG_PREFIX}model_uri" in runs[0].data.tags else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -43,8 +44,11 @@ def run_suite(frame: pd.DataFrame, suite: Any) -> Any:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_definition = (context.data_sources.add_pandas("airloop").add_dataframe_asset("snapshot")
-                        .add_batch_definition_whole_dataframe("whole"))
+    batch_definition = (
+        context.data_sources.add_pandas("airloop")
+        .add_dataframe_asset("snapshot")
+        .add_batch_definition_whole_dataframe("whole")
+    )
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
 
@@ -61,16 +65,18 @@ def failed_expectations(result: Any) -> list[FailedExpectation]:
         observed = detail.get("observed_value")
         if mismatch := (detail.get("details") or {}).get("mismatched"):
             observed = {k: v for k, v in mismatch.items() if v}
-        failures.append(FailedExpectation(
-            expectation=config.type,
-            column=config.kwargs.get("column"),
-            element_count=detail.get("element_count"),
-            unexpected_count=detail.get("unexpected_count"),
-            unexpected_percent=detail.get("unexpected_percent"),
-            sample=[None if _is_nan(v) else v for v in detail.get("partial_unexpected_list") or []][:SAMPLE_SIZE],
-            observed=_jsonable(observed),
-            error="; ".join(m for m in messages if m) or None,
-        ))
+        failures.append(
+            FailedExpectation(
+                expectation=config.type,
+                column=config.kwargs.get("column"),
+                element_count=detail.get("element_count"),
+                unexpected_count=detail.get("unexpected_count"),
+                unexpected_percent=detail.get("unexpected_percent"),
+                sample=[None if _is_nan(v) else v for v in detail.get("partial_unexpected_list") or []][:SAMPLE_SIZE],
+                observed=_jsonable(observed),
+                error="; ".join(m for m in messages if m) or None,
+            )
+        )
     return sorted(failures, key=lambda f: (f.column or "", f.expectation))
 
 
@@ -98,19 +104,29 @@ def quarantine_batch(snapshot: SnapshotManifest, lake: Path, reports: list[Path]
     return target
 
 
-def validate_snapshot(config: PipelineConfig, snapshot: SnapshotManifest, *, lake: Path,
-                      tracking_uri: str | None, lineage: Lineage) -> ValidationSummary:
+def validate_snapshot(
+    config: PipelineConfig, snapshot: SnapshotManifest, *, lake: Path, tracking_uri: str | None, lineage: Lineage
+) -> ValidationSummary:
     """Validate the snapshot, keep and log the reports, and raise (after quarantine) on failure."""
     suite = load_suite(config.dataset.suite_path)
     frame = read_snapshot(snapshot)
-    log.info("validating %d rows of %s with suite %r (%d expectations)", len(frame), snapshot.snapshot_id,
-             suite.name, len(suite.expectations))
+    log.info(
+        "validating %d rows of %s with suite %r (%d expectations)",
+        len(frame),
+        snapshot.snapshot_id,
+        suite.name,
+        len(suite.expectations),
+    )
     result = run_suite(frame, suite)
     results_path, report_path = write_reports(result, lake / "validation" / snapshot.dataset / snapshot.snapshot_id)
     summary = ValidationSummary(
-        snapshot=snapshot, suite=suite.name, success=bool(result.success),
-        evaluated=int(result.statistics["evaluated_expectations"]), failures=failed_expectations(result),
-        results_path=results_path, report_path=report_path,
+        snapshot=snapshot,
+        suite=suite.name,
+        success=bool(result.success),
+        evaluated=int(result.statistics["evaluated_expectations"]),
+        failures=failed_expectations(result),
+        results_path=results_path,
+        report_path=report_path,
     )
     if tracking_uri:
         summary.mlflow_run_id = _log_to_mlflow(config, summary, tracking_uri, lineage)
@@ -129,22 +145,32 @@ def _log_to_mlflow(config: PipelineConfig, summary: ValidationSummary, tracking_
 
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(config.experiment)
-    tags = {**lineage.tags(), f"{TAG_PREFIX}stage": "validate",
-            f"{TAG_PREFIX}snapshot_id": summary.snapshot.snapshot_id,
-            f"{TAG_PREFIX}snapshot_hash": summary.snapshot.content_hash,
-            f"{TAG_PREFIX}validation.success": str(summary.success).lower()}
+    tags = {
+        **lineage.tags(),
+        f"{TAG_PREFIX}stage": "validate",
+        f"{TAG_PREFIX}snapshot_id": summary.snapshot.snapshot_id,
+        f"{TAG_PREFIX}snapshot_hash": summary.snapshot.content_hash,
+        f"{TAG_PREFIX}validation.success": str(summary.success).lower(),
+    }
     # One validation run per orchestrator run and snapshot: a rerun logs into the same run.
     existing = None
     if lineage.run_id:
         found = MlflowClient().search_runs(
             [experiment.experiment_id],
             f"tags.`{TAG_PREFIX}stage` = 'validate' and tags.`{TAG_PREFIX}airflow_run_id` = '{lineage.run_id}' "
-            f"and tags.`{TAG_PREFIX}snapshot_hash` = '{summary.snapshot.content_hash}'", max_results=1)
+            f"and tags.`{TAG_PREFIX}snapshot_hash` = '{summary.snapshot.content_hash}'",
+            max_results=1,
+        )
         existing = found[0].info.run_id if found else None
     with mlflow.start_run(run_id=existing, run_name=f"validate {summary.snapshot.snapshot_id}", tags=tags) as run:
         mlflow.set_tags(tags)
-        mlflow.log_metrics({"expectations_evaluated": summary.evaluated,
-                            "expectations_failed": len(summary.failures), "rows": summary.snapshot.rows})
+        mlflow.log_metrics(
+            {
+                "expectations_evaluated": summary.evaluated,
+                "expectations_failed": len(summary.failures),
+                "rows": summary.snapshot.rows,
+            }
+        )
         mlflow.log_artifact(str(summary.results_path), artifact_path="validation")
         mlflow.log_artifact(str(summary.report_path), artifact_path="validation")
         if not summary.success:
@@ -153,7 +179,7 @@ def _log_to_mlflow(config: PipelineConfig, summary: ValidationSummary, tracking_
 
 
 def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _jsonable(value: Any) -> Any:

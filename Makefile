@@ -1,0 +1,54 @@
+# Airloop — every command a person needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo up down status test test-fast test-integration lint lock clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Airloop with its pinned dependencies
+
+demo: $(STAMP) ## Start Airflow + MLflow, train once through the REST API, print the champion
+	$(BIN)/airloop demo
+
+up: $(STAMP) ## Start the embedded services in the background (no run)
+	$(BIN)/airloop up
+
+down: ## Stop the services `make up`/`make demo` started
+	@if [ -x $(BIN)/airloop ]; then $(BIN)/airloop down; else echo "nothing installed, nothing running"; fi
+
+status: $(STAMP) ## Show which embedded services are running
+	$(BIN)/airloop status
+
+test: $(STAMP) ## All tests: unit, DAG validation, and integration on the real services
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Unit and DAG tests only (no services)
+	$(BIN)/pytest -m "not integration"
+
+test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow on free ports)
+	$(BIN)/pytest -m integration
+
+lint: $(STAMP) ## ruff (with Airflow's AIR rules) and mypy
+	$(BIN)/ruff check include dags plugins tests
+	$(BIN)/ruff format --check include dags plugins tests
+	$(BIN)/mypy
+
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+
+clean: down ## Stop services and delete .venv and the .airloop state folder
+	rm -rf $(VENV) .airloop

@@ -1,0 +1,124 @@
+"""airloop_training on the real services, driven through Airflow's REST API as a user would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import httpx
+import pandas as pd
+import pytest
+
+from airloop.data.replay import fill_landing_zone
+
+from .conftest import landing_day, stack_env
+
+pytestmark = pytest.mark.integration
+
+DAG = "airloop_training"
+GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
+BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
+CORRUPT_DAY = dt.date(2026, 3, 18)
+
+
+def _run(airflow, end: dt.date, **conf):
+    run = airflow.trigger(
+        DAG,
+        logical_date=f"{end.isoformat()}T00:00:00+00:00",
+        conf={"window_days": 7, "reason": "integration test", **conf},
+    )
+    final = airflow.follow(DAG, run["dag_run_id"], timeout=900)
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, run["dag_run_id"])}
+    return run["dag_run_id"], final["state"], states
+
+
+def test_unauthenticated_api_requests_are_refused(stack_settings, stack):
+    response = httpx.get(f"{stack_settings.airflow_url}/api/v2/dags", timeout=10)
+    assert response.status_code == 401
+    wrong = httpx.post(f"{stack_settings.airflow_url}/auth/token", json={"username": "admin", "password": "nope"})
+    assert wrong.status_code == 401
+
+
+def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow, mlflow_client):
+    fill_landing_zone(stack_settings.landing / "flights", GOOD_WINDOW[0], GOOD_WINDOW[1])
+    run_id, state, tasks = _run(airflow, GOOD_WINDOW[1])
+    assert state == "success", tasks
+    assert set(tasks.values()) == {"success"}
+
+    decision = airflow.xcom(DAG, run_id, "promote")
+    name, version = decision["model_name"], decision["version"]
+    assert decision["decision"] == "promoted"
+    model_version = mlflow_client.get_model_version(name, version)
+    assert model_version.tags["airloop.airflow_run_id"] == run_id
+    assert model_version.tags["airloop.airflow_dag_id"] == DAG
+    assert model_version.tags["airloop.trigger_reason"] == "integration test"
+    assert model_version.tags["airloop.promotion.decision"] == "promoted"
+    assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == version
+    assert str(mlflow_client.get_model_version_by_alias(name, "challenger").version) == version
+
+    snapshot = airflow.xcom(DAG, run_id, "ingest")
+    assert snapshot["snapshot_id"] == "2026-03-01_2026-03-08"
+    assert model_version.tags["airloop.snapshot_hash"] == snapshot["content_hash"]
+    train_run = mlflow_client.get_run(model_version.run_id)
+    assert (train_run.data.params["window_start"], train_run.data.params["window_end"]) == ("2026-03-01", "2026-03-08")
+    validation_run = train_run.data.tags["airloop.validation_run_id"]
+    artifacts = {a.path for a in mlflow_client.list_artifacts(validation_run, "validation")}
+    assert artifacts == {"validation/validation.json", "validation/validation.html"}
+    assert (stack_settings.lake / "validation" / "flights" / snapshot["snapshot_id"] / "validation.json").exists()
+
+
+def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_settings, airflow, mlflow_client):
+    fill_landing_zone(stack_settings.landing / "flights", BAD_WINDOW[0], BAD_WINDOW[1])
+    path = landing_day(stack_settings, CORRUPT_DAY)
+    day = pd.read_parquet(path)
+    day.loc[day.index[:25], "carrier"] = None  # nulls
+    day.loc[day.index[:9], "distance"] = -40  # out of range
+    day.drop(columns=["tailnum"]).to_parquet(path, index=False)  # a missing column
+
+    name = "airloop-flights-delay"
+    champion = str(mlflow_client.get_model_version_by_alias(name, "champion").version)
+    versions = len(mlflow_client.search_model_versions(f"name = '{name}'"))
+
+    run_id, state, tasks = _run(airflow, BAD_WINDOW[1])
+    assert state == "failed"
+    assert tasks == {
+        "ingest": "success",
+        "validate": "failed",
+        "train": "upstream_failed",
+        "register": "upstream_failed",
+        "promote": "upstream_failed",
+    }
+    log = airflow.task_log(DAG, run_id, "validate")
+    for fragment in (
+        "expect_column_values_to_not_be_null(carrier): 25 of",
+        "expect_column_values_to_be_between(distance): 9 of",
+        "expect_table_columns_to_match_set: observed {'missing': ['tailnum']}",
+        "quarantined",
+    ):
+        assert fragment in log
+
+    quarantine = stack_settings.lake / "quarantine" / "flights" / "2026-03-15_2026-03-22"
+    assert {"data.parquet", "manifest.json", "validation.json", "validation.html"} <= {
+        p.name for p in quarantine.iterdir()
+    }
+    assert not (stack_settings.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").exists()
+    assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions
+    assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == champion
+
+
+def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_settings, airflow):
+    done = subprocess.run(
+        [sys.executable, "-m", "airloop.cli", "demo", "--timeout", "900"],
+        env=stack_env(stack_settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mlflow is already running" in done.stderr
+    assert ": success in" in done.stdout
+    assert "champion: airloop-flights-delay version" in done.stdout
+    assert stack_settings.airflow_url in done.stdout
+    assert stack_settings.tracking_uri in done.stdout

@@ -1,0 +1,129 @@
+"""Training, registration and promotion against a real MLflow store (SQLite, no server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from airloop import pipeline
+from airloop.lineage import Lineage
+from airloop.pipeline import RunOptions
+from airloop.registry import CHALLENGER, CHAMPION
+from airloop.training.features import features_and_label, time_split
+from airloop.training.train import TrainingDataError
+
+RUN_DATE = dt.date(2026, 3, 8)
+WEEK = RunOptions(window_days=7)
+
+
+@pytest.fixture
+def mlflow_client(settings, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # a file store keeps artifacts under the working directory
+    return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+def _alias(client, name, alias):
+    return str(client.get_model_version_by_alias(name, alias).version)
+
+
+def _stages(settings, options, lineage):
+    config = pipeline.pipeline_config(settings, options)
+    snapshot = pipeline.ingest(settings, config, *pipeline.data_window(config, options, RUN_DATE))
+    validated = pipeline.validate(settings, config, snapshot, lineage)
+    return config, validated
+
+
+def test_time_split_holds_out_the_latest_rows(flights_config, settings):
+    frame = __import__("pandas").read_parquet(settings.home / "landing/flights/date=2026-03-02/flights.parquet")
+    train, holdout = time_split(frame, "time_hour", 0.25)
+    assert train["time_hour"].max() <= holdout["time_hour"].min()
+    assert len(holdout) == round(len(frame) * 0.25)
+
+
+def test_label_is_late_arrival_and_unlabelled_rows_are_left_out(flights_config, settings):
+    frame = __import__("pandas").read_parquet(settings.home / "landing/flights/date=2026-03-02/flights.parquet")
+    features, label = features_and_label(frame, flights_config.dataset)
+    assert len(features) == frame["arr_delay"].notna().sum()
+    assert label.tolist() == (frame["arr_delay"].dropna() >= 15).astype(int).tolist()
+    assert "arr_delay" not in features.columns
+    assert "dep_delay" not in features.columns
+
+
+def test_first_model_becomes_champion_with_lineage(settings, mlflow_client):
+    lineage = Lineage(dag_id="airloop_training", run_id="manual__1", reason="test")
+    config, validated = _stages(settings, WEEK, lineage)
+    trained = pipeline.train(settings, config, validated, lineage)
+    candidate = pipeline.register(settings, config, trained, lineage)
+    decision = pipeline.promote(settings, config, candidate, force=False)
+
+    assert decision.decision == "promoted"
+    assert decision.reason == "no champion yet"
+    assert 0.5 < trained.metrics["roc_auc"] < 1.0
+    name = config.model_name
+    assert _alias(mlflow_client, name, CHAMPION) == candidate.version
+    assert _alias(mlflow_client, name, CHALLENGER) == candidate.version
+    tags = mlflow_client.get_model_version(name, candidate.version).tags
+    assert tags["airloop.snapshot_hash"] == validated.snapshot.content_hash
+    assert tags["airloop.airflow_run_id"] == "manual__1"
+    assert tags["airloop.promotion.decision"] == "promoted"
+    assert tags["airloop.git_commit"]
+
+    run = mlflow_client.get_run(trained.mlflow_run_id)
+    assert run.data.tags["airloop.airflow_dag_id"] == "airloop_training"
+    assert run.data.tags["airloop.validation_run_id"] == validated.mlflow_run_id
+    digests = {i.dataset.digest for i in run.inputs.dataset_inputs}
+    assert digests == {validated.snapshot.content_hash[:32]}
+    model = __import__("mlflow").pyfunc.load_model(trained.model_uri)
+    inputs = {c.name for c in model.metadata.get_input_schema().inputs}
+    assert inputs == set(config.dataset.features)
+
+
+def test_rerunning_the_same_run_trains_and_registers_nothing_new(settings, mlflow_client):
+    lineage = Lineage(dag_id="airloop_training", run_id="manual__2")
+    config, validated = _stages(settings, WEEK, lineage)
+    first = pipeline.register(settings, config, pipeline.train(settings, config, validated, lineage), lineage)
+    retrained = pipeline.train(settings, config, validated, lineage)
+    again = pipeline.register(settings, config, retrained, lineage)
+    assert retrained.reused
+    assert retrained.mlflow_run_id == first.train.mlflow_run_id
+    assert again.version == first.version
+    assert len(mlflow_client.search_model_versions(f"name = '{config.model_name}'")) == 1
+
+
+def test_weaker_challenger_is_rejected_and_the_champion_stays(settings, mlflow_client):
+    strong, weak = Lineage(run_id="manual__strong"), Lineage(run_id="manual__weak")
+    config, validated = _stages(settings, WEEK, strong)
+    champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, strong), strong)
+    pipeline.promote(settings, config, champion, force=False)
+
+    weak_options = RunOptions(window_days=7, max_iter=1, max_leaf_nodes=2, learning_rate=0.01)
+    weak_config, weak_validated = _stages(settings, weak_options, weak)
+    challenger = pipeline.register(
+        settings, weak_config, pipeline.train(settings, weak_config, weak_validated, weak), weak
+    )
+    decision = pipeline.promote(settings, weak_config, challenger, force=False)
+
+    assert decision.decision == "rejected"
+    assert "does not beat" in decision.reason
+    assert decision.champion_version == champion.version
+    assert decision.champion_score > decision.challenger_score
+    name = config.model_name
+    assert _alias(mlflow_client, name, CHAMPION) == champion.version
+    assert _alias(mlflow_client, name, CHALLENGER) == challenger.version
+    assert mlflow_client.get_model_version(name, challenger.version).tags["airloop.promotion.decision"] == "rejected"
+
+    forced = pipeline.promote(settings, weak_config, challenger, force=True)
+    assert forced.decision == "promoted"
+    assert forced.reason.startswith("forced")
+    assert _alias(mlflow_client, name, CHAMPION) == challenger.version
+
+
+def test_too_little_data_fails_with_advice(settings, mlflow_client):
+    lineage = Lineage(run_id="manual__tiny")
+    config, validated = _stages(settings, RunOptions(window_days=1), lineage)
+    config.training.min_rows = 5000
+    with pytest.raises(TrainingDataError, match="window_days"):
+        pipeline.train(settings, config, validated, lineage)
