@@ -1,0 +1,2 @@
+"""Model serving: MLflow's scoring protocol over HTTP, with health, version, metrics and an
+inference log. Needs no MLflow at run time: it reads an MLflow model directory directly."""

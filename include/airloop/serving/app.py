@@ -1,0 +1,201 @@
+"""The serving app: MLflow's scoring protocol plus health, version and Prometheus metrics.
+
+`POST /invocations` answers `{"predictions": [...]}` like `mlflow models serve`; bad input gets
+a 4xx that names the problem and never takes the server down. `GET /health` is ready only once
+the model is loaded and a warm-up prediction on its input example has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from airloop.serving.inference_log import InferenceLog
+from airloop.serving.model import ServingModel, load_model_dir
+from airloop.serving.payload import PayloadError, parse_payload
+
+log = logging.getLogger(__name__)
+
+#: Past this many bytes an oversized body is no longer read to the end before answering 413.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class ServingSettings(BaseSettings):
+    """Serving configuration from `AIRLOOP_SERVING_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLOOP_SERVING_", extra="ignore")
+
+    model_dir: Path = Field(description="MLflow model directory to serve (see `fetch_model`).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    inference_log_dir: Path | None = Field(default=None, description="Where predictions are logged; none: off.")
+    token: str | None = Field(default=None, description="If set, /invocations needs `Authorization: Bearer`.")
+    image: str | None = Field(default=None, description="The image this runs in, for /version.")
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("airloop_serving_requests", "Scoring requests by HTTP status.", ["status"],
+                                registry=self.registry)
+        self.latency = Histogram("airloop_serving_request_seconds", "Scoring latency by HTTP status.", ["status"],
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                                 registry=self.registry)
+        self.rows = Counter("airloop_serving_predictions", "Rows predicted.", registry=self.registry)
+
+    def observe(self, status: int, started: float) -> None:
+        self.requests.labels(str(status)).inc()
+        self.latency.labels(str(status)).observe(time.perf_counter() - started)
+
+
+class ServingState:
+    """What the app knows: the model once loaded, or why it is not ready."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.model: ServingModel | None = None
+        self.required: set[str] = set()
+        self.problem: str | None = "loading"
+        self.inference_log: InferenceLog | None = None
+        self.metrics = _Metrics()
+
+    def load(self) -> None:
+        """Load the model and predict its input example; record any failure as the problem."""
+        try:
+            model = load_model_dir(self.settings.model_dir, image=self.settings.image)
+            if model.example is None:
+                raise RuntimeError("the model has no input example to warm up with")
+            labels, _ = model.predict(model.example)
+            if len(labels) != len(model.example):
+                raise RuntimeError("warm-up prediction returned the wrong number of rows")
+        except Exception as err:  # noqa: BLE001 - any failure leaves the server up but not ready
+            self.problem = f"model not ready: {type(err).__name__}: {err}"
+            log.exception("the model at %s cannot serve", self.settings.model_dir)
+            return
+        self.model = model
+        self.required = _required_columns(self.settings.model_dir, model)
+        if self.settings.inference_log_dir:
+            self.inference_log = InferenceLog(self.settings.inference_log_dir, model_name=model.info.name,
+                                              model_version=model.info.version)
+        self.problem = None
+        log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
+
+
+def _required_columns(model_dir: Path, model: ServingModel) -> set[str]:
+    import yaml
+
+    signature = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())["signature"]["inputs"]
+    return {c["name"] for c in orjson.loads(signature) if c.get("required", True)}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, request_id: str) -> Response:
+    code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+            422: "INVALID_PARAMETER_VALUE", 503: "SERVICE_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    return _json({"error_code": code, "message": message}, status, {"X-Request-ID": request_id})
+
+
+def create_app(settings: ServingSettings) -> Starlette:
+    """The ASGI app for one model; the model loads at startup."""
+    state = ServingState(settings)
+
+    async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            response = await _score(request, request_id)
+        except PayloadError as err:
+            response = _error(err.status, err.message, request_id)
+        except Exception as err:  # noqa: BLE001 - a bug must answer 500, not kill the server
+            log.exception("request %s failed", request_id)
+            response = _error(500, f"internal error: {type(err).__name__}", request_id)
+        state.metrics.observe(response.status_code, started)
+        return response
+
+    async def _score(request: Request, request_id: str) -> Response:
+        if settings.token and request.headers.get("authorization") != f"Bearer {settings.token}":
+            raise PayloadError(401, "missing or wrong bearer token")
+        if state.model is None:
+            raise PayloadError(503, state.problem or "model not loaded")
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if media != "application/json":
+            raise PayloadError(415, f"content type {media!r} is not supported; send application/json")
+        body = bytearray()
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= settings.max_body_bytes:
+                body.extend(chunk)
+            elif size > DRAIN_LIMIT:
+                break
+        if size > settings.max_body_bytes:
+            # Read (and drop) the rest first, so the client gets this answer instead of a reset.
+            raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
+        model = state.model
+        frame = parse_payload(bytes(body), model.columns, state.required)
+        # Small requests predict inline; large ones in a thread so the loop keeps answering probes.
+        if len(frame) > 64:
+            labels, scores = await run_in_threadpool(model.predict, frame)
+        else:
+            labels, scores = model.predict(frame)
+        if state.inference_log is not None:
+            state.inference_log.append(request_id, dt.datetime.now(dt.timezone.utc), frame, labels, scores)
+        state.metrics.rows.inc(len(frame))
+        return _json({"predictions": labels.tolist()}, headers={"X-Request-ID": request_id})
+
+    async def ping(_: Request) -> Response:
+        return Response("\n", status_code=200 if state.model else 503, media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        if state.model is None:
+            return _json({"status": "unavailable", "reason": state.problem}, 503)
+        return _json({"status": "ok", "model": state.model.info.as_dict()})
+
+    async def version(_: Request) -> Response:
+        if state.model is None:
+            return _json({"status": "unavailable", "reason": state.problem}, 503)
+        return _json(state.model.info.as_dict())
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(state.load)
+        yield
+        if state.inference_log is not None:
+            state.inference_log.close()
+
+    app = Starlette(
+        routes=[
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    return app

@@ -1,0 +1,121 @@
+"""A model to serve: an MLflow scikit-learn model directory, read without MLflow.
+
+The serving image carries only what prediction needs (scikit-learn, skops, pandas); the
+registry is reached once, at build or start time, by :func:`fetch_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+MODEL_INFO_FILE = "airloop-model.json"
+
+#: MLflow signature types and the pandas dtypes a column of that type is given.
+NUMERIC_TYPES = {"double": "float64", "float": "float64", "long": "float64", "integer": "float64"}
+STRING_TYPES = {"string"}
+BOOLEAN_TYPES = {"boolean"}
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory cannot be served."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where the served model came from; `GET /version` returns it."""
+
+    name: str = "unknown"
+    version: str = "unknown"
+    alias: str | None = None
+    run_id: str | None = None
+    model_uri: str | None = None
+    image: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class ServingModel:
+    """A loaded pipeline, its input columns (name -> MLflow type) and an input example."""
+
+    pipeline: Any
+    columns: dict[str, str]
+    example: pd.DataFrame | None
+    info: ModelInfo
+    classes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.classes = np.asarray(getattr(self.pipeline, "classes_", [0, 1]))
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Class labels (as `mlflow models serve` returns them) and positive-class probabilities."""
+        proba = self.pipeline.predict_proba(frame)
+        return self.classes[proba.argmax(axis=1)], proba[:, -1]
+
+
+def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
+    """Load an MLflow sklearn model saved with skops, trusting only the types it lists."""
+    import skops.io
+
+    path = Path(path)
+    try:
+        mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    except FileNotFoundError as err:
+        raise ModelLoadError(f"{path} is not an MLflow model directory (no MLmodel file)") from err
+    flavor = mlmodel.get("flavors", {}).get("sklearn")
+    if not flavor or flavor.get("serialization_format") != "skops":
+        raise ModelLoadError(f"{path}: only scikit-learn models saved with skops can be served")
+    trusted = flavor.get("skops_trusted_types") or []
+    pipeline = skops.io.load(path / flavor["pickled_model"], trusted=trusted)
+    signature = mlmodel.get("signature") or {}
+    if not signature.get("inputs"):
+        raise ModelLoadError(f"{path}: the model has no input signature to check requests against")
+    columns = {c["name"]: c["type"] for c in json.loads(signature["inputs"])}
+    info_path = path / MODEL_INFO_FILE
+    info = ModelInfo(**json.loads(info_path.read_text())) if info_path.exists() else ModelInfo()
+    if image:
+        info = ModelInfo(**{**info.as_dict(), "image": image})
+    return ServingModel(pipeline, columns, _input_example(path, mlmodel), info)
+
+
+def _input_example(path: Path, mlmodel: dict[str, Any]) -> pd.DataFrame | None:
+    meta = mlmodel.get("saved_input_example_info") or {}
+    file = path / meta.get("artifact_path", "input_example.json")
+    if not file.exists():
+        return None
+    body = json.loads(file.read_text())
+    if "columns" in body and "data" in body:
+        return pd.DataFrame(body["data"], columns=body["columns"])
+    return pd.DataFrame(body)
+
+
+def fetch_model(model_uri: str, dest: Path, *, tracking_uri: str) -> ModelInfo:
+    """Download a registered model (`models:/name@alias` or `models:/name/3`) into `dest`."""
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    name, _, ref = model_uri.removeprefix("models:/").partition("/")
+    alias = None
+    if "@" in name:
+        name, alias = name.split("@", 1)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, ref)
+    shutil.rmtree(dest, ignore_errors=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=str(dest.parent / ".download"))
+    shutil.move(local, dest)
+    shutil.rmtree(dest.parent / ".download", ignore_errors=True)
+    info = ModelInfo(name=name, version=str(version.version), alias=alias, run_id=version.run_id,
+                     model_uri=f"models:/{name}/{version.version}")
+    (dest / MODEL_INFO_FILE).write_text(json.dumps(info.as_dict(), indent=2))
+    return info

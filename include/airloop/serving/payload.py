@@ -1,0 +1,122 @@
+"""Parse a scoring request in MLflow's protocol and check it against the model's signature.
+
+Accepted bodies, as `mlflow models serve` accepts them:
+`{"dataframe_split": {"columns": [...], "data": [[...]]}}`, `{"dataframe_records": [{...}]}`,
+`{"instances": [{...}] | {"col": [...]}}` and `{"inputs": [{...}] | {"col": [...]}}`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, STRING_TYPES
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+class PayloadError(ValueError):
+    """A request the server refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_payload(body: bytes, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+    """The request's rows as a frame with the signature's columns, order and types."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        # Python's json writes NaN and Infinity, which orjson refuses; MLflow clients send them.
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise PayloadError(400, f"malformed JSON: {err}") from err
+    if not isinstance(document, dict):
+        raise PayloadError(400, f"expected a JSON object with one of the keys {list(FORMATS)}")
+    present = [key for key in FORMATS if key in document]
+    if len(present) != 1:
+        raise PayloadError(400, f"expected exactly one of the keys {list(FORMATS)}, got {sorted(document)}")
+    frame = _to_frame(present[0], document[present[0]])
+    return conform(frame, columns, required)
+
+
+def _to_frame(kind: str, value: Any) -> pd.DataFrame:
+    try:
+        if kind == "dataframe_split":
+            if not isinstance(value, dict) or "data" not in value or "columns" not in value:
+                raise PayloadError(400, "dataframe_split needs 'columns' and 'data'")
+            data = value["data"]
+            if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
+                raise PayloadError(400, "dataframe_split 'data' must be a list of rows (lists)")
+            widths = {len(row) for row in data}
+            if widths - {len(value["columns"])}:
+                raise PayloadError(422, f"rows have {sorted(widths)} values for {len(value['columns'])} columns")
+            return pd.DataFrame(data, columns=value["columns"])
+        if isinstance(value, list):
+            if not all(isinstance(row, dict) for row in value):
+                raise PayloadError(400, f"{kind} must be a list of objects (column -> value)")
+            return pd.DataFrame.from_records(value)
+        if isinstance(value, dict):
+            lengths = {len(v) if isinstance(v, list) else 1 for v in value.values()}
+            if len(lengths) > 1:
+                raise PayloadError(422, f"{kind} columns have different lengths: {sorted(lengths)}")
+            return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in value.items()})
+    except PayloadError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise PayloadError(400, f"cannot read {kind} as a table: {err}") from err
+    raise PayloadError(400, f"{kind} must be an object or a list of objects")
+
+
+def conform(frame: pd.DataFrame, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+    """Check names and types against the signature; 422 naming the column on any mismatch."""
+    if frame.empty:
+        raise PayloadError(422, "the request has no rows")
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        raise PayloadError(422, f"duplicate column(s): {sorted({n for n in names if names.count(n) > 1})}")
+    unknown = sorted(set(names) - set(columns))
+    missing = sorted(required - set(names))
+    if missing or unknown:
+        parts = [f"missing column(s): {missing}" if missing else "", f"unknown column(s): {unknown}" if unknown else ""]
+        raise PayloadError(422, "; ".join(p for p in parts if p) + f". Expected columns: {list(columns)}")
+    out = {}
+    for name, kind in columns.items():
+        if name not in frame.columns:
+            out[name] = np.full(len(frame), np.nan)
+            continue
+        out[name] = _cast(frame[name], name, kind)
+    return pd.DataFrame(out)
+
+
+def _cast(values: pd.Series, name: str, kind: str) -> Any:
+    if kind in NUMERIC_TYPES:
+        if values.dtype.kind in "if":
+            return values.to_numpy(dtype="float64")
+        bad = [v for v in values if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))]
+        if bad:
+            raise PayloadError(422, f"column {name!r} expects numbers ({kind}), got {bad[0]!r}")
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    if kind in STRING_TYPES:
+        # A key left out of some records reads as NaN: a missing value, like None.
+        bad = [v for v in values if v is not None and not isinstance(v, str) and not _is_nan(v)]
+        if bad:
+            raise PayloadError(422, f"column {name!r} expects strings, got {bad[0]!r}")
+        return values.astype(object).where(values.notna(), None).to_numpy()
+    if kind in BOOLEAN_TYPES:
+        bad = [v for v in values if v is not None and not isinstance(v, bool)]
+        if bad:
+            raise PayloadError(422, f"column {name!r} expects booleans, got {bad[0]!r}")
+        return values.to_numpy()
+    raise PayloadError(500, f"column {name!r} has signature type {kind!r}, which this server cannot check")
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value  # noqa: PLR0124 - NaN is the one value unequal to itself
