@@ -4,7 +4,8 @@
 Nightly, and on demand with the form's Params: **ingest** a window of data into an immutable
 snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
 nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
-as the `challenger`, and **promote** it to `champion` only if it beats the serving model.
+as the `challenger`, **promote** it to `champion` only if it beats the serving model, and
+**deploy** the champion behind the stable serving endpoint (a no-op if it already serves).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from airflow.sdk import dag, task
 
 from airloop_airflow import stages
 from airloop_airflow.params import TRAINING_PARAMS
+from airloop_airflow.pod import train_pod_options
+
+TRAIN_POD = train_pod_options()
 
 Json = dict[str, Any]
 
@@ -42,9 +46,24 @@ def airloop_training() -> None:
     def validate(snapshot: Json) -> Json:
         return stages.validate(snapshot)
 
-    @task
-    def train(validated: Json) -> Json:
-        return stages.train(validated)
+    if TRAIN_POD is None:
+
+        @task
+        def train(validated: Json) -> Json:
+            return stages.train(validated)
+
+    else:  # AIRLOOP_TRAIN_IN_POD: the same stage in its own pod (KubernetesPodOperator)
+
+        @task.kubernetes(**TRAIN_POD)
+        def train_in_pod(validated: Json, params_json: str, dag_id: str, run_id: str) -> Json:
+            from airloop.pipeline import train_from_json
+
+            return train_from_json(validated, params_json, dag_id=dag_id, run_id=run_id)
+
+        def train(validated: Json) -> Any:
+            return train_in_pod.override(task_id="train")(
+                validated, "{{ params | tojson }}", "{{ dag.dag_id }}", "{{ run_id }}"
+            )
 
     @task
     def register(trained: Json) -> Json:
@@ -54,11 +73,16 @@ def airloop_training() -> None:
     def promote(candidate: Json) -> Json:
         return stages.promote(candidate)
 
+    @task
+    def deploy(decision: Json) -> Json:
+        return stages.deploy_champion(decision)
+
     snapshot = ingest()
     validated = validate(snapshot)
     trained = train(validated)
     candidate = register(trained)
-    promote(candidate)
+    decision = promote(candidate)
+    deploy(decision)
 
 
 airloop_training()

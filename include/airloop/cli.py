@@ -133,8 +133,10 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
             _print_access(settings, creds.username, creds.password, creds.generated)
             return 1
         decision = client.xcom(TRAINING_DAG, run_id, "promote")
+        deployment = client.xcom(TRAINING_DAG, run_id, "deploy")
         _print_recent_runs(client)
     _print_model(settings, decision)
+    _print_serving(settings, deployment)
     _print_access(settings, creds.username, creds.password, creds.generated)
     return 0
 
@@ -170,6 +172,38 @@ def _print_model(settings: AirloopSettings, decision: dict) -> None:
     champion = client.get_model_version_by_alias(name, "champion")
     print(f"model {name} version {decision['version']}: {decision['decision']} ({decision['reason']})")
     print(f"champion: {name} version {champion.version}  (models:/{name}@champion)")
+
+
+def _print_serving(settings: AirloopSettings, deployment: dict) -> None:
+    import json
+    import math
+
+    import httpx
+
+    if deployment["target"] == "none":
+        print("serving: not deployed (AIRLOOP_DEPLOY_TARGET=none)")
+        return
+    endpoint = deployment["endpoint"]
+    print(
+        f"serving: version {deployment['version']} on {deployment['target']} at {endpoint}"
+        + (f" (image {deployment['image']})" if deployment.get("image") else "")
+    )
+    model_dir = settings.home / "serving" / "models" / deployment["model_name"] / f"v{deployment['version']}"
+    example = json.loads((model_dir / "serving_input_example.json").read_text())["dataframe_split"]
+    row = {
+        c: (None if isinstance(v, float) and math.isnan(v) else v)
+        for c, v in zip(example["columns"], example["data"][0], strict=True)
+    }
+    body = json.dumps({"dataframe_records": [row]}, separators=(",", ":"))
+    print(
+        f"\nget a prediction from the champion:\n  curl -s -X POST {endpoint}/invocations "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+    try:
+        answer = httpx.post(f"{endpoint}/invocations", content=body, headers={"Content-Type": "application/json"})
+        print(f"  -> HTTP {answer.status_code} {answer.text.strip()}")
+    except httpx.HTTPError as err:
+        print(f"  -> no answer: {err}")
 
 
 def _print_access(settings: AirloopSettings, user: str, password: str, generated: bool) -> None:

@@ -104,3 +104,17 @@ def run_in_process(
     trained = train(settings, config, validated, lineage)
     candidate = register(settings, config, trained, lineage)
     return promote(settings, config, candidate, force=options.force_promote)
+
+
+def train_from_json(validated: dict[str, Any], params_json: str, *, dag_id: str, run_id: str) -> dict[str, Any]:
+    """`train` with plain JSON in and out, for a pod that has no Airflow context to read."""
+    import json
+
+    from airloop.settings import load_settings
+
+    params = json.loads(params_json)
+    settings = load_settings()
+    options = RunOptions.model_validate({k: v for k, v in params.items() if k in RunOptions.model_fields})
+    lineage = Lineage(dag_id=dag_id, run_id=run_id, reason=params.get("reason"))
+    config = pipeline_config(settings, options)
+    return train(settings, config, ValidationSummary.model_validate(validated), lineage).model_dump(mode="json")

@@ -6,6 +6,7 @@ Nothing happens at import time: call :func:`load_settings` where the values are 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,17 @@ class AirloopSettings(BaseSettings):
     admin_password: str | None = Field(
         default=None,
         description="Embedded admin password; generated and stored under the state folder if unset.",
+    )
+    serving_port: int = Field(default=8000, description="The stable endpoint of the deployed model.")
+    deploy_target: Literal["auto", "docker", "kubernetes", "local", "none"] = Field(
+        default="auto", description="Where `deploy` puts the champion; auto: docker if an engine answers, else local."
+    )
+    base_image: str = Field(
+        default="python:3.11-slim-bookworm", description="Base of the serving image (a build argument)."
+    )
+    router_base_image: str = Field(default="debian:bookworm-slim", description="Base of the nginx router image.")
+    offline_build: bool = Field(
+        default=False, description="Install the serving image's wheels from a wheelhouse made on the host."
     )
     dags_folder: Path = Field(default=PROJECT_ROOT / "dags")
     plugins_folder: Path = Field(default=PROJECT_ROOT / "plugins")

@@ -43,3 +43,33 @@ TRAINING_PARAMS = {
         description="Why this run was started; recorded on the MLflow run and the model version.",
     ),
 }
+
+DEPLOY_PARAMS = {
+    "version": Param(
+        "champion",
+        type="string",
+        pattern=r"^(champion|[0-9]+)$",
+        title="Model version",
+        description="A version number to deploy (or roll back to), or `champion`.",
+    ),
+    "target": Param(
+        "auto",
+        type="string",
+        enum=["auto", "docker", "kubernetes", "local"],
+        title="Target",
+        description="auto: docker when an engine answers and can build the image, else local.",
+    ),
+    "make_champion": Param(
+        True,
+        type="boolean",
+        title="Make it the champion",
+        description="Point the `champion` alias at the deployed version, so the registry says what serves.",
+    ),
+    "model_name": Param(
+        None,
+        type=["null", "string"],
+        title="Registered model (optional)",
+        description="Empty: the model of the pipeline config.",
+    ),
+    "reason": Param("manual deploy", type="string", title="Reason"),
+}

@@ -102,3 +102,54 @@ def promote(candidate: Json) -> Json:
         run.settings, run.config, CandidateVersion.model_validate(candidate), force=run.options.force_promote
     )
     return decision.model_dump(mode="json")
+
+
+def docker_api() -> Any:
+    """The Docker engine through the Docker provider's hook, or None when none answers."""
+    from airflow.providers.docker.hooks.docker import DockerHook
+
+    try:
+        return DockerHook(docker_conn_id=None, base_url="unix://var/run/docker.sock").api_client
+    except Exception:  # noqa: BLE001 - no engine is a normal case: the target falls back to local
+        return None
+
+
+def deploy_champion(decision: Json) -> Json:
+    """Put the champion behind the stable endpoint (unchanged if it already serves there)."""
+    from airloop.deploy.service import deploy_version
+
+    run = current_run()
+    deployment = deploy_version(
+        run.settings, decision["model_name"], "champion", docker_api=docker_api(), lineage=run.lineage
+    )
+    return deployment.model_dump(mode="json")
+
+
+def deploy_chosen() -> Json:
+    """`airloop_deploy`: deploy the version and target chosen in the Params."""
+    from airloop.config import load_config
+    from airloop.deploy import DeploymentError
+    from airloop.deploy.service import deploy_version
+    from airloop.lineage import Lineage
+    from airloop.settings import load_settings
+
+    context = get_current_context()
+    params, dag_run = context["params"], context["dag_run"]
+    settings = load_settings()
+    model_name = params.get("model_name") or load_config(settings.config).model_name
+    target = None if params["target"] == "auto" else params["target"]
+    lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=params.get("reason"))
+    try:
+        deployment = deploy_version(
+            settings,
+            model_name,
+            str(params["version"]),
+            target=target,
+            docker_api=docker_api(),
+            lineage=lineage,
+            make_champion=params["make_champion"],
+        )
+    except DeploymentError as err:
+        # The old version keeps serving; retrying the same broken version would not help.
+        raise AirflowFailException(str(err)) from err
+    return deployment.model_dump(mode="json")

@@ -13,7 +13,9 @@ from airloop.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas"]
-EXPECTED_DAGS = {"airloop_training"}
+# Each DAG's schedule is a decision: nightly training, deployments only on demand.
+EXPECTED_SCHEDULES = {"airloop_training": "0 2 * * *", "airloop_deploy": None}
+EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 
 # Runs in a fresh interpreter. Airflow itself is imported first, as it already is in the
 # dag-processor: the budget is for what the DAG file adds.
@@ -61,14 +63,17 @@ def test_the_public_dag_ids_exist(dagbag):
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
-def test_dag_has_tags_retries_timeouts_and_an_explicit_schedule(dagbag, dag_id):
+def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags, "tags let people find the DAG in the UI"
-    from airflow.timetables.simple import NullTimetable
-
-    assert not isinstance(dag.timetable, NullTimetable), "schedule must be explicit, not None"
+    expected = EXPECTED_SCHEDULES[dag_id]
+    if expected is None:
+        assert type(dag.timetable).__name__ == "NullTimetable"
+    else:
+        assert dag.timetable.expression == expected
     assert dag.dagrun_timeout is not None
     assert not dag.catchup
+    assert dag.max_active_runs == 1
     for task in dag.tasks:
         assert task.retries >= 1, f"{task.task_id} has no retries"
         assert task.execution_timeout is not None, f"{task.task_id} has no execution_timeout"
@@ -76,7 +81,7 @@ def test_dag_has_tags_retries_timeouts_and_an_explicit_schedule(dagbag, dag_id):
 
 def test_training_dag_reads_as_the_pipeline(dagbag):
     dag = dagbag.dags["airloop_training"]
-    chain = ["ingest", "validate", "train", "register", "promote"]
+    chain = ["ingest", "validate", "train", "register", "promote", "deploy"]
     assert [t.task_id for t in dag.topological_sort()] == chain
     for upstream, downstream in itertools.pairwise(chain):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -91,3 +96,29 @@ def test_training_params_render_as_a_typed_form(dagbag):
     assert schema["window_days"]["minimum"] == 1
     assert schema["learning_rate"]["type"] == "number"
     assert all("title" in s for s in schema.values())
+
+
+def test_deploy_params_offer_a_version_and_a_target(dagbag):
+    params = dagbag.dags["airloop_deploy"].params
+    assert params["version"] == "champion"
+    assert params.get_param("target").schema["enum"] == ["auto", "docker", "kubernetes", "local"]
+    assert params["make_champion"] is True
+
+
+def test_training_can_run_in_a_kubernetes_pod(tmp_path):
+    # Parsed in a fresh interpreter with the option on: `train` becomes a KubernetesPodOperator.
+    code = (
+        "import sys; sys.path.insert(0, {plugins!r});"
+        "from airflow.dag_processing.dagbag import DagBag;"
+        "bag = DagBag(dag_folder={dags!r});"
+        "assert not bag.import_errors, bag.import_errors;"
+        "op = bag.dags['airloop_training'].get_task('train');"
+        "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as K;"
+        "print(isinstance(op, K), op.image, op.namespace)"
+    ).format(plugins=str(PROJECT_ROOT / "plugins"), dags=str(PROJECT_ROOT / "dags"))
+    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
+           "AIRLOOP_TRAIN_IN_POD": "true", "AIRLOOP_TRAIN_POD_IMAGE": "registry.example.com/airloop/airflow:1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["True", "registry.example.com/airloop/airflow:1", "airloop"]

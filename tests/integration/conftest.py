@@ -33,9 +33,12 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
-    airflow, mlflow, worker_log, trigger_log = free_ports(4)
+    airflow, mlflow, worker_log, trigger_log, serving = free_ports(5)
     home = tmp_path_factory.mktemp("stack") / ".airloop"
+    # Training deploys locally here; the Docker tests choose their target per run.
     return AirloopSettings(
+        serving_port=serving,
+        deploy_target="local",
         home=home,
         config=FLIGHTS_CONFIG,
         airflow_port=airflow,
@@ -63,8 +66,9 @@ def stack(stack_settings: AirloopSettings) -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def airflow(stack: EmbeddedStack, stack_settings: AirloopSettings) -> Iterator[AirflowClient]:
     with AirflowClient(stack_settings.airflow_url, stack_settings.admin_user, PASSWORD) as client:
-        client.wait_for_dag("airloop_training")
-        client.unpause("airloop_training")
+        for dag_id in ("airloop_training", "airloop_deploy"):
+            client.wait_for_dag(dag_id)
+            client.unpause(dag_id)
         yield client
 
 
@@ -85,6 +89,8 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
         "AIRLOOP_ADMIN_PASSWORD": PASSWORD,
         "AIRLOOP_WORKER_LOG_PORT": str(settings.worker_log_port),
         "AIRLOOP_TRIGGER_LOG_PORT": str(settings.trigger_log_port),
+        "AIRLOOP_SERVING_PORT": str(settings.serving_port),
+        "AIRLOOP_DEPLOY_TARGET": settings.deploy_target,
     }
 
 

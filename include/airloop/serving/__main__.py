@@ -11,9 +11,15 @@ from airloop.serving.app import ServingSettings, create_app
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = ServingSettings()  # type: ignore[call-arg]  # model_dir comes from the environment
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_level="info", timeout_graceful_shutdown=10)
+    settings = ServingSettings()  # model_dir comes from the environment
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
 
 
 if __name__ == "__main__":

@@ -53,11 +53,16 @@ class ServingSettings(BaseSettings):
 class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("airloop_serving_requests", "Scoring requests by HTTP status.", ["status"],
-                                registry=self.registry)
-        self.latency = Histogram("airloop_serving_request_seconds", "Scoring latency by HTTP status.", ["status"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                                 registry=self.registry)
+        self.requests = Counter(
+            "airloop_serving_requests", "Scoring requests by HTTP status.", ["status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "airloop_serving_request_seconds",
+            "Scoring latency by HTTP status.",
+            ["status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.rows = Counter("airloop_serving_predictions", "Rows predicted.", registry=self.registry)
 
     def observe(self, status: int, started: float) -> None:
@@ -85,15 +90,16 @@ class ServingState:
             labels, _ = model.predict(model.example)
             if len(labels) != len(model.example):
                 raise RuntimeError("warm-up prediction returned the wrong number of rows")
-        except Exception as err:  # noqa: BLE001 - any failure leaves the server up but not ready
+        except Exception as err:
             self.problem = f"model not ready: {type(err).__name__}: {err}"
             log.exception("the model at %s cannot serve", self.settings.model_dir)
             return
         self.model = model
         self.required = _required_columns(self.settings.model_dir, model)
         if self.settings.inference_log_dir:
-            self.inference_log = InferenceLog(self.settings.inference_log_dir, model_name=model.info.name,
-                                              model_version=model.info.version)
+            self.inference_log = InferenceLog(
+                self.settings.inference_log_dir, model_name=model.info.name, model_version=model.info.version
+            )
         self.problem = None
         log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
 
@@ -106,17 +112,27 @@ def _required_columns(model_dir: Path, model: ServingModel) -> set[str]:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def _error(status: int, message: str, request_id: str) -> Response:
-    code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-            422: "INVALID_PARAMETER_VALUE", 503: "SERVICE_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    code = {
+        400: "BAD_REQUEST",
+        401: "UNAUTHENTICATED",
+        413: "REQUEST_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+        422: "INVALID_PARAMETER_VALUE",
+        503: "SERVICE_UNAVAILABLE",
+    }.get(status, "INTERNAL_ERROR")
     return _json({"error_code": code, "message": message}, status, {"X-Request-ID": request_id})
 
 
-def create_app(settings: ServingSettings) -> Starlette:
+def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the routes share one state
     """The ASGI app for one model; the model loads at startup."""
     state = ServingState(settings)
 
@@ -127,7 +143,7 @@ def create_app(settings: ServingSettings) -> Starlette:
             response = await _score(request, request_id)
         except PayloadError as err:
             response = _error(err.status, err.message, request_id)
-        except Exception as err:  # noqa: BLE001 - a bug must answer 500, not kill the server
+        except Exception as err:
             log.exception("request %s failed", request_id)
             response = _error(500, f"internal error: {type(err).__name__}", request_id)
         state.metrics.observe(response.status_code, started)
@@ -160,7 +176,7 @@ def create_app(settings: ServingSettings) -> Starlette:
         else:
             labels, scores = model.predict(frame)
         if state.inference_log is not None:
-            state.inference_log.append(request_id, dt.datetime.now(dt.timezone.utc), frame, labels, scores)
+            state.inference_log.append(request_id, dt.datetime.now(dt.UTC), frame, labels, scores)
         state.metrics.rows.inc(len(frame))
         return _json({"predictions": labels.tolist()}, headers={"X-Request-ID": request_id})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,25 @@ class InferenceLog:
         self._day: dt.date | None = None
         self._fd: int | None = None
 
-    def append(self, request_id: str, at: dt.datetime, features: pd.DataFrame, labels: Sequence[Any],
-               scores: Sequence[float]) -> None:
+    def append(self, request_id: str, at: dt.datetime, features: pd.DataFrame, labels: Any, scores: Any) -> None:
         """Record every row of one request with its prediction."""
         timestamp = at.isoformat()
         rows = features.replace({np.nan: None}).to_dict(orient="records")
         lines = b"".join(
-            orjson.dumps({"request_id": request_id, "row": i, "timestamp": timestamp, "model_name": self.model_name,
-                          "model_version": self.model_version, "features": row, "prediction": label,
-                          "score": float(score)}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+            orjson.dumps(
+                {
+                    "request_id": request_id,
+                    "row": i,
+                    "timestamp": timestamp,
+                    "model_name": self.model_name,
+                    "model_version": self.model_version,
+                    "features": row,
+                    "prediction": label,
+                    "score": float(score),
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+            + b"\n"
             for i, (row, label, score) in enumerate(zip(rows, labels, scores, strict=True))
         )
         with self._lock:

@@ -112,10 +112,17 @@ def fetch_model(model_uri: str, dest: Path, *, tracking_uri: str) -> ModelInfo:
     version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, ref)
     shutil.rmtree(dest, ignore_errors=True)
     mlflow.set_tracking_uri(tracking_uri)
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=str(dest.parent / ".download"))
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{name}/{version.version}", dst_path=str(dest.parent / ".download")
+    )
     shutil.move(local, dest)
     shutil.rmtree(dest.parent / ".download", ignore_errors=True)
-    info = ModelInfo(name=name, version=str(version.version), alias=alias, run_id=version.run_id,
-                     model_uri=f"models:/{name}/{version.version}")
+    info = ModelInfo(
+        name=name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id,
+        model_uri=f"models:/{name}/{version.version}",
+    )
     (dest / MODEL_INFO_FILE).write_text(json.dumps(info.as_dict(), indent=2))
     return info

@@ -75,6 +75,14 @@ class EmbeddedStack:
         """Environment of every service (and of Airflow's tasks): settings, Airflow config, secrets."""
         s = self.settings
         env = dict(os.environ)
+        # Every Airloop setting, so Airflow's tasks see the same ones as this process.
+        env.update(
+            {
+                f"AIRLOOP_{k.upper()}": str(v)
+                for k, v in s.model_dump().items()
+                if v is not None and k != "mlflow_tracking_uri"
+            }
+        )
         env.update(
             {
                 "AIRLOOP_HOME": str(self.home),
@@ -130,18 +138,35 @@ class EmbeddedStack:
 
     def down(self) -> list[str]:
         """Stop every service this state folder started; returns the names stopped."""
-        stopped = []
+        from airloop.deploy.local import LocalDeployer
+
+        stopped = ["serving"] if LocalDeployer(self.home, self.settings.serving_port).stop() else []
+        stopped += self._stop_containers()
         for name in ("api-server", *AIRFLOW_COMPONENTS, "mlflow"):
             pid = self._pid(name)
-            if pid is not None and _alive(pid):
-                _terminate_group(pid)
+            if pid is not None and alive(pid):
+                terminate_group(pid)
                 stopped.append(name)
             (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         return stopped
 
+    def _stop_containers(self) -> list[str]:
+        """Serving and router containers deployed for this stack's serving port."""
+        from airloop.deploy.service import docker_engine
+
+        api = docker_engine()
+        if api is None:
+            return []
+        port = self.settings.serving_port
+        found = api.containers(all=True, filters={"label": f"ai.airloop.stable_port={port}"})
+        found += api.containers(all=True, filters={"name": f"airloop-router-{port}"})
+        for container in found:
+            api.remove_container(container["Id"], force=True)
+        return [c["Names"][0].lstrip("/") for c in found]
+
     def running(self, name: str) -> bool:
         pid = self._pid(name)
-        return pid is not None and _alive(pid)
+        return pid is not None and alive(pid)
 
     def status(self) -> dict[str, bool]:
         return {name: self.running(name) for name in ("mlflow", "api-server", *AIRFLOW_COMPONENTS)}
@@ -249,7 +274,7 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -263,7 +288,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _terminate_group(pid: int, grace: float = 20.0) -> None:
+def terminate_group(pid: int, grace: float = 20.0) -> None:
     """SIGTERM the process group `pid` leads, then SIGKILL whatever is left after `grace`."""
     try:
         os.killpg(pid, signal.SIGTERM)

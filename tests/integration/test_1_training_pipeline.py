@@ -1,4 +1,7 @@
-"""airloop_training on the real services, driven through Airflow's REST API as a user would."""
+"""airloop_training on the real services, driven through Airflow's REST API as a user would.
+
+This module runs first (hence its name): the deployment tests use the versions it registers.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +60,12 @@ def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow,
     assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == version
     assert str(mlflow_client.get_model_version_by_alias(name, "challenger").version) == version
 
+    deployment = airflow.xcom(DAG, run_id, "deploy")
+    assert (deployment["target"], deployment["version"]) == ("local", version)
+    served = httpx.get(f"{deployment['endpoint']}/version", timeout=10).json()
+    assert (served["name"], served["version"]) == (name, version)
+    assert mlflow_client.get_model_version(name, version).tags["airloop.deploy.target"] == "local"
+
     snapshot = airflow.xcom(DAG, run_id, "ingest")
     assert snapshot["snapshot_id"] == "2026-03-01_2026-03-08"
     assert model_version.tags["airloop.snapshot_hash"] == snapshot["content_hash"]
@@ -88,6 +97,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
         "train": "upstream_failed",
         "register": "upstream_failed",
         "promote": "upstream_failed",
+        "deploy": "upstream_failed",
     }
     log = airflow.task_log(DAG, run_id, "validate")
     for fragment in (
@@ -120,5 +130,7 @@ def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_set
     assert "mlflow is already running" in done.stderr
     assert ": success in" in done.stdout
     assert "champion: airloop-flights-delay version" in done.stdout
+    assert f"curl -s -X POST http://127.0.0.1:{stack_settings.serving_port}/invocations" in done.stdout
+    assert '-> HTTP 200 {"predictions":[' in done.stdout
     assert stack_settings.airflow_url in done.stdout
     assert stack_settings.tracking_uri in done.stdout

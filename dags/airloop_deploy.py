@@ -1,0 +1,41 @@
+"""
+### airloop_deploy
+
+Deploy, or roll back to, a chosen model version on demand. The new version must pass its
+health check and smoke test before it takes traffic; if it does not, the version serving now
+keeps serving and this task fails with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+from airloop_airflow import stages
+from airloop_airflow.params import DEPLOY_PARAMS
+
+
+@dag(
+    dag_id="airloop_deploy",
+    schedule=None,  # on demand only: from the UI form or the REST API
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(minutes=30),
+    params=DEPLOY_PARAMS,
+    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30), "execution_timeout": dt.timedelta(minutes=20)},
+    tags=["airloop", "deployment"],
+    doc_md=__doc__,
+)
+def airloop_deploy() -> None:
+    @task
+    def deploy() -> dict[str, Any]:
+        return stages.deploy_chosen()
+
+    deploy()
+
+
+airloop_deploy()

@@ -1,0 +1,269 @@
+"""Blue/green deployment on a Docker engine.
+
+The stable endpoint is an nginx router container on the serving port. A new version starts in
+its own container on the free one of two slot ports beside the old one; it must pass its health
+check and the smoke test there before the router is reloaded to send traffic to it, and only
+then is the old container stopped. If anything fails before the switch, the new container is
+removed and the old one never stopped serving. Containers use the host network (this engine has
+no bridge), so each listens on its own loopback port.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airloop.deploy import Deployment, DeploymentError
+from airloop.deploy.checks import serving_version, smoke_test, wait_healthy
+from airloop.deploy.image import DOCKER_DIR, build_image, image_tag, prepare_context, wheelhouse
+from airloop.serving.model import ModelInfo
+
+log = logging.getLogger(__name__)
+
+ROLE_LABEL = "ai.airloop.role"
+SLOT_LABEL = "ai.airloop.slot"
+SERVING_UID = 10001
+ROUTER_IMAGE = "airloop/router:latest"
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    home: Path
+    stable_port: int = 8000
+    base_image: str = "python:3.11-slim-bookworm"
+    router_base_image: str = "debian:bookworm-slim"
+    offline: bool = False
+    health_timeout: float = 120.0
+
+    @property
+    def slot_ports(self) -> tuple[int, int]:
+        return self.stable_port + 1, self.stable_port + 2
+
+
+class DockerDeployer:
+    """Deploy model versions blue/green through a Docker API client (`docker.APIClient`)."""
+
+    def __init__(self, api: Any, settings: DockerSettings) -> None:
+        self.api = api
+        self.settings = settings
+        self.router_name = f"airloop-router-{settings.stable_port}"
+
+    # -- public ----------------------------------------------------------------------------
+
+    def ensure_image(self, model_dir: Path, info: ModelInfo) -> tuple[str, str]:
+        """The version's serving image, built if this engine does not have it yet."""
+        tag = image_tag(info.name, info.version)
+        existing = self._image_id(tag)
+        if existing:
+            return tag, existing
+        wheels = wheelhouse(self.settings.home / "cache" / "wheels") if self.settings.offline else None
+        context = prepare_context(
+            model_dir, self.settings.home / "build" / tag.replace("/", "_").replace(":", "_"), wheels=wheels
+        )
+        labels = {"ai.airloop.model.name": info.name, "ai.airloop.model.version": info.version}
+        return tag, build_image(
+            self.api,
+            context,
+            tag,
+            base_image=self.settings.base_image,
+            offline=self.settings.offline,
+            labels=labels,
+            extra_args={"MODEL_NAME": info.name, "MODEL_VERSION": info.version},
+        )
+
+    def deploy(self, model_dir: Path, info: ModelInfo) -> Deployment:
+        """Put `info`'s version behind the stable port, or raise with the old one still serving."""
+        endpoint = f"http://127.0.0.1:{self.settings.stable_port}"
+        active = self._serving_containers()
+        previous = serving_version(endpoint) if self._router_running() else None
+        live = [c for c in active if c["Labels"].get("ai.airloop.model.version") == previous]
+        current = next((c for c in live if c["Labels"].get("ai.airloop.model.name") == info.name), None)
+        if current is not None and previous == info.version:
+            log.info("%s version %s already serves at %s", info.name, info.version, endpoint)
+            return Deployment(
+                target="docker",
+                model_name=info.name,
+                version=info.version,
+                endpoint=endpoint,
+                image=current["Image"],
+                image_id=current["ImageID"],
+                instance=current["Names"][0],
+                previous_version=previous,
+                unchanged=True,
+            )
+
+        tag, image_id = self.ensure_image(model_dir, info)
+        # The free slot is the one the live container does not hold.
+        live_ports = {int(c["Labels"][SLOT_LABEL]) for c in live if c["Labels"].get(SLOT_LABEL, "").isdigit()}
+        port = next(p for p in self.settings.slot_ports if p not in live_ports)
+        name = f"airloop-serving-{info.name}-v{info.version}".replace("_", "-")
+        self._remove(name)
+        self._remove_slot(port)
+        container = self._start_serving(name, tag, port, info)
+        candidate = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(candidate, timeout=self.settings.health_timeout, alive=lambda: self._running(container))
+            smoke_test(candidate, model_dir)
+        except Exception as err:
+            logs = self._logs(container)
+            self._remove(container)
+            raise DeploymentError(
+                f"{info.name} version {info.version} was not deployed: {err}. Rolled back: "
+                f"{'version ' + previous if previous else 'nothing'} keeps serving at {endpoint}.\n"
+                f"Last log lines of the new container:\n{logs}"
+            ) from err
+
+        self._route_to(port)
+        self._wait_switched(endpoint, info.version)
+        for old in active:
+            if old["Id"] != container:
+                log.info("stopping %s", old["Names"][0])
+                self._remove(old["Id"], graceful=True)
+        log.info("%s version %s serves at %s (container %s, image %s)", info.name, info.version, endpoint, name, tag)
+        return Deployment(
+            target="docker",
+            model_name=info.name,
+            version=info.version,
+            endpoint=endpoint,
+            image=tag,
+            image_id=image_id,
+            instance=name,
+            previous_version=previous,
+        )
+
+    # -- containers --------------------------------------------------------------------------
+
+    def _serving_containers(self) -> list[dict[str, Any]]:
+        return self.api.containers(
+            filters={"label": [f"{ROLE_LABEL}=serving", f"ai.airloop.stable_port={self.settings.stable_port}"]}
+        )
+
+    def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
+        inference = self.settings.home / "inference"
+        inference.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(inference, SERVING_UID, SERVING_UID)  # the image runs as this non-root user
+        host_config = self.api.create_host_config(
+            network_mode="host",
+            binds={str(inference): {"bind": "/var/lib/airloop/inference", "mode": "rw"}},
+            restart_policy={"Name": "unless-stopped"},
+        )
+        labels = {
+            ROLE_LABEL: "serving",
+            SLOT_LABEL: str(port),
+            "ai.airloop.stable_port": str(self.settings.stable_port),
+            "ai.airloop.model.name": info.name,
+            "ai.airloop.model.version": info.version,
+        }
+        created = self.api.create_container(
+            image,
+            name=name,
+            labels=labels,
+            host_config=host_config,
+            environment={
+                "AIRLOOP_SERVING_PORT": str(port),
+                "AIRLOOP_SERVING_HOST": "127.0.0.1",
+                "AIRLOOP_SERVING_IMAGE": image,
+            },
+        )
+        self.api.start(created["Id"])
+        log.info("started %s on port %d", name, port)
+        return str(created["Id"])
+
+    def _remove_slot(self, port: int) -> None:
+        for container in self.api.containers(all=True, filters={"label": [f"{SLOT_LABEL}={port}"]}):
+            self._remove(container["Id"])
+
+    def _remove(self, container: str, *, graceful: bool = False) -> None:
+        from docker.errors import NotFound
+
+        try:
+            if graceful:
+                self.api.stop(container, timeout=15)
+            self.api.remove_container(container, force=True)
+        except NotFound:
+            pass
+
+    def _running(self, container: str) -> bool:
+        return bool(self.api.inspect_container(container)["State"]["Running"])
+
+    def _logs(self, container: str) -> str:
+        return self.api.logs(container, tail=20).decode(errors="replace")
+
+    def _image_id(self, tag: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return str(self.api.inspect_image(tag)["Id"])
+        except ImageNotFound:
+            return None
+
+    # -- the router ----------------------------------------------------------------------------
+
+    def _route_to(self, port: int) -> None:
+        upstream = f"upstream airloop_serving {{ server 127.0.0.1:{port}; keepalive 32; }}\n"
+        listen = f"listen 127.0.0.1:{self.settings.stable_port};\n"
+        if not self._router_running():
+            self._start_router(upstream, listen)
+            return
+        self._put(self.router_name, {"upstream.conf": upstream})
+        result = self.api.exec_start(
+            self.api.exec_create(self.router_name, ["nginx", "-c", "/etc/airloop/nginx.conf", "-s", "reload"])
+        )
+        log.info("router reloaded to port %d %s", port, result.decode(errors="replace").strip())
+
+    def _router_running(self) -> bool:
+        from docker.errors import NotFound
+
+        try:
+            return bool(self.api.inspect_container(self.router_name)["State"]["Running"])
+        except NotFound:
+            return False
+
+    def _start_router(self, upstream: str, listen: str) -> None:
+        if self._image_id(ROUTER_IMAGE) is None:
+            context = self.settings.home / "build" / "router"
+            context.mkdir(parents=True, exist_ok=True)
+            for name in ("router.Dockerfile", "router-nginx.conf"):
+                (context / name).write_bytes((DOCKER_DIR / name).read_bytes())
+            build_image(
+                self.api,
+                context,
+                ROUTER_IMAGE,
+                base_image=self.settings.router_base_image,
+                offline=False,
+                labels={ROLE_LABEL: "router"},
+                dockerfile="router.Dockerfile",
+            )
+        self._remove(self.router_name)
+        host_config = self.api.create_host_config(network_mode="host", restart_policy={"Name": "unless-stopped"})
+        created = self.api.create_container(
+            ROUTER_IMAGE, name=self.router_name, host_config=host_config, labels={ROLE_LABEL: "router"}
+        )
+        self._put(created["Id"], {"upstream.conf": upstream, "listen.conf": listen})
+        self.api.start(created["Id"])
+        log.info("started router %s on port %d", self.router_name, self.settings.stable_port)
+
+    def _put(self, container: str, files: dict[str, str]) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for name, text in files.items():
+                data = text.encode()
+                member = tarfile.TarInfo(name)
+                member.size, member.uid, member.gid, member.mode = len(data), SERVING_UID, SERVING_UID, 0o644
+                archive.addfile(member, io.BytesIO(data))
+        self.api.put_archive(container, "/etc/airloop", buffer.getvalue())
+
+    def _wait_switched(self, endpoint: str, version: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if serving_version(endpoint) == version:
+                return
+            time.sleep(0.5)
+        raise DeploymentError(f"the router at {endpoint} did not switch to version {version} within {timeout:.0f}s")

@@ -1,0 +1,118 @@
+"""The serving image: build context (model, serving code, pinned requirements, wheels) and build."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from airloop.deploy import DeploymentError
+from airloop.lineage import git_commit
+from airloop.settings import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+DOCKER_DIR = PROJECT_ROOT / "include" / "docker"
+SERVING_REQUIREMENTS = DOCKER_DIR / "serving-requirements.txt"
+
+
+def image_tag(model_name: str, version: str) -> str:
+    """`airloop/<model>:v<version>`, the tag of a version's serving image."""
+    return f"airloop/{re.sub(r'[^a-z0-9._-]', '-', model_name.lower())}:v{version}"
+
+
+def wheelhouse(cache: Path) -> Path:
+    """Wheels for the serving requirements, downloaded once on the host (for offline builds)."""
+    marker = cache / ".complete"
+    if marker.exists() and marker.read_text() == SERVING_REQUIREMENTS.read_text():
+        return cache
+    cache.mkdir(parents=True, exist_ok=True)
+    log.info("downloading serving wheels into %s", cache)
+    # Debian bookworm (glibc 2.36) runs any manylinux wheel up to 2_36.
+    platforms = [arg for minor in range(36, 16, -1) for arg in ("--platform", f"manylinux_2_{minor}_x86_64")]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        *platforms,
+        "--platform",
+        "manylinux2014_x86_64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "-r",
+        str(SERVING_REQUIREMENTS),
+        "-d",
+        str(cache),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DeploymentError(f"pip download of the serving wheels failed: {done.stderr[-2000:]}")
+    marker.write_text(SERVING_REQUIREMENTS.read_text())
+    return cache
+
+
+def prepare_context(model_dir: Path, dest: Path, *, wheels: Path | None) -> Path:
+    """A build context with everything the serving Dockerfile copies."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copy2(DOCKER_DIR / "serving.Dockerfile", dest / "Dockerfile")
+    shutil.copy2(SERVING_REQUIREMENTS, dest / "serving-requirements.txt")
+    package = PROJECT_ROOT / "include" / "airloop"
+    (dest / "airloop").mkdir()
+    shutil.copy2(package / "__init__.py", dest / "airloop" / "__init__.py")
+    shutil.copytree(package / "serving", dest / "airloop" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(model_dir, dest / "model")
+    (dest / "wheels").mkdir()
+    if wheels is not None:
+        for wheel in wheels.glob("*.whl"):
+            shutil.copy2(wheel, dest / "wheels" / wheel.name)
+    return dest
+
+
+def build_image(
+    api: Any,
+    context: Path,
+    tag: str,
+    *,
+    base_image: str,
+    offline: bool,
+    labels: dict[str, str],
+    dockerfile: str = "Dockerfile",
+    extra_args: dict[str, str] | None = None,
+) -> str:
+    """`docker build` through the engine's API (host network, so apt and pip reach their mirrors)."""
+    buildargs = {"BASE_IMAGE": base_image, "GIT_COMMIT": git_commit(), **(extra_args or {})}
+    if offline:
+        buildargs["PIP_ARGS"] = "--no-index --find-links /tmp/wheels"
+    log.info("building %s from %s (base %s%s)", tag, context, base_image, ", offline" if offline else "")
+    errors: list[str] = []
+    tail: list[str] = []
+    for chunk in api.build(
+        path=str(context),
+        dockerfile=dockerfile,
+        tag=tag,
+        buildargs=buildargs,
+        labels=labels,
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        decode=True,
+    ):
+        if "error" in chunk:
+            errors.append(chunk["error"])
+        elif text := chunk.get("stream", "").strip():
+            tail = [*tail[-30:], text]
+            log.info("docker build: %s", text)
+    if errors:
+        raise DeploymentError(f"docker build of {tag} failed: {' '.join(errors)}\n" + "\n".join(tail[-15:]))
+    return str(api.inspect_image(tag)["Id"])

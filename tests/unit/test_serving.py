@@ -1,0 +1,242 @@
+"""The serving app on a real trained model, through its HTTP interface (in process)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from airloop import pipeline
+from airloop.lineage import Lineage
+from airloop.serving.app import ServingSettings, create_app
+from airloop.serving.inference_log import read_inference_log
+from airloop.serving.model import fetch_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, landing_home) -> Path:
+    """The flights model, trained on a week, registered, promoted and fetched from the registry."""
+    import datetime as dt
+
+    import mlflow
+
+    from airloop.settings import AirloopSettings
+
+    from ..conftest import FLIGHTS_CONFIG
+
+    root = tmp_path_factory.mktemp("serving")
+    home = root / "home"
+    home.mkdir()
+    (home / "landing").symlink_to(landing_home / "landing")
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=tracking)
+    options = pipeline.RunOptions(window_days=7, max_iter=50)
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(root)  # the SQLite store keeps artifacts under the working directory
+        decision = pipeline.run_in_process(settings, options, dt.date(2026, 3, 8), Lineage(run_id="serving"))
+        dest = root / "model"
+        info = fetch_model(f"models:/{decision.model_name}@champion", dest, tracking_uri=tracking)
+        assert info.version == decision.version
+        assert info.alias == "champion"
+        mlflow.set_tracking_uri(tracking)
+        # What MLflow itself predicts, to compare the server with.
+        example = json.loads((dest / "serving_input_example.json").read_text())
+        expected = mlflow.pyfunc.load_model(str(dest)).predict(pd.DataFrame(**example["dataframe_split"])).tolist()
+        (root / "expected.json").write_text(json.dumps(expected))
+    finally:
+        os.chdir(cwd)
+    return dest
+
+
+@pytest.fixture
+def client(model_dir, tmp_path):
+    settings = ServingSettings(model_dir=model_dir, inference_log_dir=tmp_path / "inference", image="img:1")
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def example(model_dir) -> dict:
+    return json.loads((model_dir / "serving_input_example.json").read_text())["dataframe_split"]
+
+
+@pytest.fixture(scope="module")
+def expected(model_dir) -> list:
+    return json.loads((model_dir.parent / "expected.json").read_text())
+
+
+def _records(example: dict) -> list[dict]:
+    return [dict(zip(example["columns"], row, strict=True)) for row in example["data"]]
+
+
+def _post(client: TestClient, body, **kwargs):
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+    return client.post("/invocations", content=content, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [
+        pytest.param(lambda ex: {"dataframe_split": ex}, id="dataframe_split"),
+        pytest.param(lambda ex: {"dataframe_records": _records(ex)}, id="dataframe_records"),
+        pytest.param(lambda ex: {"instances": _records(ex)}, id="instances"),
+        pytest.param(
+            lambda ex: {"inputs": {c: [r[i] for r in ex["data"]] for i, c in enumerate(ex["columns"])}},
+            id="inputs-columns",
+        ),
+        pytest.param(
+            lambda ex: {
+                "dataframe_split": {**ex, "columns": ex["columns"][::-1], "data": [r[::-1] for r in ex["data"]]}
+            },
+            id="any-column-order",
+        ),
+    ],
+)
+def test_scoring_protocol_predicts_what_mlflow_predicts(client, example, expected, make_body):
+    response = _post(client, make_body(example))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+    assert response.headers["X-Request-ID"]
+
+
+def test_an_optional_column_may_be_left_out(client, example):
+    records = [{k: v for k, v in r.items() if k != "wind_gust"} for r in _records(example)]
+    assert _post(client, {"dataframe_records": records}).status_code == 200
+
+
+def _drop(column: str):
+    return lambda ex: {"dataframe_records": [{k: v for k, v in r.items() if k != column} for r in _records(ex)]}
+
+
+def _set(column: str, value):
+    return lambda ex: {"dataframe_records": [{**r, column: value} for r in _records(ex)]}
+
+
+@pytest.mark.parametrize(
+    ("make_body", "status", "fragment"),
+    [
+        pytest.param(_drop("dest"), 422, "missing column(s): ['dest']", id="missing-column"),
+        pytest.param(_set("gate", "B12"), 422, "unknown column(s): ['gate']", id="unknown-column"),
+        pytest.param(_set("distance", "far"), 422, "column 'distance' expects numbers", id="string-for-number"),
+        pytest.param(_set("distance", True), 422, "column 'distance' expects numbers", id="bool-for-number"),
+        pytest.param(_set("carrier", 7), 422, "column 'carrier' expects strings", id="number-for-string"),
+        pytest.param(_set("carrier", {"a": 1}), 422, "column 'carrier' expects strings", id="object-for-string"),
+        pytest.param(lambda ex: {"dataframe_records": []}, 422, "no rows", id="no-rows"),
+        pytest.param(
+            lambda ex: {"dataframe_split": {"columns": ex["columns"], "data": [[1]]}}, 422, "values for", id="short-row"
+        ),
+        pytest.param(
+            lambda ex: {"dataframe_split": {"data": []}}, 400, "needs 'columns' and 'data'", id="split-without-columns"
+        ),
+        pytest.param(lambda ex: {"records": []}, 400, "expected exactly one of the keys", id="unknown-format"),
+        pytest.param(lambda ex: [1, 2], 400, "expected a JSON object", id="not-an-object"),
+        pytest.param(lambda ex: {"instances": [1, 2]}, 400, "list of objects", id="instances-of-scalars"),
+        pytest.param(lambda ex: b'{"dataframe_split": ', 400, "malformed JSON", id="truncated-json"),
+        pytest.param(lambda ex: b"\xff\xfe", 400, "malformed JSON", id="not-utf8"),
+    ],
+)
+def test_bad_input_gets_a_4xx_that_names_the_problem(client, example, make_body, status, fragment):
+    response = _post(client, make_body(example))
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["message"]
+    assert _post(client, {"dataframe_split": example}).status_code == 200  # and it keeps serving
+
+
+def test_oversized_body_gets_413_and_other_media_types_415(model_dir, example):
+    settings = ServingSettings(model_dir=model_dir, max_body_bytes=2048)
+    with TestClient(create_app(settings)) as small:
+        big = {"dataframe_records": _records(example) * 20}
+        assert _post(small, big).status_code == 413
+        assert small.post("/invocations", content=b"a,b", headers={"Content-Type": "text/csv"}).status_code == 415
+        assert _post(small, {"dataframe_split": example}).status_code == 200
+
+
+def test_health_version_ping_and_metrics(client, model_dir, example):
+    assert client.get("/ping").status_code == 200
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    version = client.get("/version").json()
+    assert version["name"] == "airloop-flights-delay"
+    assert version["alias"] == "champion"
+    assert version["version"]
+    assert version["run_id"]
+    assert version["image"] == "img:1"
+
+    _post(client, {"dataframe_split": example})
+    _post(client, {"dataframe_records": []})
+    metrics = client.get("/metrics").text
+    assert 'airloop_serving_requests_total{status="200"} 1.0' in metrics
+    assert 'airloop_serving_requests_total{status="422"} 1.0' in metrics
+    assert 'airloop_serving_request_seconds_bucket{le="0.01",status="200"}' in metrics
+    assert f"airloop_serving_predictions_total {float(len(example['data']))}" in metrics
+
+
+def test_every_prediction_is_in_the_inference_log(client, example, tmp_path):
+    import datetime as dt
+
+    ids = []
+    for _ in range(3):
+        response = _post(client, {"dataframe_split": example})
+        ids.append(response.headers["X-Request-ID"])
+    chosen = _post(client, {"dataframe_split": example}, headers={"X-Request-ID": "my-request-1"})
+    assert chosen.headers["X-Request-ID"] == "my-request-1"
+    _post(client, {"dataframe_records": []})  # refused: not logged
+
+    today = dt.datetime.now(dt.UTC).date()
+    records = list(read_inference_log(tmp_path / "inference", today, today + dt.timedelta(days=1)))
+    assert len(records) == 4 * len(example["data"])
+    assert {r["request_id"] for r in records} == {*ids, "my-request-1"}
+    first = records[0]
+    assert set(first["features"]) == set(example["columns"])
+    assert first["model_name"] == "airloop-flights-delay"
+    assert first["prediction"] in (0, 1)
+    assert 0.0 <= first["score"] <= 1.0
+
+
+def test_a_model_that_cannot_load_is_not_healthy_but_the_server_answers(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("flavors: {}\n")
+    with TestClient(create_app(ServingSettings(model_dir=broken))) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert "only scikit-learn models" in health.json()["reason"]
+        assert client.get("/ping").status_code == 503
+        response = _post(client, {"dataframe_records": [{"a": 1}]})
+        assert response.status_code == 503
+        assert "model not ready" in response.json()["message"]
+
+
+def test_token_auth_when_configured(model_dir, example):
+    with TestClient(create_app(ServingSettings(model_dir=model_dir, token="s3cret"))) as client:
+        assert _post(client, {"dataframe_split": example}).status_code == 401
+        wrong = _post(client, {"dataframe_split": example}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = _post(client, {"dataframe_split": example}, headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+        assert client.get("/health").status_code == 200  # probes need no token
+
+
+def test_nan_from_python_clients_is_accepted(client, example):
+    body = json.dumps(
+        {
+            "dataframe_split": {
+                **example,
+                "data": [
+                    [math.nan if c == "temp" else v for c, v in zip(example["columns"], r, strict=True)]
+                    for r in example["data"]
+                ],
+            }
+        }
+    )
+    assert "NaN" in body
+    assert _post(client, body.encode()).status_code == 200
