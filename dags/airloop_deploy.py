@@ -11,22 +11,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pendulum
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
+from airloop_airflow.defaults import START_DATE, task_defaults
 from airloop_airflow.params import DEPLOY_PARAMS
 
 
 @dag(
     dag_id="airloop_deploy",
     schedule=None,  # on demand only: from the UI form or the REST API
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=30),
     params=DEPLOY_PARAMS,
-    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30), "execution_timeout": dt.timedelta(minutes=20)},
+    default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
     tags=["airloop", "deployment"],
     doc_md=__doc__,
 )

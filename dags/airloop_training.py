@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pendulum
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
+from airloop_airflow.defaults import START_DATE, task_defaults
 from airloop_airflow.params import TRAINING_PARAMS
 from airloop_airflow.pod import train_pod_options
 
@@ -28,12 +28,12 @@ Json = dict[str, Any]
 @dag(
     dag_id="airloop_training",
     schedule="0 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=2),
     params=TRAINING_PARAMS,
-    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30), "execution_timeout": dt.timedelta(hours=1)},
+    default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
     tags=["airloop", "training"],
     doc_md=__doc__,
 )

@@ -114,13 +114,25 @@ def docker_api() -> Any:
         return None
 
 
+def kubernetes_api() -> Any:
+    """The cluster through the cncf.kubernetes provider's hook (its `kubernetes_default` connection)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook().api_client
+
+
 def deploy_champion(decision: Json) -> Json:
     """Put the champion behind the stable endpoint (unchanged if it already serves there)."""
     from airloop.deploy.service import deploy_version
 
     run = current_run()
     deployment = deploy_version(
-        run.settings, decision["model_name"], "champion", docker_api=docker_api(), lineage=run.lineage
+        run.settings,
+        decision["model_name"],
+        "champion",
+        docker_api=docker_api(),
+        kubernetes_api=kubernetes_api,
+        lineage=run.lineage,
     )
     return deployment.model_dump(mode="json")
 
@@ -146,6 +158,7 @@ def deploy_chosen() -> Json:
             str(params["version"]),
             target=target,
             docker_api=docker_api(),
+            kubernetes_api=kubernetes_api,
             lineage=lineage,
             make_champion=params["make_champion"],
         )

@@ -95,6 +95,7 @@ def _register_broken_version(stack_settings, mlflow_client) -> str:
     from airloop.config import load_config
     from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline
 
+    mlflow.set_tracking_uri(stack_settings.tracking_uri)  # models:/ URIs resolve through it
     champion = mlflow_client.get_model_version_by_alias(MODEL, "champion")
     with tempfile.TemporaryDirectory() as tmp:
         good = Path(
@@ -111,7 +112,6 @@ def _register_broken_version(stack_settings, mlflow_client) -> str:
             }
         )
     config = load_config(stack_settings.config)
-    mlflow.set_tracking_uri(stack_settings.tracking_uri)
     mlflow.set_experiment(config.experiment)
     with mlflow.start_run(run_name="broken on purpose"):
         info = mlflow.sklearn.log_model(

@@ -240,3 +240,12 @@ def test_nan_from_python_clients_is_accepted(client, example):
     )
     assert "NaN" in body
     assert _post(client, body.encode()).status_code == 200
+
+
+def test_an_unwritable_inference_log_keeps_the_server_unready(model_dir, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the log folder should be")
+    with TestClient(create_app(ServingSettings(model_dir=model_dir, inference_log_dir=blocked))) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert "inference log not writable" in health.json()["reason"]

@@ -66,14 +66,12 @@ class DockerDeployer:
         context = prepare_context(
             model_dir, self.settings.home / "build" / tag.replace("/", "_").replace(":", "_"), wheels=wheels
         )
-        labels = {"ai.airloop.model.name": info.name, "ai.airloop.model.version": info.version}
         return tag, build_image(
             self.api,
             context,
             tag,
             base_image=self.settings.base_image,
             offline=self.settings.offline,
-            labels=labels,
             extra_args={"MODEL_NAME": info.name, "MODEL_VERSION": info.version},
         )
 
@@ -147,8 +145,11 @@ class DockerDeployer:
     def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
         inference = self.settings.home / "inference"
         inference.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(inference, SERVING_UID, SERVING_UID)  # the image runs as this non-root user
+        if os.geteuid() == 0:  # the image runs as this non-root user; partitions may predate it
+            for folder, _, files in os.walk(inference):
+                os.chown(folder, SERVING_UID, SERVING_UID)
+                for file in files:
+                    os.chown(os.path.join(folder, file), SERVING_UID, SERVING_UID)
         host_config = self.api.create_host_config(
             network_mode="host",
             binds={str(inference): {"bind": "/var/lib/airloop/inference", "mode": "rw"}},
@@ -238,7 +239,6 @@ class DockerDeployer:
                 ROUTER_IMAGE,
                 base_image=self.settings.router_base_image,
                 offline=False,
-                labels={ROLE_LABEL: "router"},
                 dockerfile="router.Dockerfile",
             )
         self._remove(self.router_name)

@@ -67,11 +67,11 @@ def prepare_context(model_dir: Path, dest: Path, *, wheels: Path | None) -> Path
     dest.mkdir(parents=True)
     shutil.copy2(DOCKER_DIR / "serving.Dockerfile", dest / "Dockerfile")
     shutil.copy2(SERVING_REQUIREMENTS, dest / "serving-requirements.txt")
-    package = PROJECT_ROOT / "include" / "airloop"
-    (dest / "airloop").mkdir()
-    shutil.copy2(package / "__init__.py", dest / "airloop" / "__init__.py")
-    shutil.copytree(package / "serving", dest / "airloop" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(model_dir, dest / "model")
+    package, app = PROJECT_ROOT / "include" / "airloop", dest / "app"
+    (app / "airloop").mkdir(parents=True)
+    shutil.copy2(package / "__init__.py", app / "airloop" / "__init__.py")
+    shutil.copytree(package / "serving", app / "airloop" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(model_dir, app / "model")
     (dest / "wheels").mkdir()
     if wheels is not None:
         for wheel in wheels.glob("*.whl"):
@@ -86,11 +86,14 @@ def build_image(
     *,
     base_image: str,
     offline: bool,
-    labels: dict[str, str],
     dockerfile: str = "Dockerfile",
     extra_args: dict[str, str] | None = None,
 ) -> str:
-    """`docker build` through the engine's API (host network, so apt and pip reach their mirrors)."""
+    """`docker build` through the engine's API (host network, so apt and pip reach their mirrors).
+
+    Labels come from the Dockerfile: each label given here would add a layer, and every layer
+    copies the whole file system on the vfs storage driver.
+    """
     buildargs = {"BASE_IMAGE": base_image, "GIT_COMMIT": git_commit(), **(extra_args or {})}
     if offline:
         buildargs["PIP_ARGS"] = "--no-index --find-links /tmp/wheels"
@@ -102,7 +105,6 @@ def build_image(
         dockerfile=dockerfile,
         tag=tag,
         buildargs=buildargs,
-        labels=labels,
         network_mode="host",
         rm=True,
         forcerm=True,

@@ -152,15 +152,18 @@ class KubernetesDeployer:
         self.options = options or KubernetesOptions()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> KubernetesDeployer:
+    def from_settings(cls, settings: Any, api_client: Any = None) -> KubernetesDeployer:
+        """From the environment; the client from kubeconfig or in-cluster config unless given."""
         import os
 
         from kubernetes import client, config
 
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
+        if api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
         registry = os.environ.get("AIRLOOP_IMAGE_REGISTRY")
         if not registry:
             raise DeploymentError("the kubernetes target needs AIRLOOP_IMAGE_REGISTRY (where the cluster pulls from)")

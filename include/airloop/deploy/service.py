@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ def deploy_version(
     *,
     target: str | None = None,
     docker_api: Any = None,
+    kubernetes_api: Callable[[], Any] | None = None,
     lineage: Lineage | None = None,
     make_champion: bool = False,
 ) -> Deployment:
@@ -77,7 +79,7 @@ def deploy_version(
     model_dir = settings.home / "serving" / "models" / model_name / f"v{version}"
     info = _local_copy(settings, model_name, version, model_dir)
     log.info("deploying %s version %s to %s", model_name, version, chosen)
-    deployment = _deployer(settings, chosen, docker_api).deploy(model_dir, info)
+    deployment = _deployer(settings, chosen, docker_api, kubernetes_api).deploy(model_dir, info)
     tags = {
         "deploy.target": deployment.target,
         "deploy.endpoint": deployment.endpoint,
@@ -104,7 +106,7 @@ def _local_copy(settings: AirloopSettings, name: str, version: str, model_dir: P
     return fetch_model(f"models:/{name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
 
 
-def _deployer(settings: AirloopSettings, target: str, docker_api: Any) -> Any:
+def _deployer(settings: AirloopSettings, target: str, docker_api: Any, kubernetes_api: Callable[[], Any] | None) -> Any:
     if target == "local":
         from airloop.deploy.local import LocalDeployer
 
@@ -127,5 +129,5 @@ def _deployer(settings: AirloopSettings, target: str, docker_api: Any) -> Any:
     if target == "kubernetes":
         from airloop.deploy.kubernetes import KubernetesDeployer
 
-        return KubernetesDeployer.from_settings(settings)
+        return KubernetesDeployer.from_settings(settings, kubernetes_api() if kubernetes_api else None)
     raise DeploymentError(f"unknown deploy target {target!r}: use docker, kubernetes, local or none")

@@ -94,12 +94,19 @@ class ServingState:
             self.problem = f"model not ready: {type(err).__name__}: {err}"
             log.exception("the model at %s cannot serve", self.settings.model_dir)
             return
-        self.model = model
-        self.required = _required_columns(self.settings.model_dir, model)
         if self.settings.inference_log_dir:
-            self.inference_log = InferenceLog(
+            inference_log = InferenceLog(
                 self.settings.inference_log_dir, model_name=model.info.name, model_version=model.info.version
             )
+            try:
+                inference_log.check_writable(dt.datetime.now(dt.UTC))
+            except OSError as err:
+                self.problem = f"inference log not writable: {err}"
+                log.error("%s", self.problem)
+                return
+            self.inference_log = inference_log
+        self.model = model
+        self.required = _required_columns(self.settings.model_dir, model)
         self.problem = None
         log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
 

@@ -55,6 +55,11 @@ class InferenceLog:
         with self._lock:
             os.write(self._file_for(at.date()), lines)
 
+    def check_writable(self, at: dt.datetime) -> None:
+        """Open today's file now, so a log that cannot be written stops the server being ready."""
+        with self._lock:
+            self._file_for(at.date())
+
     def _file_for(self, day: dt.date) -> int:
         if day != self._day or self._fd is None:
             if self._fd is not None:
