@@ -116,9 +116,15 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as K;"
         "print(isinstance(op, K), op.image, op.namespace)"
     ).format(plugins=str(PROJECT_ROOT / "plugins"), dags=str(PROJECT_ROOT / "dags"))
-    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
-           "AIRLOOP_TRAIN_IN_POD": "true", "AIRLOOP_TRAIN_POD_IMAGE": "registry.example.com/airloop/airflow:1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    env = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PATH": "/usr/bin:/bin",
+        "AIRLOOP_TRAIN_IN_POD": "true",
+        "AIRLOOP_TRAIN_POD_IMAGE": "registry.example.com/airloop/airflow:1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["True", "registry.example.com/airloop/airflow:1", "airloop"]

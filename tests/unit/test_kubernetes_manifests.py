@@ -62,8 +62,11 @@ def test_names_are_valid_kubernetes_names():
     ("break_it", "fragment"),
     [
         pytest.param(lambda m: m[0]["spec"].update(replicas="two"), "Deployment", id="wrong-type"),
-        pytest.param(lambda m: m[0]["spec"]["template"]["spec"]["containers"][0].update(imagePullPolicyy="Always"),
-                     "Deployment", id="unknown-field"),
+        pytest.param(
+            lambda m: m[0]["spec"]["template"]["spec"]["containers"][0].update(imagePullPolicyy="Always"),
+            "Deployment",
+            id="unknown-field",
+        ),
         pytest.param(lambda m: m[1]["spec"].update(ports=[{"port": "http"}]), "Service", id="bad-port"),
     ],
 )
