@@ -110,26 +110,15 @@ def train_and_log(
         )
         data_digest = snapshot.content_hash[:32]  # MLflow keeps at most 36 characters of a digest
         source = str(snapshot.data_path)
-        mlflow.log_input(
-            from_pandas(
-                train_rows,
+        for part, rows, context in (("train", train_rows, "training"), ("holdout", holdout_rows, "evaluation")):
+            dataset = from_pandas(
+                rows,
                 source=source,
                 targets=config.dataset.label.column,
-                name=f"{snapshot.dataset}-{snapshot.snapshot_id}-train",
+                name=f"{snapshot.dataset}-{snapshot.snapshot_id}-{part}",
                 digest=data_digest,
-            ),
-            context="training",
-        )
-        mlflow.log_input(
-            from_pandas(
-                holdout_rows,
-                source=source,
-                targets=config.dataset.label.column,
-                name=f"{snapshot.dataset}-{snapshot.snapshot_id}-holdout",
-                digest=data_digest,
-            ),
-            context="evaluation",
-        )
+            )
+            mlflow.log_input(dataset, context=context)
 
         pipeline = build_pipeline(config.dataset, params)
         log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
