@@ -76,7 +76,6 @@ class ServingState:
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
         self.model: ServingModel | None = None
-        self.required: set[str] = set()
         self.problem: str | None = "loading"
         self.inference_log: InferenceLog | None = None
         self.metrics = _Metrics()
@@ -106,16 +105,8 @@ class ServingState:
                 return
             self.inference_log = inference_log
         self.model = model
-        self.required = _required_columns(self.settings.model_dir, model)
         self.problem = None
         log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
-
-
-def _required_columns(model_dir: Path, model: ServingModel) -> set[str]:
-    import yaml
-
-    signature = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())["signature"]["inputs"]
-    return {c["name"] for c in orjson.loads(signature) if c.get("required", True)}
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -176,7 +167,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
             # Read (and drop) the rest first, so the client gets this answer instead of a reset.
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
         model = state.model
-        frame = parse_payload(bytes(body), model.columns, state.required)
+        frame = parse_payload(bytes(body), model.columns, model.required)
         # Small requests predict inline; large ones in a thread so the loop keeps answering probes.
         if len(frame) > 64:
             labels, scores = await run_in_threadpool(model.predict, frame)

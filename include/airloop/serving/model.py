@@ -44,10 +44,12 @@ class ModelInfo:
 
 @dataclass
 class ServingModel:
-    """A loaded pipeline, its input columns (name -> MLflow type) and an input example."""
+    """A loaded pipeline, its input columns (name -> MLflow type, and which are required) and an
+    input example."""
 
     pipeline: Any
     columns: dict[str, str]
+    required: set[str]
     example: pd.DataFrame | None
     info: ModelInfo
     classes: np.ndarray = field(init=False)
@@ -78,12 +80,14 @@ def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
     signature = mlmodel.get("signature") or {}
     if not signature.get("inputs"):
         raise ModelLoadError(f"{path}: the model has no input signature to check requests against")
-    columns = {c["name"]: c["type"] for c in json.loads(signature["inputs"])}
+    inputs = json.loads(signature["inputs"])
+    columns = {c["name"]: c["type"] for c in inputs}
+    required = {c["name"] for c in inputs if c.get("required", True)}
     info_path = path / MODEL_INFO_FILE
     info = ModelInfo(**json.loads(info_path.read_text())) if info_path.exists() else ModelInfo()
     if image:
         info = ModelInfo(**{**info.as_dict(), "image": image})
-    return ServingModel(pipeline, columns, _input_example(path, mlmodel), info)
+    return ServingModel(pipeline, columns, required, _input_example(path, mlmodel), info)
 
 
 def _input_example(path: Path, mlmodel: dict[str, Any]) -> pd.DataFrame | None:

@@ -8,6 +8,7 @@ Accepted bodies, as `mlflow models serve` accepts them:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -119,4 +120,4 @@ def _cast(values: pd.Series, name: str, kind: str) -> Any:
 
 
 def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value  # noqa: PLR0124 - NaN is the one value unequal to itself
+    return isinstance(value, float) and math.isnan(value)
