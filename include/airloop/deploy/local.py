@@ -8,17 +8,15 @@ zero-downtime switching is what the Docker and Kubernetes targets are for.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from airloop.deploy import Deployment, DeploymentError
 from airloop.deploy.checks import serving_version, smoke_test, wait_healthy
 from airloop.serving.model import ModelInfo
-from airloop.stack.embedded import alive, terminate_group
+from airloop.stack.embedded import alive, spawn, terminate_group
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +94,7 @@ class LocalDeployer:
             "AIRLOOP_SERVING_HOST": "127.0.0.1",
             "AIRLOOP_SERVING_INFERENCE_LOG_DIR": str(self.home / "inference"),
         }
-        (self.home / "logs").mkdir(parents=True, exist_ok=True)
         (self.home / "run").mkdir(parents=True, exist_ok=True)
-        with (self.home / "logs" / f"{name}.log").open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "airloop.serving"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        log.info(
-            "started %s for %s on port %d (pid %d)",
-            name,
-            json.loads((model_dir / "airloop-model.json").read_text()).get("version", "?"),
-            port,
-            process.pid,
-        )
-        return process.pid
+        pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.home / "logs" / f"{name}.log")
+        log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)
+        return pid

@@ -202,19 +202,9 @@ class EmbeddedStack:
             log.info("%s is already running (pid %s)", name, self._pid(name))
             return
         logfile = self.log_dir / f"{name}.log"
-        with logfile.open("ab") as out:
-            # A session of its own, so `down` can stop the service's children with it.
-            process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.home,
-                start_new_session=True,
-            )
-        (self.run_dir / f"{name}.pid").write_text(str(process.pid))
-        log.info("started %s (pid %d), log %s", name, process.pid, logfile)
+        pid = spawn(command, env, logfile, cwd=self.home)
+        (self.run_dir / f"{name}.pid").write_text(str(pid))
+        log.info("started %s (pid %d), log %s", name, pid, logfile)
 
     def _run(self, command: list[str], env: dict[str, str], name: str) -> None:
         logfile = self.log_dir / f"{name}.log"
@@ -259,6 +249,25 @@ class EmbeddedStack:
                 return
             time.sleep(1)
         raise StackError(f"Airflow components not healthy within {timeout:.0f}s: {unhealthy}; see {self.log_dir}")
+
+
+def spawn(command: list[str], env: dict[str, str], logfile: Path, *, cwd: Path | None = None) -> int:
+    """Start `command` in the background, output appended to `logfile`; returns its pid.
+
+    It gets a session of its own, so `terminate_group` stops it with its children.
+    """
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with logfile.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return process.pid
 
 
 def _write_private(path: Path, text: str) -> None:
