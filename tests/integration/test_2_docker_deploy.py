@@ -16,6 +16,7 @@ import time
 import httpx
 import pytest
 
+from airloop.deploy.docker import DockerDeployer, DockerSettings
 from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
 
@@ -43,12 +44,7 @@ def engine(stack_settings):
     # The local serving process of the training tests holds the stable port: Docker takes over.
     LocalDeployer(stack_settings.home, stack_settings.serving_port).stop()
     yield api
-    for container in api.containers(
-        all=True, filters={"label": f"ai.airloop.stable_port={stack_settings.serving_port}"}
-    ):
-        api.remove_container(container["Id"], force=True)
-    for container in api.containers(all=True, filters={"name": f"airloop-router-{stack_settings.serving_port}"}):
-        api.remove_container(container["Id"], force=True)
+    DockerDeployer(api, DockerSettings(home=stack_settings.home, stable_port=stack_settings.serving_port)).remove_all()
     for image in api.images(name=f"airloop/{MODEL}"):
         api.remove_image(image["Id"], force=True)
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ROLE_LABEL = "ai.airloop.role"
 SLOT_LABEL = "ai.airloop.slot"
+STABLE_PORT_LABEL = "ai.airloop.stable_port"
+MODEL_NAME_LABEL = "ai.airloop.model.name"
+MODEL_VERSION_LABEL = "ai.airloop.model.version"
 SERVING_UID = 10001
 ROUTER_IMAGE = "airloop/router:latest"
 
@@ -80,8 +83,8 @@ class DockerDeployer:
         endpoint = f"http://127.0.0.1:{self.settings.stable_port}"
         active = self._serving_containers()
         previous = serving_version(endpoint) if self._router_running() else None
-        live = [c for c in active if c["Labels"].get("ai.airloop.model.version") == previous]
-        current = next((c for c in live if c["Labels"].get("ai.airloop.model.name") == info.name), None)
+        live = [c for c in active if c["Labels"].get(MODEL_VERSION_LABEL) == previous]
+        current = next((c for c in live if c["Labels"].get(MODEL_NAME_LABEL) == info.name), None)
         if current is not None and previous == info.version:
             log.info("%s version %s already serves at %s", info.name, info.version, endpoint)
             return Deployment(
@@ -135,11 +138,19 @@ class DockerDeployer:
             previous_version=previous,
         )
 
+    def remove_all(self) -> list[str]:
+        """Remove the serving containers and the router of this stable port; returns their names."""
+        found = self.api.containers(all=True, filters={"label": f"{STABLE_PORT_LABEL}={self.settings.stable_port}"})
+        found += self.api.containers(all=True, filters={"name": self.router_name})
+        for container in found:
+            self._remove(container["Id"])
+        return [c["Names"][0].lstrip("/") for c in found]
+
     # -- containers --------------------------------------------------------------------------
 
     def _serving_containers(self) -> list[dict[str, Any]]:
         return self.api.containers(
-            filters={"label": [f"{ROLE_LABEL}=serving", f"ai.airloop.stable_port={self.settings.stable_port}"]}
+            filters={"label": [f"{ROLE_LABEL}=serving", f"{STABLE_PORT_LABEL}={self.settings.stable_port}"]}
         )
 
     def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
@@ -158,9 +169,9 @@ class DockerDeployer:
         labels = {
             ROLE_LABEL: "serving",
             SLOT_LABEL: str(port),
-            "ai.airloop.stable_port": str(self.settings.stable_port),
-            "ai.airloop.model.name": info.name,
-            "ai.airloop.model.version": info.version,
+            STABLE_PORT_LABEL: str(self.settings.stable_port),
+            MODEL_NAME_LABEL: info.name,
+            MODEL_VERSION_LABEL: info.version,
         }
         created = self.api.create_container(
             image,

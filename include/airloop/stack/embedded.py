@@ -152,17 +152,13 @@ class EmbeddedStack:
 
     def _stop_containers(self) -> list[str]:
         """Serving and router containers deployed for this stack's serving port."""
+        from airloop.deploy.docker import DockerDeployer, DockerSettings
         from airloop.deploy.service import docker_engine
 
         api = docker_engine()
         if api is None:
             return []
-        port = self.settings.serving_port
-        found = api.containers(all=True, filters={"label": f"ai.airloop.stable_port={port}"})
-        found += api.containers(all=True, filters={"name": f"airloop-router-{port}"})
-        for container in found:
-            api.remove_container(container["Id"], force=True)
-        return [c["Names"][0].lstrip("/") for c in found]
+        return DockerDeployer(api, DockerSettings(home=self.home, stable_port=self.settings.serving_port)).remove_all()
 
     def running(self, name: str) -> bool:
         pid = self._pid(name)
