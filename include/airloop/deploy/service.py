@@ -10,7 +10,7 @@ from typing import Any
 from airloop.deploy import Deployment, DeploymentError
 from airloop.lineage import TAG_PREFIX, Lineage
 from airloop.registry import CHAMPION
-from airloop.serving.model import ModelInfo, fetch_model
+from airloop.serving.model import ModelInfo, fetch_model, read_model_info
 from airloop.settings import AirloopSettings
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,8 @@ def deploy_version(
 
 
 def _local_copy(settings: AirloopSettings, name: str, version: str, model_dir: Path) -> ModelInfo:
-    import json
-
-    info_file = model_dir / "airloop-model.json"
-    if info_file.exists():
-        return ModelInfo(**json.loads(info_file.read_text()))
+    if (info := read_model_info(model_dir)) is not None:
+        return info
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     return fetch_model(f"models:/{name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
 

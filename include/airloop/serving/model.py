@@ -83,11 +83,16 @@ def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
     inputs = json.loads(signature["inputs"])
     columns = {c["name"]: c["type"] for c in inputs}
     required = {c["name"] for c in inputs if c.get("required", True)}
-    info_path = path / MODEL_INFO_FILE
-    info = ModelInfo(**json.loads(info_path.read_text())) if info_path.exists() else ModelInfo()
+    info = read_model_info(path) or ModelInfo()
     if image:
         info = ModelInfo(**{**info.as_dict(), "image": image})
     return ServingModel(pipeline, columns, required, _input_example(path, mlmodel), info)
+
+
+def read_model_info(path: Path) -> ModelInfo | None:
+    """Where a fetched model directory came from, or None if `fetch_model` did not write it."""
+    info_path = Path(path) / MODEL_INFO_FILE
+    return ModelInfo(**json.loads(info_path.read_text())) if info_path.exists() else None
 
 
 def _input_example(path: Path, mlmodel: dict[str, Any]) -> pd.DataFrame | None:
