@@ -215,6 +215,7 @@ def _print_access(settings: AirloopSettings, user: str, password: str, generated
     else:
         print(f"the password in {settings.home / 'admin_password'}")
     print(f"MLflow UI   {settings.tracking_uri}   (no login on the embedded server)")
+    print(f"Evidently   {settings.evidently_url}   (monitoring reports; workspace {settings.evidently_workspace})")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class AirloopSettings(BaseSettings):
     )
     airflow_port: int = Field(default=8080, description="Airflow API server and UI port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
+    evidently_port: int = Field(default=8001, description="Evidently UI port (monitoring reports).")
     worker_log_port: int = Field(default=8793, description="Airflow scheduler's log server port.")
     trigger_log_port: int = Field(default=8794, description="Airflow triggerer's log server port.")
     host: str = Field(default="127.0.0.1", description="Interface the embedded services bind.")
@@ -66,6 +67,15 @@ class AirloopSettings(BaseSettings):
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def evidently_url(self) -> str:
+        return f"http://{self.host}:{self.evidently_port}"
+
+    @property
+    def evidently_workspace(self) -> Path:
+        """The Evidently workspace the monitoring DAG writes to and the Evidently UI reads."""
+        return self.home / "monitoring" / "evidently"
 
     @property
     def lake(self) -> Path:

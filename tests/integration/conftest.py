@@ -33,7 +33,7 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
-    airflow, mlflow, worker_log, trigger_log, serving = free_ports(5)
+    airflow, mlflow, worker_log, trigger_log, serving, evidently = free_ports(6)
     home = tmp_path_factory.mktemp("stack") / ".airloop"
     # Training deploys locally here; the Docker tests choose their target per run.
     return AirloopSettings(
@@ -43,6 +43,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
         config=FLIGHTS_CONFIG,
         airflow_port=airflow,
         mlflow_port=mlflow,
+        evidently_port=evidently,
         worker_log_port=worker_log,
         trigger_log_port=trigger_log,
         admin_password=PASSWORD,
@@ -86,6 +87,7 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
         "AIRLOOP_HOME": str(settings.home),
         "AIRLOOP_AIRFLOW_PORT": str(settings.airflow_port),
         "AIRLOOP_MLFLOW_PORT": str(settings.mlflow_port),
+        "AIRLOOP_EVIDENTLY_PORT": str(settings.evidently_port),
         "AIRLOOP_ADMIN_PASSWORD": PASSWORD,
         "AIRLOOP_WORKER_LOG_PORT": str(settings.worker_log_port),
         "AIRLOOP_TRIGGER_LOG_PORT": str(settings.trigger_log_port),

@@ -1,4 +1,5 @@
-"""The embedded stack: Airflow 3 (SQLite, LocalExecutor) and an MLflow server, under AIRLOOP_HOME.
+"""The embedded stack: Airflow 3 (SQLite, LocalExecutor), an MLflow server and the Evidently UI,
+under AIRLOOP_HOME.
 
 Each service is a background process whose pid is kept in `<home>/run/`; `down` stops exactly
 those processes (and their children) and nothing else. Starting again reuses what runs.
@@ -118,7 +119,8 @@ class EmbeddedStack:
 
     def up(self, *, timeout: float = 300.0) -> Credentials:
         """Start whatever is not running yet and wait until every service answers."""
-        for folder in (self.run_dir, self.log_dir, self.airflow_home, self.mlflow_dir / "artifacts"):
+        folders = (self.run_dir, self.log_dir, self.airflow_home, self.mlflow_dir / "artifacts")
+        for folder in (*folders, self.settings.evidently_workspace):
             folder.mkdir(parents=True, exist_ok=True)
         creds = self.credentials()
         _write_private(self.airflow_home / "passwords.json", json.dumps({creds.username: creds.password}))
@@ -127,12 +129,14 @@ class EmbeddedStack:
             log.info("preparing the Airflow database in %s", self.airflow_home)
             self._run([str(self.bin / "airflow"), "db", "migrate"], env, "airflow-db-migrate")
         self._start("mlflow", self._mlflow_command(), env)
+        self._start("evidently", self._evidently_command(), env)
         self._start("api-server", [str(self.bin / "airflow"), "api-server"], env)
         # The API server first: on two cores, starting all at once makes each of them slower.
         self._wait(f"{self.settings.airflow_url}/api/v2/monitor/health", "api-server", timeout)
         for component in AIRFLOW_COMPONENTS:
             self._start(component, [str(self.bin / "airflow"), component], env)
         self._wait(f"{self.settings.tracking_uri}/health", "mlflow", timeout)
+        self._wait(f"{self.settings.evidently_url}/api/version", "evidently", timeout)
         self._wait_healthy(timeout)
         return creds
 
@@ -142,7 +146,7 @@ class EmbeddedStack:
 
         stopped = ["serving"] if LocalDeployer(self.home, self.settings.serving_port).stop() else []
         stopped += self._stop_containers()
-        for name in ("api-server", *AIRFLOW_COMPONENTS, "mlflow"):
+        for name in ("api-server", *AIRFLOW_COMPONENTS, "mlflow", "evidently"):
             pid = self._pid(name)
             if pid is not None and alive(pid):
                 terminate_group(pid)
@@ -165,7 +169,7 @@ class EmbeddedStack:
         return pid is not None and alive(pid)
 
     def status(self) -> dict[str, bool]:
-        return {name: self.running(name) for name in ("mlflow", "api-server", *AIRFLOW_COMPONENTS)}
+        return {name: self.running(name) for name in ("mlflow", "evidently", "api-server", *AIRFLOW_COMPONENTS)}
 
     # -- internals -------------------------------------------------------------------------
 
@@ -184,6 +188,18 @@ class EmbeddedStack:
             str(self.settings.mlflow_port),
             "--workers",
             "2",
+        ]
+
+    def _evidently_command(self) -> list[str]:
+        return [
+            str(self.bin / "evidently"),
+            "ui",
+            "--workspace",
+            str(self.settings.evidently_workspace),
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.evidently_port),
         ]
 
     def _pid(self, name: str) -> int | None:
