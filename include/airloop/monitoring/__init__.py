@@ -1,0 +1,1 @@
+"""Monitoring: drift, data quality and delayed-label performance of the deployed model."""
