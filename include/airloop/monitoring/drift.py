@@ -65,13 +65,13 @@ class ColumnDrift:
     drifted: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (a NaN score becomes None)."""
+        """JSON-able form (the NaN score and threshold of an uncompared column become None)."""
         return {
             "column": self.column,
             "kind": self.kind,
             "method": self.method,
             "score": None if math.isnan(self.score) else self.score,
-            "threshold": self.threshold,
+            "threshold": None if math.isnan(self.threshold) else self.threshold,
             "drifted": self.drifted,
         }
 
