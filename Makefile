@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status test test-fast test-integration lint lock clean
+.PHONY: help install demo up down status test test-fast test-integration bench bench-smoke lint lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,10 +41,19 @@ test-fast: $(STAMP) ## Unit and DAG tests only (no services)
 test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow on free ports)
 	$(BIN)/pytest -m integration
 
+bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs: benchmarks/RESULTS.md (~30 min)
+	@command -v wrk >/dev/null || { echo "installing wrk (the HTTP load generator) with apt-get"; \
+		apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	$(BIN)/python -m benchmarks.run --size full
+
+bench-smoke: $(STAMP) ## The same benchmarks at tiny sizes, into a temporary folder (part of `make test`)
+	$(BIN)/pytest tests/benchmarks
+
 lint: $(STAMP) ## ruff (with Airflow's AIR rules) and mypy
-	$(BIN)/ruff check include dags plugins tests
-	$(BIN)/ruff format --check include dags plugins tests
+	$(BIN)/ruff check include dags plugins tests benchmarks
+	$(BIN)/ruff format --check include dags plugins tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }

@@ -1,0 +1,335 @@
+"""The benchmark harness: run each section, keep what failed, write results.json and RESULTS.md.
+
+`python -m benchmarks.run [--size smoke|full] [--out DIR] [section ...]`. Each section is a module
+`benchmarks.bench_<section>` with `run(size) -> dict` of numbers (and a few strings: notes, which
+load generator). A section that is missing or fails is recorded as such; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("benchmarks")
+
+SECTIONS = ("serving", "drift", "pipeline", "validation", "scaling")
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+LIBRARIES = (
+    "apache-airflow",
+    "mlflow",
+    "evidently",
+    "great-expectations",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "uvicorn",
+    "starlette",
+)
+
+#: The keys each section must report (issue 5), without the section prefix.
+REQUIRED_KEYS = {
+    "serving": (
+        "airloop_rps_c8",
+        "mlflow_rps_c8",
+        "rps_ratio_c8",
+        "airloop_p99_ms_c1",
+        "batch_rows_per_s",
+        "inprocess_rows_per_s",
+    ),
+    "drift": (
+        "rows",
+        "airloop_s",
+        "evidently_s",
+        "speedup",
+        "airloop_peak_mb",
+        "evidently_peak_mb",
+        "verdict_agreement",
+    ),
+    "pipeline": ("airflow_s", "inprocess_s", "ratio", "median_task_gap_s", "max_parse_s"),
+    "validation": ("rows", "gx_s", "pandas_s", "ratio"),
+}
+SMOKE_ONLY_KEYS = {"pipeline": ("max_parse_s",)}  # smoke does not start Airflow: parse times only
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure and the bound it must meet, possibly relative to another figure of its section."""
+
+    section: str
+    key: str
+    op: str  # ">=" or "<="
+    bound: float
+    relative_to: str | None = None  # bound is then a fraction of this key's value
+
+    @property
+    def label(self) -> str:
+        right = f"{self.bound:g} x {self.relative_to}" if self.relative_to else f"{self.bound:g}"
+        return f"{self.section}.{self.key} {self.op} {right}"
+
+    def check(self, results: dict[str, Any]) -> dict[str, Any]:
+        """{target, value, limit, status}; status is pass, fail or not measured."""
+        section = results.get(self.section)
+        figures = section if isinstance(section, dict) else {}
+        value: Any = figures.get(self.key)
+        limit: Any = self.bound
+        if self.relative_to is not None:
+            base: Any = figures.get(self.relative_to)
+            limit = self.bound * base if _is_number(base) else None
+        if not _is_number(value) or not _is_number(limit):
+            return {"target": self.label, "value": value, "limit": limit, "status": "not measured"}
+        compare: Callable[[float, float], bool] = (lambda a, b: a >= b) if self.op == ">=" else (lambda a, b: a <= b)
+        return {
+            "target": self.label,
+            "value": value,
+            "limit": limit,
+            "status": "pass" if compare(value, limit) else "fail",
+        }
+
+
+TARGETS = (
+    Target("serving", "rps_ratio_c8", ">=", 3),
+    Target("serving", "airloop_p99_ms_c1", "<=", 10),
+    Target("serving", "batch_rows_per_s", ">=", 0.5, relative_to="inprocess_rows_per_s"),
+    Target("drift", "speedup", ">=", 20),
+    Target("drift", "airloop_peak_mb", "<=", 0.5, relative_to="evidently_peak_mb"),
+    Target("drift", "verdict_agreement", ">=", 0.95),
+    Target("pipeline", "ratio", "<=", 1.5),
+    Target("pipeline", "median_task_gap_s", "<=", 1),
+    Target("pipeline", "max_parse_s", "<=", 0.5),
+    Target("validation", "ratio", "<=", 3),
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def run_section(name: str, size: str) -> Any:
+    """One section's figures, or {"status": "missing" | "error", "error": ...} instead of raising."""
+    module_name = f"benchmarks.bench_{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        log.warning("section %s: %s does not exist yet", name, module_name)
+        return {"status": "missing", "error": f"{module_name} does not exist"}
+    started = time.perf_counter()
+    try:
+        figures = module.run(size)
+    except Exception as err:  # one failing section must not lose the others; it is recorded below
+        log.exception("section %s failed", name)
+        return {
+            "status": "error",
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc(limit=8),
+            "section_s": round(time.perf_counter() - started, 1),
+        }
+    log.info("section %s done in %.1fs", name, time.perf_counter() - started)
+    if name == "scaling":
+        return figures["scaling"]
+    return {**figures, "section_s": round(time.perf_counter() - started, 1)}
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU, cores, memory, load, Python and library versions, commit and date of this run."""
+    cpu = platform.processor() or "unknown"
+    memory_mb = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_mb = round(int(line.split()[1]) / 1024)
+    except OSError:
+        log.warning("no /proc here: CPU model and memory unknown")
+    versions: dict[str, str | None] = {}
+    for library in LIBRARIES:
+        try:
+            versions[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            versions[library] = None
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCHMARKS_DIR, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mb": memory_mb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": versions,
+        "git_commit": commit or None,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run_benchmarks(size: str, sections: list[str], out: Path) -> dict[str, Any]:
+    """Run `sections` at `size`, write results.json and RESULTS.md into `out`, return the results."""
+    results: dict[str, Any] = {"size": size}
+    machine = machine_description()
+    started = time.perf_counter()
+    for name in sections:
+        log.info("section %s (%s)", name, size)
+        results[name] = run_section(name, size)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["total_s"] = round(time.perf_counter() - started, 1)
+    results["machine"] = machine
+    results["targets"] = [target.check(results) for target in TARGETS if target.section in sections]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "RESULTS.md").write_text(render_markdown(results))
+    return results
+
+
+# -- RESULTS.md -----------------------------------------------------------------------------
+
+METHODS = {
+    "serving": (
+        "The flights model (default config: 30-day window, 200 boosting iterations), trained, registered "
+        "and promoted by `airloop.pipeline.run_in_process` into a temporary MLflow SQLite store, then "
+        "fetched once and served from the same directory by both servers: Airloop's "
+        "`python -m airloop.serving` (one uvicorn process, its default one compute thread, inference "
+        "logging on) and `mlflow models serve --env-manager local` with MLflow's defaults (one uvicorn "
+        "worker, as `--workers` defaults to 1; library thread pools left at their defaults). Both get the "
+        "same `dataframe_split` bodies from the same load generator on loopback, and both must return "
+        "the same predictions before they are timed. In-process `predict` is the serving model's own "
+        "`predict` on the same 1,000 rows with one compute thread, like the server (the figure with all "
+        "cores is reported beside it)."
+    ),
+    "drift": "See `benchmarks/bench_drift.py`.",
+    "pipeline": (
+        "One `airloop_training` run on the embedded stack (`EmbeddedStack`: api-server, scheduler, "
+        "dag-processor, triggerer, LocalExecutor, SQLite; MLflow server) on free ports in a temporary "
+        "home, triggered and followed through the REST API, after one warm-up run; against "
+        "`airloop.pipeline.run_in_process` on the same window and the same MLflow server, in a fresh "
+        "interpreter (its wall time includes its imports, as each Airflow task pays its own). "
+        "`deploy_target` is `none` on both sides, so the deploy task only checks the target. "
+        "Airflow's time is from the run being queued to its end; the task gap is a task's start minus "
+        "its upstream task's end, from the REST API. Parse time: a fresh interpreter imports "
+        "`airflow.sdk` (as the dag-processor already has), then the time to run the DAG file."
+    ),
+    "validation": "See `benchmarks/bench_validation.py`.",
+    "scaling": (
+        "ingest + validate + train (`airloop.pipeline` stage functions, default config) on a landing "
+        "zone of replayed flights resampled (seeded, with replacement) to each size and spread over the "
+        "30 days of the training window; each size in a fresh interpreter. Seconds exclude imports; "
+        "peak MB is the process's peak resident memory (ru_maxrss), imports included."
+    ),
+}
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """RESULTS.md: targets with pass/fail, each section's figures, the machine, the methods."""
+    machine = results["machine"]
+    lines = [
+        "# Airloop benchmarks",
+        "",
+        f"`python -m benchmarks.run --size {results['size']}` on {machine['date']}, commit "
+        f"`{machine['git_commit']}`; written by `benchmarks/run.py` (do not edit by hand).",
+        "",
+        "## Targets",
+        "",
+        "| target | value | limit | result |",
+        "|---|---|---|---|",
+    ]
+    for check in results["targets"]:
+        mark = {"pass": "**pass**", "fail": "**FAIL**"}.get(check["status"], check["status"])
+        limit = _format(check["limit"]) if check["limit"] is not None else "—"
+        lines.append(f"| `{check['target']}` | {_format(check['value'])} | {limit} | {mark} |")
+    for name in SECTIONS:
+        if name not in results:
+            continue
+        lines += ["", f"## {name.capitalize()}", ""]
+        section = results[name]
+        if isinstance(section, dict) and section.get("status") in ("missing", "error"):
+            lines.append(f"Not measured ({section['status']}): `{section['error']}`")
+            continue
+        if name == "scaling":
+            lines += _scaling_table(section)
+        else:
+            lines += ["| figure | value |", "|---|---|"]
+            lines += [f"| `{k}` | {_format(v)} |" for k, v in section.items() if k != "notes"]
+            if section.get("notes"):
+                lines += ["", str(section["notes"])]
+        lines += ["", f"Method: {METHODS[name]}"]
+    lines += [
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores; memory {_format(machine['memory_mb'])} MB",
+        f"- OS: {machine['os']}; Python {machine['python']}",
+        "- Libraries: " + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items() if v),
+        f"- Load average (1, 5, 15 min) at start {machine['load_average_at_start']}, at end "
+        f"{machine['load_average_at_end']}: the machine is shared with other work, so absolute figures "
+        "move between runs; each peer ran in the same run as Airloop, so the ratios hold better.",
+        f"- Whole run: {_format(machine['total_s'])} s",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _scaling_table(rows: list[dict[str, Any]]) -> list[str]:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_format(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", metavar="section", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--size", choices=("smoke", "full"), default="full")
+    parser.add_argument("--out", type=Path, default=BENCHMARKS_DIR, help="where results.json and RESULTS.md go")
+    args = parser.parse_args(argv)
+    if unknown := sorted(set(args.sections) - set(SECTIONS)):
+        parser.error(f"unknown sections {unknown}: choose from {', '.join(SECTIONS)}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
+    results = run_benchmarks(args.size, args.sections or list(SECTIONS), args.out)
+    for check in results["targets"]:
+        print(f"{check['status']:>12}  {check['target']}: {check['value']} (limit {check['limit']})")
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'RESULTS.md'}")
+    # A section that failed makes the command fail (a missing one does not: it may land later);
+    # missed targets do not: they are findings, written in RESULTS.md.
+    failed = [
+        name for name in SECTIONS if isinstance(results.get(name), dict) and results[name].get("status") == "error"
+    ]
+    if failed:
+        print(f"sections that failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
