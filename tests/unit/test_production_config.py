@@ -300,6 +300,24 @@ def test_the_secret_check_catches_literal_secrets(service, key, value):
     assert literal_secrets(compose) == [f"{service}: {key}" + (" (password in URL)" if "://" in value else "")]
 
 
+def test_inline_service_scripts_parse():
+    # Compose turns `$$` into `$` before the shell sees the script.
+    checked = 0
+    for name, service in load_compose()["services"].items():
+        command = service.get("command")
+        if not isinstance(command, list) or len(command) != 3 or command[1] != "-c":
+            continue
+        script = command[2].replace("$$", "$")
+        if command[0] in ("bash", "sh"):
+            done = subprocess.run([command[0], "-n"], input=script, capture_output=True, text=True, check=False)
+            assert done.returncode == 0, f"{name}: {done.stderr}"
+        else:
+            assert command[0] == "python", name
+            compile(script, f"<{name} command>", "exec")
+        checked += 1
+    assert checked >= 5  # api server, init, MLflow, Evidently UI, serving, Redis
+
+
 def test_every_service_runs_as_a_non_root_user():
     for name, service in load_compose()["services"].items():
         user = service.get("user")
@@ -439,6 +457,18 @@ def test_helm_values_hold_no_secret():
         assert values["data"][name]
     for name in ("fernetKeySecretName", "jwtSecretName", "apiSecretKeySecretName"):
         assert values[name]
+
+
+def test_helm_values_allow_no_anonymous_access():
+    values = load_helm_values()
+    core = values["config"]["core"]
+    assert core["auth_manager"].endswith("SimpleAuthManager")
+    assert core["simple_auth_manager_all_admins"] == "False"
+    # The passwords file is the mounted Secret, and the chart makes no user of its own.
+    secret_mounts = {v["name"] for v in values["volumes"] if "secret" in v}
+    mounted = {m["name"]: m["mountPath"] for m in values["volumeMounts"]}
+    assert any(core["simple_auth_manager_passwords_file"].startswith(mounted[name] + "/") for name in secret_mounts)
+    assert values["webserver"]["defaultUser"]["enabled"] is False
 
 
 def test_helm_values_reach_the_state_volume_mlflow_and_the_training_pod():
