@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -102,6 +103,7 @@ def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
 
 
 def _demo(settings: AirloopSettings, timeout: float) -> int:
+    from airloop.stack import mlflow_auth
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
@@ -109,6 +111,8 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
     started = time.monotonic()
     creds = stack.up()
     print(f"services up in {time.monotonic() - started:.0f}s")
+    # With MLflow's login on, this process reads the registry as its admin, like Airflow's tasks.
+    os.environ.update(mlflow_auth.client_environment(settings))
     now = dt.datetime.now(dt.UTC)
     _fill(settings, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
 
@@ -214,7 +218,12 @@ def _print_access(settings: AirloopSettings, user: str, password: str, generated
         print("$AIRLOOP_ADMIN_PASSWORD")
     else:
         print(f"the password in {settings.home / 'admin_password'}")
-    print(f"MLflow UI   {settings.tracking_uri}   (no login on the embedded server)")
+    if settings.mlflow_auth:
+        stored = settings.home / "secrets" / "mlflow_admin_password"
+        secret = "$AIRLOOP_MLFLOW_ADMIN_PASSWORD" if settings.mlflow_admin_password else f"the password in {stored}"
+        print(f"MLflow UI   {settings.tracking_uri}   login: {settings.mlflow_admin_user} / {secret}")
+    else:
+        print(f"MLflow UI   {settings.tracking_uri}   (no login: AIRLOOP_MLFLOW_AUTH=true turns it on)")
     print(f"Evidently   {settings.evidently_url}   (monitoring reports; workspace {settings.evidently_workspace})")
 
 

@@ -32,6 +32,9 @@ class AirloopSettings(BaseSettings):
     airflow_port: int = Field(default=8080, description="Airflow API server and UI port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
     evidently_port: int = Field(default=8001, description="Evidently UI port (monitoring reports).")
+    signal_poll_seconds: float = Field(
+        default=30, gt=0, description="How often the retraining sensor's trigger looks for a degradation signal."
+    )
     worker_log_port: int = Field(default=8793, description="Airflow scheduler's log server port.")
     trigger_log_port: int = Field(default=8794, description="Airflow triggerer's log server port.")
     host: str = Field(default="127.0.0.1", description="Interface the embedded services bind.")
@@ -50,6 +53,29 @@ class AirloopSettings(BaseSettings):
     router_base_image: str = Field(default="debian:bookworm-slim", description="Base of the nginx router image.")
     offline_build: bool = Field(
         default=False, description="Install the serving image's wheels from a wheelhouse made on the host."
+    )
+    executor: Literal["LocalExecutor", "CeleryExecutor"] = Field(
+        default="LocalExecutor", description="Airflow executor; CeleryExecutor also starts Celery workers."
+    )
+    database_url: str | None = Field(
+        default=None, description="Airflow metadata database (SQLAlchemy URL); SQLite under the home if unset."
+    )
+    broker_url: str | None = Field(default=None, description="Celery broker, e.g. redis://host:6379/0.")
+    celery_workers: int = Field(default=1, ge=1, description="Celery workers `up` starts (CeleryExecutor).")
+    celery_worker_concurrency: int = Field(default=2, ge=1, description="Task slots of each Celery worker.")
+    mlflow_backend_uri: str | None = Field(
+        default=None, description="MLflow backend store (SQLAlchemy URL); SQLite under the home if unset."
+    )
+    mlflow_auth: bool = Field(default=False, description="Run MLflow with its basic-auth app (login required).")
+    mlflow_admin_user: str = Field(default="admin", description="MLflow admin user when mlflow_auth is on.")
+    mlflow_admin_password: str | None = Field(
+        default=None, description="MLflow admin password; generated and stored under the state folder if unset."
+    )
+    mlflow_auth_database_uri: str | None = Field(
+        default=None, description="MLflow's users and permissions store; SQLite beside the MLflow store if unset."
+    )
+    mlflow_auth_default_permission: Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"] = Field(
+        default="READ", description="What a logged-in MLflow user may do on resources not granted explicitly."
     )
     dags_folder: Path = Field(default=PROJECT_ROOT / "dags")
     plugins_folder: Path = Field(default=PROJECT_ROOT / "plugins")

@@ -1,6 +1,10 @@
 """The embedded stack: Airflow 3 (SQLite, LocalExecutor), an MLflow server and the Evidently UI,
 under AIRLOOP_HOME.
 
+The same code runs the scale-out shape by configuration: with `executor=CeleryExecutor`,
+`database_url` and `mlflow_backend_uri` on Postgres and `broker_url` on Redis, Airflow runs its
+tasks on `airflow celery worker` processes, and with `mlflow_auth` MLflow requires a login.
+
 Each service is a background process whose pid is kept in `<home>/run/`; `down` stops exactly
 those processes (and their children) and nothing else. Starting again reuses what runs.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from airloop.settings import AirloopSettings
+from airloop.stack import mlflow_auth
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,23 @@ class EmbeddedStack:
         self.airflow_home = self.home / "airflow"
         self.mlflow_dir = self.home / "mlflow"
         self.bin = Path(sys.executable).parent
+
+    @property
+    def celery_workers(self) -> tuple[str, ...]:
+        """Names of the Celery worker services; none unless the executor is Celery."""
+        if self.settings.executor != "CeleryExecutor":
+            return ()
+        return tuple(f"celery-worker-{i}" for i in range(1, self.settings.celery_workers + 1))
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every background service this stack runs, in start order."""
+        return ("mlflow", "evidently", "api-server", *AIRFLOW_COMPONENTS, *self.celery_workers)
+
+    @property
+    def database_url(self) -> str:
+        """Airflow's metadata database."""
+        return self.settings.database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
 
     # -- credentials and environment -------------------------------------------------------
 
@@ -94,10 +116,10 @@ class EmbeddedStack:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": s.executor,
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
@@ -113,12 +135,38 @@ class EmbeddedStack:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             }
         )
+        if s.executor == "CeleryExecutor":
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": s.broker_url or "",
+                    # Task states come back through the metadata database, not the broker.
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url}",
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(s.celery_worker_concurrency),
+                    # Redis hands an unacknowledged task to another worker after this long: longer
+                    # than any training run, shorter than the default day.
+                    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+                }
+            )
+        # Airflow's tasks log to MLflow as its admin; the server's own secrets stay with the server.
+        env.update(mlflow_auth.client_environment(s))
         return env
+
+    def _check_topology(self) -> None:
+        s = self.settings
+        if s.executor != "CeleryExecutor":
+            return
+        if not s.broker_url:
+            raise StackError(
+                "the CeleryExecutor needs a broker: set AIRLOOP_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"
+            )
+        if self.database_url.startswith("sqlite"):
+            raise StackError("the CeleryExecutor needs a shared database: set AIRLOOP_DATABASE_URL (Postgres)")
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def up(self, *, timeout: float = 300.0) -> Credentials:
         """Start whatever is not running yet and wait until every service answers."""
+        self._check_topology()
         folders = (self.run_dir, self.log_dir, self.airflow_home, self.mlflow_dir / "artifacts")
         for folder in (*folders, self.settings.evidently_workspace):
             folder.mkdir(parents=True, exist_ok=True)
@@ -128,16 +176,27 @@ class EmbeddedStack:
         if not self.running("api-server"):
             log.info("preparing the Airflow database in %s", self.airflow_home)
             self._run([str(self.bin / "airflow"), "db", "migrate"], env, "airflow-db-migrate")
-        self._start("mlflow", self._mlflow_command(), env)
+        mlflow_env = {**env, **mlflow_auth.server_environment(self.settings)} if self.settings.mlflow_auth else env
+        self._start("mlflow", self._mlflow_command(), mlflow_env)
         self._start("evidently", self._evidently_command(), env)
         self._start("api-server", [str(self.bin / "airflow"), "api-server"], env)
         # The API server first: on two cores, starting all at once makes each of them slower.
         self._wait(f"{self.settings.airflow_url}/api/v2/monitor/health", "api-server", timeout)
         for component in AIRFLOW_COMPONENTS:
             self._start(component, [str(self.bin / "airflow"), component], env)
+        for number, worker in enumerate(self.celery_workers, start=1):
+            self._start(worker, self._celery_worker_command(number), env)
         self._wait(f"{self.settings.tracking_uri}/health", "mlflow", timeout)
+        if self.settings.mlflow_auth:
+            try:
+                password = mlflow_auth.admin_password(self.settings)
+                mlflow_auth.check_admin_login(self.settings.tracking_uri, self.settings.mlflow_admin_user, password)
+            except mlflow_auth.MlflowAuthError as err:
+                raise StackError(f"{err}; see {self.log_dir / 'mlflow.log'}") from err
         self._wait(f"{self.settings.evidently_url}/api/version", "evidently", timeout)
         self._wait_healthy(timeout)
+        for worker in self.celery_workers:
+            self._wait_for_log(worker, " ready.", timeout)
         return creds
 
     def down(self) -> list[str]:
@@ -146,7 +205,7 @@ class EmbeddedStack:
 
         stopped = ["serving"] if LocalDeployer(self.home, self.settings.serving_port).stop() else []
         stopped += self._stop_containers()
-        for name in ("api-server", *AIRFLOW_COMPONENTS, "mlflow", "evidently"):
+        for name in ("api-server", *AIRFLOW_COMPONENTS, *self.celery_workers, "mlflow", "evidently"):
             pid = self._pid(name)
             if pid is not None and alive(pid):
                 terminate_group(pid)
@@ -169,16 +228,32 @@ class EmbeddedStack:
         return pid is not None and alive(pid)
 
     def status(self) -> dict[str, bool]:
-        return {name: self.running(name) for name in ("mlflow", "evidently", "api-server", *AIRFLOW_COMPONENTS)}
+        return {name: self.running(name) for name in self.services}
 
     # -- internals -------------------------------------------------------------------------
 
+    def _celery_worker_command(self, number: int) -> list[str]:
+        command = [
+            str(self.bin / "airflow"),
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"airloop-worker-{number}@%h",
+            "--concurrency",
+            str(self.settings.celery_worker_concurrency),
+        ]
+        # One log server per port: the first worker serves task logs; the others write theirs to
+        # the same local log folder, which the API server reads directly.
+        return command if number == 1 else [*command, "--skip-serve-logs"]
+
     def _mlflow_command(self) -> list[str]:
+        auth = ["--app-name", "basic-auth"] if self.settings.mlflow_auth else []
         return [
             str(self.bin / "mlflow"),
             "server",
+            *auth,
             "--backend-store-uri",
-            f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
+            self.settings.mlflow_backend_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
             "--artifacts-destination",
             str(self.mlflow_dir / "artifacts"),
             "--serve-artifacts",
@@ -245,6 +320,18 @@ class EmbeddedStack:
                 pass
             time.sleep(1)
         raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s; see {self.log_dir / (name + '.log')}")
+
+    def _wait_for_log(self, name: str, marker: str, timeout: float) -> None:
+        # A Celery worker has no HTTP endpoint of its own; it says " ready." once it consumes tasks.
+        logfile = self.log_dir / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running(name):
+                raise StackError(f"{name} exited; see {logfile}")
+            if logfile.exists() and marker in logfile.read_text(errors="replace"):
+                return
+            time.sleep(1)
+        raise StackError(f"{name} did not log {marker!r} within {timeout:.0f}s; see {logfile}")
 
     def _wait_healthy(self, timeout: float) -> None:
         # The health endpoint answers 200 even while components are down: read its body.
