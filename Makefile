@@ -53,7 +53,6 @@ lint: $(STAMP) ## ruff (with Airflow's AIR rules) and mypy
 	$(BIN)/ruff check include dags plugins tests benchmarks
 	$(BIN)/ruff format --check include dags plugins tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/mypy benchmarks
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }

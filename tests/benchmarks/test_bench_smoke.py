@@ -7,9 +7,8 @@ import math
 import subprocess
 import sys
 
-from benchmarks.run import REQUIRED_KEYS, SECTIONS, SMOKE_ONLY_KEYS
-
 from airloop.settings import PROJECT_ROOT
+from benchmarks.run import REQUIRED_KEYS, SECTIONS, SMOKE_ONLY_KEYS
 
 
 def _is_number(value) -> bool:
