@@ -392,6 +392,14 @@ def test_airflow_image_installs_airloop_as_a_package_and_runs_as_airflow():
         assert (PROJECT_ROOT / source).exists(), f"the Dockerfile copies {source}, which is not in the repository"
 
 
+def test_image_build_context_leaves_out_state_environments_and_secrets():
+    # The context is the repository root: without these, .env would be sent to the builder and
+    # the virtualenv and state folder (gigabytes) with it.
+    ignored = {line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", ".venv", ".airloop", ".git"} <= ignored
+    assert load_compose()["x-airloop-image"]["build"]["context"] == "."
+
+
 # -- Helm values for the official Airflow chart --------------------------------------------------------
 
 
