@@ -25,14 +25,16 @@ COPY --chown=airflow:0 include/ /opt/airflow/include/
 # (settings.PROJECT_ROOT), exactly as in a checkout. A regular pip install, not a path hack.
 RUN pip install --no-cache-dir --constraint /opt/airflow/requirements.lock \
       "apache-airflow==${AIRFLOW_VERSION}" --editable /opt/airflow \
- && mkdir -p /opt/airflow/airloop /opt/airflow/mlflow
+ && mkdir -p /opt/airflow/airloop /opt/airflow/mlflow \
+ && chmod g+rwX /opt/airflow/airloop /opt/airflow/mlflow
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 
 # AIRLOOP_HOME is the shared state volume of docker-compose.yaml (and the PVC of the Helm values).
-# The folders above are created here, owned by airflow, so that a new named volume mounted on
-# them starts owned by airflow too.
+# The folders above are created here, owned by airflow and writable by group 0 (Airflow's image
+# convention, for an AIRFLOW_UID other than 50000), so that a new named volume mounted on them
+# starts that way too.
 ENV AIRLOOP_HOME=/opt/airflow/airloop \
     AIRLOOP_CONFIG=/opt/airflow/include/config/flights.yaml \
     GX_ANALYTICS_ENABLED=False
