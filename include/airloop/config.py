@@ -104,6 +104,72 @@ class PromotionConfig(_Strict):
     )
 
 
+class DriftPolicy(_Strict):
+    """When drift of the served inputs counts as degradation."""
+
+    max_drifted_share: float = Field(
+        default=0.3, gt=0, le=1, description="Degraded when at least this share of the features drifted."
+    )
+    key_features: list[str] = Field(
+        default_factory=list, description="Degraded when any of these drifted, whatever the share."
+    )
+    min_rows: int = Field(default=500, ge=30, description="Fewer served rows in a window: no drift verdict.")
+
+
+class PerformancePolicy(_Strict):
+    """When the served model's measured quality (once labels land) counts as degradation."""
+
+    metric: Literal["roc_auc", "average_precision", "f1", "accuracy"] = "roc_auc"
+    floor_ratio: float = Field(
+        default=0.95, gt=0, le=1, description="Degraded below this share of the champion's validation score."
+    )
+    min_labels: int = Field(default=200, ge=10, description="Fewer labelled rows: no performance verdict.")
+
+
+class StormGuards(_Strict):
+    """What keeps a noisy signal from turning into a storm of retraining runs."""
+
+    cooldown_minutes: float = Field(default=360, ge=0, description="No new retraining this soon after the last.")
+    dedupe_hours: float = Field(
+        default=24, ge=0, description="The same reason for the same model version within this is a duplicate."
+    )
+    circuit_breaker_after: int = Field(
+        default=3, ge=1, description="After this many challengers in a row lose, stop retraining and alert."
+    )
+
+
+class AlertsConfig(_Strict):
+    """Where alerts go besides the task log and `<home>/alerts/alerts.jsonl` (always on)."""
+
+    webhook_url_env: str | None = Field(
+        default=None, description="Env var holding a URL that receives each alert as JSON (POST)."
+    )
+    slack_webhook_url_env: str | None = Field(default=None, description="Env var holding a Slack incoming webhook.")
+    email_to: list[str] = Field(default_factory=list, description="Recipients, sent through SMTP (AIRLOOP_SMTP_*).")
+
+
+class MonitoringConfig(_Strict):
+    """The degradation policy and how monitoring reads and reports a window."""
+
+    labels_path: Path = Field(
+        default=Path("labels/flights"),
+        description="The labels feed (see airloop.monitoring.labels); relative paths are under AIRLOOP_HOME.",
+    )
+
+    report_sample_rows: int = Field(
+        default=20_000,
+        ge=1_000,
+        description="Evidently's reports (for people) run on at most this many rows per side; verdicts use every row.",
+    )
+    label_lookback_days: int = Field(
+        default=14, ge=0, description="Past windows whose labels land within this are recomputed."
+    )
+    drift: DriftPolicy = Field(default_factory=DriftPolicy)
+    performance: PerformancePolicy = Field(default_factory=PerformancePolicy)
+    guards: StormGuards = Field(default_factory=StormGuards)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
 class PipelineConfig(_Strict):
     """Everything one pipeline needs; loaded from one YAML file."""
 
@@ -112,6 +178,14 @@ class PipelineConfig(_Strict):
     dataset: DatasetConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @model_validator(mode="after")
+    def _key_features_are_features(self) -> PipelineConfig:
+        unknown = sorted(set(self.monitoring.drift.key_features) - set(self.dataset.features))
+        if unknown:
+            raise ValueError(f"monitoring.drift.key_features are not features of the dataset: {unknown}")
+        return self
 
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -73,3 +73,21 @@ DEPLOY_PARAMS = {
     ),
     "reason": Param("manual deploy", type="string", title="Reason"),
 }
+
+MONITORING_PARAMS = {
+    "window_start": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Window start (optional)",
+        description="Monitor predictions served from this time (ISO 8601). Empty: the run's data interval.",
+    ),
+    "window_end": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Window end (optional)",
+        description="…up to this time, exclusive. Set both or neither.",
+    ),
+    "reason": Param("scheduled", type="string", title="Reason"),
+}

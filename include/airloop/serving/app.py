@@ -48,6 +48,11 @@ class ServingSettings(BaseSettings):
     inference_log_dir: Path | None = Field(default=None, description="Where predictions are logged; none: off.")
     token: str | None = Field(default=None, description="If set, /invocations needs `Authorization: Bearer`.")
     image: str | None = Field(default=None, description="The image this runs in, for /version.")
+    replay_clock: bool = Field(
+        default=False,
+        description="Replays and backtests: log each request at the time in its `X-Airloop-Event-Time` "
+        "header (ISO 8601) instead of the wall clock. Off in production.",
+    )
 
 
 class _Metrics:
@@ -109,6 +114,18 @@ class ServingState:
         log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
 
 
+def _event_time(request: Request) -> dt.datetime:
+    """The replayed time a request says it was made at (replay clock only)."""
+    value = request.headers.get("x-airloop-event-time")
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError as err:
+        raise PayloadError(400, f"X-Airloop-Event-Time {value!r} is not an ISO 8601 time") from err
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
@@ -166,6 +183,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
         if size > settings.max_body_bytes:
             # Read (and drop) the rest first, so the client gets this answer instead of a reset.
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
+        logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         model = state.model
         frame = parse_payload(bytes(body), model.columns, model.required)
         # Small requests predict inline; large ones in a thread so the loop keeps answering probes.
@@ -174,7 +192,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
         else:
             labels, scores = model.predict(frame)
         if state.inference_log is not None:
-            state.inference_log.append(request_id, dt.datetime.now(dt.UTC), frame, labels, scores)
+            state.inference_log.append(request_id, logged_at, frame, labels, scores)
         state.metrics.rows.inc(len(frame))
         return _json({"predictions": labels.tolist()}, headers={"X-Request-ID": request_id})
 

@@ -65,6 +65,16 @@ class AirflowClient:
         body = {"logical_date": logical_date, "conf": conf or {}}
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
+    def dag_runs(self, dag_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns"
+        return self.request("GET", path, params={"order_by": "run_after", "limit": limit})["dag_runs"]
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
+        """The task's extra links (button name -> URL) as the UI shows them."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/links"
+        return self.request("GET", path)["extra_links"]
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
 

@@ -1,0 +1,59 @@
+"""
+### airloop_monitoring
+
+Daily, and on demand for a chosen window (Params `window_start`/`window_end`): **monitor** the
+predictions the deployed model served in the window against the data it was trained on — data
+drift per feature and for the dataset, prediction drift, data quality, and ROC AUC, precision and
+recall once labels have landed — with Evidently reports (HTML/JSON), an MLflow monitoring run and a
+snapshot in the Evidently workspace. **backfill_late_labels** recomputes past windows that labels
+have reached since. **raise_signals** raises a degradation signal (and an alert) when the window
+breaks the policy in the config's `monitoring` section; `airloop_retraining` takes it from there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from airloop_airflow import monitoring
+from airloop_airflow.assets import DEGRADATION
+from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.notifiers import AirloopNotifier
+from airloop_airflow.params import MONITORING_PARAMS
+
+Json = dict[str, Any]
+
+
+@dag(
+    dag_id="airloop_monitoring",
+    schedule="0 3 * * *",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=2),
+    params=MONITORING_PARAMS,
+    default_args=task_defaults(execution_timeout=dt.timedelta(minutes=45)),
+    on_failure_callback=AirloopNotifier(),
+    tags=["airloop", "monitoring"],
+    doc_md=__doc__,
+)
+def airloop_monitoring() -> None:
+    @task
+    def monitor() -> Json:
+        return monitoring.monitor_window()
+
+    @task
+    def backfill_late_labels(current: Json) -> list[Json]:
+        return monitoring.backfill_late_labels(current)
+
+    @task(outlets=[DEGRADATION])
+    def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
+        return monitoring.raise_signals(current, backfilled)
+
+    current = monitor()
+    raise_signals(current, backfill_late_labels(current))
+
+
+airloop_monitoring()

@@ -1,0 +1,72 @@
+"""
+### airloop_retraining
+
+Always one run waiting: **wait_for_degradation** defers to the triggerer (no worker slot) until
+monitoring raises a degradation signal. **apply_storm_guards** decides: a stale signal, a
+duplicate of the same reason, a signal inside the cooldown, or one while training already runs is
+skipped with its reason; after too many retrained challengers in a row lost to the champion, the
+circuit breaker opens and an alert goes out instead. Otherwise **trigger_training** starts
+`airloop_training` with the reason, window and report in its conf (and its note), waits for it in
+the triggerer, and **record_outcome** notes whether the challenger won.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+from airflow.task.trigger_rule import TriggerRule
+
+from airloop_airflow import monitoring
+from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.notifiers import AirloopNotifier
+from airloop_airflow.sensors import DegradationSensor
+
+Json = dict[str, Any]
+
+
+@dag(
+    dag_id="airloop_retraining",
+    schedule="@continuous",
+    start_date=START_DATE,
+    catchup=False,
+    dagrun_timeout=dt.timedelta(hours=12),  # the sensor soft-fails after 6 h; training may take 2 h
+    max_active_runs=1,  # with @continuous: one run waits at a time, so one retraining at a time
+    render_template_as_native_obj=True,
+    default_args=task_defaults(execution_timeout=dt.timedelta(hours=3)),
+    on_failure_callback=AirloopNotifier(),
+    tags=["airloop", "retraining"],
+    doc_md=__doc__,
+)
+def airloop_retraining() -> None:
+    signal = DegradationSensor(task_id="wait_for_degradation", soft_fail=True, retries=0)
+
+    @task(multiple_outputs=True, retries=0)
+    def apply_storm_guards(signal: Json) -> Json:
+        return monitoring.apply_storm_guards(signal)
+
+    guarded = apply_storm_guards(signal.output)
+    trigger_training = TriggerDagRunOperator(
+        task_id="trigger_training",
+        trigger_dag_id=monitoring.TRAINING_DAG,
+        trigger_run_id=guarded["run_id"],
+        conf=guarded["conf"],
+        note="{{ ti.xcom_pull(task_ids='apply_storm_guards', key='note') }}",
+        logical_date=None,
+        wait_for_completion=True,
+        deferrable=True,
+        poke_interval=10,
+        retries=0,
+    )
+
+    @task(trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
+    def record_outcome(run_id: str, training_conf: Json) -> Json:
+        return monitoring.record_outcome({"run_id": run_id, "conf": training_conf})
+
+    outcome = record_outcome(guarded["run_id"], guarded["conf"])
+    trigger_training >> outcome
+
+
+airloop_retraining()

@@ -1,0 +1,403 @@
+"""Monitor one window of served predictions: drift, data quality and, once labels land, quality.
+
+Verdicts come from every served row (`airloop.monitoring.drift`, Evidently's own tests computed
+fast); Evidently's reports, for people, run on a sample of at most `report_sample_rows` rows per
+side. Each window keeps its record, reports, an MLflow monitoring run (tagged with the model
+version it watched) and snapshots in the Evidently workspace (one project per model). Rerunning a
+window overwrites all of them, which is how late labels are folded in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from airloop.config import PipelineConfig
+from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.monitoring.labels import join_labels, read_labels
+from airloop.monitoring.policy import Degradation, assess
+from airloop.monitoring.window import MonitoringWindow, served_rows
+from airloop.settings import AirloopSettings
+
+log = logging.getLogger(__name__)
+
+SCORE = "score"  # the model's positive-class probability: its drift is the prediction drift
+
+
+class WindowRecord(BaseModel):
+    """What monitoring found in one window; `window.json` in the window's folder."""
+
+    window: MonitoringWindow
+    model_name: str
+    model_version: str | None = None
+    served_rows: int = 0
+    other_versions: dict[str, int] = Field(default_factory=dict)
+    drift: dict[str, Any] | None = None
+    quality: dict[str, Any] = Field(default_factory=dict)
+    performance: dict[str, float] | None = None
+    labels_used: int = 0
+    champion_score: float | None = None
+    degradations: list[Degradation] = Field(default_factory=list)
+    reports: dict[str, str] = Field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    evidently_project_id: str | None = None
+    evidently_snapshot_ids: list[str] = Field(default_factory=list)
+    evidently_url: str | None = None
+    computed_at: dt.datetime
+    note: str = ""
+
+
+class MonitoringPaths:
+    """Where monitoring keeps its state under the state folder."""
+
+    def __init__(self, settings: AirloopSettings, config: PipelineConfig) -> None:
+        root = settings.home / "monitoring"
+        self.windows = root / "windows" / config.model_name
+        self.signals = root / "signals"
+        self.ledger = root / "retraining.jsonl"
+        self.models = root / "models" / config.model_name
+        self.inference = settings.home / "inference"
+        labels = config.monitoring.labels_path
+        self.labels = labels if labels.is_absolute() else settings.home / labels
+        self.workspace = settings.evidently_workspace
+
+    def window_dir(self, window: MonitoringWindow) -> Path:
+        return self.windows / window.id
+
+
+def read_window_record(paths: MonitoringPaths, window_id: str) -> WindowRecord | None:
+    path = paths.windows / window_id / "window.json"
+    return WindowRecord.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def window_records(paths: MonitoringPaths) -> list[WindowRecord]:
+    """Every monitored window of the model, oldest first."""
+    records = [WindowRecord.model_validate_json(p.read_text()) for p in paths.windows.glob("*/window.json")]
+    return sorted(records, key=lambda r: r.window.start)
+
+
+def monitor_window(
+    settings: AirloopSettings,
+    config: PipelineConfig,
+    window: MonitoringWindow,
+    *,
+    lineage: Lineage,
+    now: dt.datetime | None = None,
+) -> WindowRecord:
+    """Compute, report and record one window (idempotent: a rerun overwrites the window)."""
+    paths = MonitoringPaths(settings, config)
+    now = now or dt.datetime.now(dt.UTC)
+    served = served_rows(paths.inference, window, config.model_name)
+    record = WindowRecord(window=window, model_name=config.model_name, computed_at=now)
+    if served.empty:
+        record.note = "no traffic in this window"
+        log.info("window %s: %s", window, record.note)
+        return _save(paths, record)
+
+    counts = served["model_version"].value_counts()
+    version = str(counts.index[0])
+    rows = served[served["model_version"] == version].reset_index(drop=True)
+    record.model_version = version
+    record.served_rows = len(rows)
+    record.other_versions = {str(v): int(n) for v, n in counts.items() if str(v) != version}
+    log.info("window %s: %d rows served by %s v%s", window, len(rows), config.model_name, version)
+
+    reference = _reference(settings, config, paths, version)
+    record.champion_score = reference.validation_score
+    features = config.dataset.features
+    current = rows[features].copy()
+    current[SCORE] = rows["score"].astype("float64")
+    record.quality = _quality(reference.frame, current, features)
+
+    from airloop.monitoring.drift import compute_drift
+
+    if len(rows) >= config.monitoring.drift.min_rows:
+        numeric = [*config.dataset.numeric_features, SCORE]
+        drift = compute_drift(
+            reference.frame, current, numeric=numeric, categorical=config.dataset.categorical_features
+        )
+        record.drift = {**drift.to_dict(), "outputs": [SCORE]}
+        log.info(
+            "drift: %d of %d columns drifted (%s)",
+            len(drift.drifted_columns()),
+            len(drift.columns),
+            ", ".join(drift.drifted_columns()) or "none",
+        )
+    else:
+        record.note = (
+            f"{len(rows)} served rows < monitoring.drift.min_rows {config.monitoring.drift.min_rows}: no drift verdict"
+        )
+
+    labelled = join_labels(rows, read_labels(paths.labels, config.dataset.label.column), config.dataset.label)
+    record.labels_used = len(labelled)
+    if len(labelled) >= config.monitoring.performance.min_labels:
+        record.performance = _performance(labelled)
+        log.info("performance on %d labelled rows: %s", len(labelled), _fmt(record.performance))
+    elif len(labelled):
+        log.info(
+            "%d labelled rows so far (< %d): no performance verdict yet",
+            len(labelled),
+            config.monitoring.performance.min_labels,
+        )
+
+    record.degradations = assess(
+        config.monitoring, drift=record.drift, performance=record.performance, champion_score=record.champion_score
+    )
+    previous = read_window_record(paths, window.id)
+    folder = paths.window_dir(window)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    stale_snapshots = previous.evidently_snapshot_ids if previous else []
+    _evidently_reports(
+        settings,
+        config=config,
+        paths=paths,
+        record=record,
+        reference=reference.frame,
+        current=current,
+        labelled=labelled,
+        stale_snapshots=stale_snapshots,
+    )
+    _log_to_mlflow(settings, config, record, reference.run_id, lineage)
+    return _save(paths, record)
+
+
+def windows_with_new_labels(
+    settings: AirloopSettings, config: PipelineConfig, current: MonitoringWindow
+) -> list[MonitoringWindow]:
+    """Past windows (ending within `label_lookback_days` of `current`) that more labels reached."""
+    paths = MonitoringPaths(settings, config)
+    labels = read_labels(paths.labels, config.dataset.label.column)
+    if labels.empty:
+        return []
+    since = current.start - dt.timedelta(days=config.monitoring.label_lookback_days)
+    stale = []
+    for record in window_records(paths):
+        if record.window.id == current.id or record.window.end < since or record.model_version is None:
+            continue
+        served = served_rows(paths.inference, record.window, config.model_name)
+        served = served[served["model_version"] == record.model_version]
+        labelled = len(join_labels(served, labels, config.dataset.label))
+        if labelled > record.labels_used:
+            log.info(
+                "window %s: %d labelled rows now (was %d): recomputing", record.window, labelled, record.labels_used
+            )
+            stale.append(record.window)
+    return stale
+
+
+class _Reference(BaseModel):
+    model_config = {"arbitrary_types_allowed": True}
+    frame: pd.DataFrame
+    run_id: str
+    validation_score: float | None
+
+
+def _reference(settings: AirloopSettings, config: PipelineConfig, paths: MonitoringPaths, version: str) -> _Reference:
+    """The version's training snapshot as features, with the version's own scores on it."""
+    from mlflow.tracking import MlflowClient
+
+    from airloop.data.snapshot import read_manifest, read_snapshot, snapshot_dir
+    from airloop.serving.model import fetch_model, load_model_dir
+    from airloop.training.features import feature_frame
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    model_version = client.get_model_version(config.model_name, version)
+    tags = model_version.tags
+    snapshot_id = tags.get(f"{TAG_PREFIX}snapshot_id")
+    if not snapshot_id:
+        raise MonitoringError(f"{config.model_name} v{version} has no {TAG_PREFIX}snapshot_id tag: no reference data")
+    start, _, end = snapshot_id.partition("_")
+    manifest = read_manifest(
+        snapshot_dir(settings.lake, config.dataset.name, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    )
+    if manifest is None:
+        raise MonitoringError(
+            f"the training snapshot {snapshot_id} of {config.model_name} v{version} is not in {settings.lake}; "
+            "re-run ingest for its window to restore the reference data"
+        )
+    frame = feature_frame(read_snapshot(manifest), config.dataset)
+    model_dir = paths.models / f"v{version}"
+    if not (model_dir / "MLmodel").exists():
+        fetch_model(f"models:/{config.model_name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
+    _, scores = load_model_dir(model_dir).predict(frame)
+    frame[SCORE] = scores.astype("float64")
+    score = tags.get(f"{TAG_PREFIX}metric.{config.monitoring.performance.metric}")
+    return _Reference(frame=frame, run_id=model_version.run_id or "", validation_score=float(score) if score else None)
+
+
+class MonitoringError(RuntimeError):
+    """Monitoring cannot compare the window with its reference; the message says what to fix."""
+
+
+def _quality(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+    """Missing shares per feature and categories never seen in training, current vs reference."""
+    quality: dict[str, Any] = {"rows": len(current), "reference_rows": len(reference), "columns": {}}
+    for column in features:
+        entry = {
+            "missing_share": float(current[column].isna().mean()),
+            "reference_missing_share": float(reference[column].isna().mean()),
+        }
+        if current[column].dtype == object:
+            unseen = set(current[column].dropna()) - set(reference[column].dropna())
+            entry["unseen_categories"] = sorted(map(str, unseen))[:20]
+        quality["columns"][column] = entry
+    return quality
+
+
+def _performance(labelled: pd.DataFrame) -> dict[str, float]:
+    from sklearn.metrics import precision_score, recall_score
+
+    from airloop.training.model import classification_metrics
+
+    metrics = classification_metrics(labelled["target"], labelled["score"].to_numpy())
+    predicted = (labelled["score"] >= 0.5).astype(int)
+    metrics["precision"] = float(precision_score(labelled["target"], predicted, zero_division=0))
+    metrics["recall"] = float(recall_score(labelled["target"], predicted, zero_division=0))
+    return metrics
+
+
+def _evidently_reports(
+    settings: AirloopSettings,
+    *,
+    config: PipelineConfig,
+    paths: MonitoringPaths,
+    record: WindowRecord,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    labelled: pd.DataFrame,
+    stale_snapshots: list[str],
+) -> None:
+    """Evidently's drift, data summary and (with labels) classification reports, saved and in the workspace."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, DataSummaryPreset
+    from evidently.ui.workspace import Workspace
+
+    cap = config.monitoring.report_sample_rows
+    definition = DataDefinition(
+        numerical_columns=[*config.dataset.numeric_features, SCORE],
+        categorical_columns=config.dataset.categorical_features,
+    )
+    folder = paths.window_dir(record.window)
+    tags = [f"window:{record.window.id}", f"version:{record.model_version}"]
+    metadata = {"window": record.window.id, "model_version": str(record.model_version)}
+    snapshots = {
+        "drift": Report([DataDriftPreset(), DataSummaryPreset()], metadata=metadata, tags=tags).run(
+            current_data=Dataset.from_pandas(_sample(current, cap), data_definition=definition),
+            reference_data=Dataset.from_pandas(_sample(reference, cap), data_definition=definition),
+            timestamp=record.window.start,
+            name=f"drift {record.window.id} v{record.model_version}",
+        )
+    }
+    if record.performance is not None:
+        frame = labelled[["target", "prediction", SCORE]].copy()
+        frame["prediction"] = frame["prediction"].astype("int64")
+        classification = DataDefinition(
+            classification=[
+                BinaryClassification(target="target", prediction_labels="prediction", prediction_probas=SCORE)
+            ],
+            numerical_columns=[SCORE],
+            categorical_columns=["target", "prediction"],
+        )
+        snapshots["performance"] = Report([ClassificationPreset()], metadata=metadata, tags=tags).run(
+            current_data=Dataset.from_pandas(_sample(frame, cap), data_definition=classification),
+            timestamp=record.window.start,
+            name=f"performance {record.window.id} v{record.model_version}",
+        )
+    for name, snapshot in snapshots.items():
+        snapshot.save_html(str(folder / f"{name}.html"))
+        (folder / f"{name}.json").write_text(snapshot.json())
+        record.reports[name] = str(folder / f"{name}.html")
+
+    workspace = Workspace.create(str(paths.workspace))
+    projects = workspace.search_project(config.model_name)
+    project = (
+        projects[0]
+        if projects
+        else workspace.create_project(config.model_name, description=f"Airloop monitoring of {config.model_name}")
+    )
+    for snapshot_id in stale_snapshots:
+        workspace.delete_run(project.id, snapshot_id)
+    record.evidently_project_id = str(project.id)
+    record.evidently_snapshot_ids = [str(workspace.add_run(project.id, s).id) for s in snapshots.values()]
+    record.evidently_url = f"{settings.evidently_url}/projects/{project.id}/reports/{record.evidently_snapshot_ids[0]}"
+
+
+def _log_to_mlflow(
+    settings: AirloopSettings, config: PipelineConfig, record: WindowRecord, model_run_id: str, lineage: Lineage
+) -> None:
+    """One monitoring run per window and version, reused by a rerun; linked to the model version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient()
+    experiment = mlflow.set_experiment(f"{config.experiment}-monitoring")
+    tags = {
+        **lineage.tags(),
+        f"{TAG_PREFIX}stage": "monitor",
+        f"{TAG_PREFIX}window_id": record.window.id,
+        f"{TAG_PREFIX}model_name": record.model_name,
+        f"{TAG_PREFIX}model_version": str(record.model_version),
+        f"{TAG_PREFIX}model_run_id": model_run_id,
+        f"{TAG_PREFIX}degraded": str(bool(record.degradations)).lower(),
+    }
+    found = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{TAG_PREFIX}window_id` = '{record.window.id}' "
+        f"and tags.`{TAG_PREFIX}model_version` = '{record.model_version}'",
+        max_results=1,
+    )
+    metrics: dict[str, float] = {"served_rows": record.served_rows, "labels_used": record.labels_used}
+    if record.drift is not None:
+        metrics["drift_share"] = sum(c["drifted"] for c in record.drift["columns"]) / len(record.drift["columns"])
+        metrics.update(
+            {f"drift.{c['column']}": c["score"] for c in record.drift["columns"] if not math.isnan(c["score"])}
+        )
+    metrics.update({f"perf.{k}": v for k, v in (record.performance or {}).items() if not math.isnan(v)})
+    metrics.update({f"missing.{k}": v["missing_share"] for k, v in record.quality.get("columns", {}).items()})
+    with mlflow.start_run(
+        run_id=found[0].info.run_id if found else None,
+        run_name=f"monitor {record.window.id} v{record.model_version}",
+        experiment_id=experiment.experiment_id,
+        tags=tags,
+    ) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(
+            {"window_start": record.window.start.isoformat(), "window_end": record.window.end.isoformat()}
+        )
+        mlflow.log_metrics(metrics)
+        if record.degradations:
+            mlflow.set_tag(f"{TAG_PREFIX}degradation", "; ".join(d.detail for d in record.degradations)[:5000])
+        for path in record.reports.values():
+            folder = Path(path).parent
+            mlflow.log_artifact(path, artifact_path="evidently")
+            mlflow.log_artifact(str(folder / (Path(path).stem + ".json")), artifact_path="evidently")
+        record.mlflow_run_id = run.info.run_id
+    client.set_model_version_tag(
+        config.model_name, str(record.model_version), f"{TAG_PREFIX}last_monitoring_run", run.info.run_id
+    )
+    record.mlflow_run_url = f"{settings.tracking_uri}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+
+
+def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(rows, random_state=0)
+
+
+def _save(paths: MonitoringPaths, record: WindowRecord) -> WindowRecord:
+    folder = paths.window_dir(record.window)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "window.json").write_text(record.model_dump_json(indent=2))
+    return record
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())

@@ -1,0 +1,213 @@
+"""What `airloop_monitoring` and `airloop_retraining` tasks do: read the run's context, call the core.
+
+Light at import time: the core and its heavy libraries are imported inside each call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airloop_airflow.links import EvidentlyReportLink, MLflowRunLink, push_link
+from airloop_airflow.notifiers import AirloopNotifier
+
+if TYPE_CHECKING:
+    from airloop.monitoring.monitor import WindowRecord
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+TRAINING_DAG = "airloop_training"
+
+
+def signals_dir() -> Path:
+    from airloop.settings import load_settings
+
+    return load_settings().home / "monitoring" / "signals"
+
+
+def signal_poll_seconds() -> float:
+    from airloop.settings import load_settings
+
+    return load_settings().signal_poll_seconds
+
+
+def _context() -> tuple[Any, Any, Any, Any]:
+    from airloop.config import load_config
+    from airloop.lineage import Lineage
+    from airloop.settings import load_settings
+
+    context = get_current_context()
+    settings = load_settings()
+    dag_run = context["dag_run"]
+    lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=context["params"].get("reason"))
+    return context, settings, load_config(settings.config), lineage
+
+
+def _window(context: Any) -> Any:
+    """The Params' window if given, else the run's data interval, else the day before it ran."""
+    from airloop.monitoring.window import MonitoringWindow
+
+    params = context["params"]
+    if params.get("window_start") and params.get("window_end"):
+        return MonitoringWindow(start=params["window_start"], end=params["window_end"])
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None and end > start:
+        return MonitoringWindow(start=start, end=end)
+    end = context["dag_run"].run_after
+    return MonitoringWindow(start=end - dt.timedelta(days=1), end=end)
+
+
+def _summary(record: WindowRecord) -> Json:
+    return record.model_dump(mode="json")
+
+
+def monitor_window() -> Json:
+    """`monitor`: drift, quality and performance of the run's window; links its MLflow run and report."""
+    from airloop.monitoring.monitor import monitor_window as monitor
+
+    context, settings, config, lineage = _context()
+    record = monitor(settings, config, _window(context), lineage=lineage)
+    push_link(context, MLflowRunLink, record.mlflow_run_url)
+    push_link(context, EvidentlyReportLink, record.evidently_url)
+    return _summary(record)
+
+
+def backfill_late_labels(current: Json) -> list[Json]:
+    """`backfill_late_labels`: recompute past windows that more labels have reached since."""
+    from airloop.monitoring.monitor import monitor_window as monitor
+    from airloop.monitoring.monitor import windows_with_new_labels
+    from airloop.monitoring.window import MonitoringWindow
+
+    _, settings, config, lineage = _context()
+    window = MonitoringWindow.model_validate(current["window"])
+    records = [monitor(settings, config, w, lineage=lineage) for w in windows_with_new_labels(settings, config, window)]
+    for record in records:
+        log.info("recomputed %s with %d labels: %s", record.window.id, record.labels_used, record.performance)
+    return [_summary(r) for r in records]
+
+
+def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
+    """`raise_signals`: a degradation signal (and an alert) for each degraded window of the champion."""
+    from airloop.monitoring.monitor import WindowRecord
+    from airloop.monitoring.retraining import DegradationSignal, SignalStore
+    from airloop.registry.promotion import champion_version
+
+    context, settings, config, _ = _context()
+    champion = champion_version(config.model_name, tracking_uri=settings.tracking_uri)
+    store = SignalStore(signals_dir())
+    raised = []
+    for record in (WindowRecord.model_validate(r) for r in [current, *backfilled]):
+        if not record.degradations:
+            continue
+        if record.model_version != champion:
+            log.info(
+                "window %s degraded, but v%s no longer serves as champion: no signal",
+                record.window.id,
+                record.model_version,
+            )
+            continue
+        signal = DegradationSignal(
+            model_name=record.model_name,
+            model_version=str(record.model_version),
+            window_id=record.window.id,
+            window_start=record.window.start,
+            window_end=record.window.end,
+            reasons=record.degradations,
+            report=record.reports.get("drift"),
+            mlflow_run_id=record.mlflow_run_id,
+            raised_at=dt.datetime.now(dt.UTC),
+        )
+        if store.raise_signal(signal):
+            raised.append(signal.id)
+            AirloopNotifier(title=f"{record.model_name} degraded", detail=signal.summary).notify(context)
+        else:
+            log.info("signal %s was raised before: not again", signal.id)
+    return raised
+
+
+def apply_storm_guards(signal: Json) -> Json:
+    """`apply_storm_guards`: retrain, or skip with the guard's reason (alerting if the breaker is open)."""
+    from airloop.monitoring.retraining import (
+        DegradationSignal,
+        LedgerEntry,
+        RetrainingLedger,
+        SignalStore,
+        decide,
+    )
+    from airloop.registry.promotion import champion_version
+
+    context, settings, config, _ = _context()
+    degradation = DegradationSignal.model_validate(signal)
+    ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl")
+    active = context["ti"].get_dr_count(dag_id=TRAINING_DAG, states=["running", "queued"])
+    now = dt.datetime.now(dt.UTC)
+    decision = decide(
+        degradation,
+        ledger=ledger.entries(),
+        guards=config.monitoring.guards,
+        champion_version=champion_version(config.model_name, tracking_uri=settings.tracking_uri),
+        active_training_runs=active,
+        now=now,
+    )
+    run_id = f"retrain__{degradation.id}"
+    ledger.append(
+        LedgerEntry(
+            at=now,
+            signal_id=degradation.id,
+            model_name=degradation.model_name,
+            model_version=degradation.model_version,
+            kind=degradation.kind,
+            action=decision.action,
+            reason=decision.reason,
+            training_run_id=run_id if decision.action == "retrain" else None,
+        )
+    )
+    SignalStore(signals_dir()).mark_handled(degradation, decision)
+    log.info("signal %s (%s): %s — %s", degradation.id, degradation.summary, decision.action, decision.reason)
+    if decision.action == "alert":
+        AirloopNotifier(title="retraining stopped", detail=decision.reason, severity="critical").notify(context)
+    if decision.action != "retrain":
+        raise AirflowSkipException(f"{decision.action}: {decision.reason}")
+    conf = degradation.training_conf()
+    return {"conf": conf, "run_id": run_id, "note": conf["reason"][:1000]}
+
+
+def record_outcome(guarded: Json) -> Json:
+    """`record_outcome`: did the challenger win? Losses count toward the circuit breaker."""
+    from airloop.monitoring.retraining import LedgerEntry, RetrainingLedger, consecutive_losses
+    from airloop.registry.promotion import decision_of_run
+
+    context, settings, config, _ = _context()
+    degradation = guarded["conf"]["degradation"]
+    run_id = guarded["run_id"]
+    found = decision_of_run(config.model_name, run_id, tracking_uri=settings.tracking_uri)
+    outcome = "failed" if found is None else ("promoted" if found[1] == "promoted" else "rejected")
+    ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl")
+    ledger.append(
+        LedgerEntry(
+            at=dt.datetime.now(dt.UTC),
+            signal_id=degradation["signal_id"],
+            model_name=config.model_name,
+            model_version=degradation["model_version"],
+            kind=degradation["kind"],
+            action="outcome",
+            reason=f"{TRAINING_DAG} run {run_id}: " + (f"v{found[0]} {found[1]}" if found else "registered no model"),
+            training_run_id=run_id,
+            outcome=outcome,  # type: ignore[arg-type]
+        )
+    )
+    losses = consecutive_losses(ledger.entries(), config.model_name, degradation["model_version"])
+    if outcome != "promoted":
+        AirloopNotifier(
+            title="retrained challenger did not replace the champion",
+            detail=f"{TRAINING_DAG} run {run_id}: {outcome}; {losses} in a row for champion "
+            f"v{degradation['model_version']} (circuit breaker after {config.monitoring.guards.circuit_breaker_after})",
+            severity="info" if outcome == "rejected" else "warning",
+        ).notify(context)
+    return {"outcome": outcome, "version": found[0] if found else None, "losses_in_a_row": losses}
