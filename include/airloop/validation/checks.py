@@ -38,8 +38,16 @@ def load_suite(path: Path) -> Any:
 
 
 def run_suite(frame: pd.DataFrame, suite: Any) -> Any:
-    """Validate `frame` in an ephemeral GX context (nothing written, nothing sent)."""
+    """Validate `frame` in an ephemeral GX context (nothing written, nothing sent); one suite result.
+
+    Each column's expectations run on a batch of that column alone, the table's (and those of a
+    column the frame lacks, which GX reports as such) on the whole frame. GX's pandas engine
+    filters the batch's whole frame, every column, for each column expectation: on 1M rows x 28
+    columns that copying took about half the time; per-column batches evaluate the same
+    expectations on the same rows without it. The parts are merged into one suite result.
+    """
     import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -49,8 +57,37 @@ def run_suite(frame: pd.DataFrame, suite: Any) -> Any:
         .add_dataframe_asset("snapshot")
         .add_batch_definition_whole_dataframe("whole")
     )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+    by_column: dict[str | None, list[Any]] = {}
+    for expectation in suite.expectations:
+        column = expectation.configuration.kwargs.get("column")
+        by_column.setdefault(column if column in frame.columns else None, []).append(expectation)
+    results: list[Any] = []
+    meta: Any = {}
+    for column, expectations in by_column.items():
+        part = gx.ExpectationSuite(
+            name=suite.name if column is None else f"{suite.name}[{column}]",
+            expectations=[e.configuration.to_domain_obj() for e in expectations],
+        )
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame if column is None else frame[[column]]})
+        outcome = batch.validate(
+            part, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+        )
+        results.extend(outcome.results)
+        if column is None or not meta:
+            meta = outcome.meta
+    successful = sum(bool(r.success) for r in results)
+    return ExpectationSuiteValidationResult(
+        success=successful == len(results),
+        results=results,
+        suite_name=suite.name,
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(results) - successful,
+            "success_percent": successful / len(results) * 100 if results else None,
+        },
+        meta=meta,
+    )
 
 
 def failed_expectations(result: Any) -> list[FailedExpectation]:
