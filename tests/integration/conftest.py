@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from airloop.data.replay import fill_landing_zone
 from airloop.settings import AirloopSettings
@@ -31,16 +32,29 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def _write_loop_config(path: Path) -> None:
+    """The default config, with storm guards the closed-loop tests can reach in minutes."""
+    raw = yaml.safe_load(FLIGHTS_CONFIG.read_text())
+    raw["monitoring"] = {
+        **raw.get("monitoring", {}),
+        "guards": {"cooldown_minutes": 0, "dedupe_hours": 24, "circuit_breaker_after": 2},
+    }
+    path.write_text(yaml.safe_dump(raw))
+
+
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
     airflow, mlflow, worker_log, trigger_log, serving, evidently = free_ports(6)
     home = tmp_path_factory.mktemp("stack") / ".airloop"
+    config = home.parent / "flights-loop.yaml"
+    _write_loop_config(config)
     # Training deploys locally here; the Docker tests choose their target per run.
     return AirloopSettings(
+        signal_poll_seconds=2,
         serving_port=serving,
         deploy_target="local",
         home=home,
-        config=FLIGHTS_CONFIG,
+        config=config,
         airflow_port=airflow,
         mlflow_port=mlflow,
         evidently_port=evidently,
@@ -52,6 +66,8 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: AirloopSettings) -> Iterator[EmbeddedStack]:
+    # The loop's tests replay 2013: serving logs each request at the flight's own time.
+    os.environ["AIRLOOP_SERVING_REPLAY_CLOCK"] = "true"
     embedded = EmbeddedStack(stack_settings)
     # Unpausing a nightly DAG starts a run for the latest night: give it data too.
     today = dt.datetime.now(dt.UTC).date()

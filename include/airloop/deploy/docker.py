@@ -182,6 +182,8 @@ class DockerDeployer:
                 "AIRLOOP_SERVING_PORT": str(port),
                 "AIRLOOP_SERVING_HOST": "127.0.0.1",
                 "AIRLOOP_SERVING_IMAGE": image,
+                # Replays log requests at their own times (see ServingSettings.replay_clock).
+                "AIRLOOP_SERVING_REPLAY_CLOCK": os.environ.get("AIRLOOP_SERVING_REPLAY_CLOCK", "false"),
             },
         )
         self.api.start(created["Id"])

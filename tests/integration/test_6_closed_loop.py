@@ -1,0 +1,240 @@
+"""The closed loop on the real services: serving -> inference log -> monitoring -> signal ->
+deferred sensor -> storm guards -> airloop_training -> promotion -> deployment.
+
+The world is replayed 2013 (serving runs with the replay clock, so a flight is logged at its own
+departure hour). The steps build on each other and run in file order:
+
+1. a frozen January champion is trained and deployed;
+2. January-like traffic: no drift, so no retraining;
+3. its labels land late: the January window's performance is recomputed by a later run;
+4. July traffic: drift, exactly one retraining run, a new champion deployed, nothing more;
+5. retraining that cannot win (the same data again) leaves the champion serving, counts toward
+   the circuit breaker, and once it is open an alert goes out instead of another run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from airloop.config import load_config
+from airloop.data.replay import fill_landing_zone
+from airloop.monitoring.alerts import read_alerts
+from airloop.monitoring.monitor import MonitoringPaths, read_window_record
+from airloop.monitoring.policy import Degradation
+from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore
+from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
+from airloop.monitoring.window import MonitoringWindow
+
+pytestmark = pytest.mark.integration
+
+TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "airloop_retraining"
+JANUARY = MonitoringWindow(start=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+JULY = MonitoringWindow(start=dt.datetime(2026, 7, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
+QUIET = MonitoringWindow(start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), end=dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by chance
+
+
+@pytest.fixture(scope="module")
+def loop(stack_settings, airflow, mlflow_client):
+    """The state the steps share: config, paths, and the runs seen so far."""
+    fill_landing_zone(stack_settings.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 1))
+    config = load_config(stack_settings.config)
+    paths = MonitoringPaths(stack_settings, config)
+    # Unpausing starts a scheduled run over the last day, which watched the earlier tests'
+    # traffic; let it finish and drop what it found, so the loop starts from a clean state.
+    for dag_id in (MONITORING, RETRAINING):
+        airflow.wait_for_dag(dag_id)
+    airflow.unpause(MONITORING)
+    scheduled = _wait_for(lambda: airflow.dag_runs(MONITORING), 120, "the scheduled monitoring run")[0]
+    airflow.follow(MONITORING, scheduled["dag_run_id"], timeout=600)
+    for leftover in SignalStore(paths.signals).pending_dir.glob("*.json"):
+        leftover.unlink()
+    airflow.unpause(RETRAINING)
+    return {"config": config, "paths": paths, "state": {}}
+
+
+def _serving(settings) -> dict:
+    return httpx.get(f"http://127.0.0.1:{settings.serving_port}/version", timeout=10).json()
+
+
+def _monitor(airflow, window: MonitoringWindow) -> str:
+    run = airflow.trigger(
+        MONITORING,
+        logical_date=None,
+        conf={"window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "reason": "test"},
+    )
+    final = airflow.follow(MONITORING, run["dag_run_id"], timeout=600)
+    assert final["state"] == "success", airflow.task_log(MONITORING, run["dag_run_id"], "monitor")[-3000:]
+    return run["dag_run_id"]
+
+
+def _training_runs(airflow) -> list[dict]:
+    return [r for r in airflow.dag_runs(TRAINING) if r["dag_run_id"].startswith("retrain__")]
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _settle(airflow, signals: SignalStore, timeout: float = 900) -> None:
+    """Wait until no signal is pending and no retraining or training run is active."""
+
+    def idle() -> bool:
+        busy = [
+            r
+            for dag in (TRAINING, RETRAINING)
+            for r in airflow.dag_runs(dag)
+            if r["state"] in {"queued", "running"} and not _only_waiting(airflow, dag, r)
+        ]
+        return not busy and not signals.has_pending()
+
+    _wait_for(idle, timeout, "the loop to settle")
+
+
+def _only_waiting(airflow, dag: str, run: dict) -> bool:
+    """A retraining run whose sensor is deferred, waiting: the loop's resting state."""
+    if dag != RETRAINING:
+        return False
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag, run["dag_run_id"])}
+    return states.get("wait_for_degradation") in {"deferred", "scheduled", "queued", None}
+
+
+def test_1_a_frozen_january_champion_serves(stack_settings, airflow, loop, mlflow_client):
+    config = loop["config"]
+    run = airflow.trigger(
+        TRAINING,
+        logical_date=None,
+        conf={"window_end": "2026-02-01", "force_promote": True, "reason": "test: the January model"},
+    )
+    final = airflow.follow(TRAINING, run["dag_run_id"], timeout=900)
+    assert final["state"] == "success"
+    champion = mlflow_client.get_model_version_by_alias(config.model_name, "champion")
+    assert _serving(stack_settings)["version"] == str(champion.version)
+    loop["state"]["january"] = str(champion.version)
+
+
+def test_2_traffic_like_the_training_data_raises_no_signal(stack_settings, airflow, loop):
+    config, paths = loop["config"], loop["paths"]
+    flights = flights_between(config, stack_settings.home, JANUARY.start.date(), JANUARY.end.date(), rows=ROWS)
+    url = f"http://127.0.0.1:{stack_settings.serving_port}"
+    loop["state"]["january_sent"] = send_traffic(url, flights, config)
+    before = len(_training_runs(airflow))
+
+    run_id = _monitor(airflow, JANUARY)
+
+    record = read_window_record(paths, JANUARY.id)
+    assert record is not None
+    assert record.model_version == loop["state"]["january"]
+    departures = pd.to_datetime(flights[config.dataset.time_column], utc=True)
+    assert record.served_rows == int(((departures >= JANUARY.start) & (departures < JANUARY.end)).sum())
+    assert record.drift is not None
+    assert record.degradations == [], record.drift
+    assert record.performance is None  # no labels yet
+    assert airflow.xcom(MONITORING, run_id, "raise_signals") == []
+    assert not SignalStore(paths.signals).has_pending()
+    links = airflow.extra_links(MONITORING, run_id, "monitor")
+    assert record.mlflow_run_id in (links["MLflow run"] or "")
+    assert record.evidently_snapshot_ids[0] in (links["Evidently report"] or "")
+    assert httpx.get(links["Evidently report"].split("/projects")[0] + "/api/version", timeout=10).status_code == 200
+    time.sleep(3 * stack_settings.signal_poll_seconds)
+    assert len(_training_runs(airflow)) == before
+
+
+def test_3_late_labels_recompute_the_past_window(stack_settings, airflow, loop, mlflow_client):
+    config, paths = loop["config"], loop["paths"]
+    sent = loop["state"]["january_sent"]
+    land_labels(paths.labels, sent, config, arrived=dt.datetime(2026, 2, 2, tzinfo=dt.UTC))
+
+    run_id = _monitor(airflow, QUIET)  # a later run, over a window with no traffic at all
+
+    recomputed = airflow.xcom(MONITORING, run_id, "backfill_late_labels")
+    assert [r["window"] for r in recomputed] == [JANUARY.model_dump(mode="json")]
+    record = read_window_record(paths, JANUARY.id)
+    assert record.labels_used == int(sent[config.dataset.label.column].notna().sum())
+    assert record.performance is not None
+    assert 0.5 < record.performance["roc_auc"] <= 1
+    assert {"precision", "recall", "roc_auc"} <= set(record.performance)
+    assert (paths.window_dir(JANUARY) / "performance.html").exists()
+    run = mlflow_client.get_run(record.mlflow_run_id)
+    assert run.data.metrics["perf.roc_auc"] == pytest.approx(record.performance["roc_auc"])
+    assert run.data.tags["airloop.model_version"] == loop["state"]["january"]
+
+
+def test_4_drift_triggers_exactly_one_retraining_and_deploys_the_winner(stack_settings, airflow, loop, mlflow_client):
+    config, paths = loop["config"], loop["paths"]
+    signals = SignalStore(paths.signals)
+    flights = flights_between(config, stack_settings.home, JULY.start.date(), JULY.end.date(), rows=ROWS)
+    send_traffic(f"http://127.0.0.1:{stack_settings.serving_port}", flights, config)
+    before = len(_training_runs(airflow))
+
+    _monitor(airflow, JULY)
+    record = read_window_record(paths, JULY.id)
+    assert {d.kind for d in record.degradations} >= {"data_drift"}, record.drift
+    _monitor(airflow, JULY)  # the same finding again: not a second signal, not a second run
+
+    runs = _wait_for(lambda: _training_runs(airflow)[before:], 300, "a retraining run")
+    final = airflow.follow(TRAINING, runs[0]["dag_run_id"], timeout=900)
+    assert final["state"] == "success"
+    _settle(airflow, signals)
+
+    runs = _training_runs(airflow)[before:]
+    assert len(runs) == 1, [r["dag_run_id"] for r in runs]
+    conf = runs[0]["conf"]
+    assert conf["window_end"] == "2026-08-01"
+    assert conf["degradation"]["window_id"] == JULY.id
+    assert "data_drift" in conf["reason"]
+    assert "degradation" in (runs[0]["note"] or "")
+    champion = mlflow_client.get_model_version_by_alias(config.model_name, "champion")
+    assert str(champion.version) != loop["state"]["january"], "the July challenger should beat the January model"
+    assert champion.tags["airloop.trigger_reason"].startswith("degradation (data_drift")
+    assert _serving(stack_settings)["version"] == str(champion.version)
+    ledger = RetrainingLedger(paths.ledger).entries()
+    assert [e.outcome for e in ledger if e.action == "outcome"] == ["promoted"]
+    loop["state"]["july"] = str(champion.version)
+
+
+def test_5_losing_challengers_keep_the_champion_and_open_the_circuit_breaker(
+    stack_settings, airflow, loop, mlflow_client
+):
+    config, paths = loop["config"], loop["paths"]
+    signals = SignalStore(paths.signals)
+    champion = loop["state"]["july"]
+    before = len(_training_runs(airflow))
+
+    # Retraining on exactly the champion's own data makes the same model: it cannot win.
+    for n, kind in enumerate(("performance", "key_feature_drift", "data_drift"), start=1):
+        assert signals.raise_signal(
+            DegradationSignal(
+                model_name=config.model_name,
+                model_version=champion,
+                window_id=f"manual-{n}",
+                window_start=JULY.start,
+                window_end=JULY.end,
+                reasons=[Degradation(kind=kind, detail=f"test signal {n}")],
+                raised_at=dt.datetime.now(dt.UTC),
+            )
+        )
+        _wait_for(lambda: not signals.has_pending(), 300, f"signal {n} to be taken")
+        _settle(airflow, signals)
+
+    runs = _training_runs(airflow)[before:]
+    assert len(runs) == 2, "the third signal must meet the open circuit breaker, not start a run"
+    assert [airflow.dag_run(TRAINING, r["dag_run_id"])["state"] for r in runs] == ["success", "success"]
+    assert str(mlflow_client.get_model_version_by_alias(config.model_name, "champion").version) == champion
+    assert _serving(stack_settings)["version"] == champion
+    ledger = RetrainingLedger(paths.ledger).entries()
+    assert [e.outcome for e in ledger if e.action == "outcome"][-2:] == ["rejected", "rejected"]
+    assert ledger[-1].action == "alert"
+    assert "circuit breaker open" in ledger[-1].reason
+    alerts = read_alerts(stack_settings.home)
+    assert any(a.title == "retraining stopped" and a.severity == "critical" for a in alerts)
