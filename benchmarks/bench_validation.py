@@ -14,6 +14,8 @@ resident-memory high-water mark (Linux ``/proc/self/clear_refs``) and runs `repe
 
 The first run of each contender includes its imports (``*_cold_s``); the headline times are the
 median of the warm runs after it, the steady state of a worker that validates batch after batch.
+CPU seconds of the same runs (``*_cpu_s``, ``cpu_ratio``) are reported too: on a machine shared
+with other work they move far less than wall time.
 Peak memory is the high-water mark while the contender runs, the data it reads included (both
 hold the same frame). Both must reach the same verdict on every expectation of a clean frame and
 of a frame with injected faults, or the benchmark fails: the pandas side is an equivalent check.
@@ -213,12 +215,13 @@ def _worker(contender: str, data: Path, faulty: Path, repeats: int) -> dict[str,
         return gx_validate(batch) if contender == "gx" else pandas_validate(batch, expectations)
 
     _reset_peak_rss()
-    seconds = []
+    seconds, cpu_seconds = [], []
     outcomes: list[dict[str, Any]] = []
     for _ in range(repeats + 1):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         outcomes = once(frame)
         seconds.append(time.perf_counter() - started)
+        cpu_seconds.append(time.process_time() - cpu_started)
     peak_mb = _peak_rss_mb()
     data_mb = frame.memory_usage(deep=True).sum() / 2**20
     del frame
@@ -227,6 +230,7 @@ def _worker(contender: str, data: Path, faulty: Path, repeats: int) -> dict[str,
     return {
         "cold_s": seconds[0],
         "warm_s": seconds[1:],
+        "warm_cpu_s": cpu_seconds[1:],
         "peak_mb": peak_mb,
         "data_mb": data_mb,
         "outcomes": outcomes,
@@ -266,6 +270,7 @@ def run(size: str) -> dict[str, Any]:
     _check_same_verdicts(gx["outcomes"], pandas["outcomes"], "clean")
     _check_same_verdicts(gx["faulty_outcomes"], pandas["faulty_outcomes"], "faulty")
     gx_s, pandas_s = statistics.median(gx["warm_s"]), statistics.median(pandas["warm_s"])
+    gx_cpu_s, pandas_cpu_s = statistics.median(gx["warm_cpu_s"]), statistics.median(pandas["warm_cpu_s"])
     return {
         "rows": rows,
         "gx_s": round(gx_s, 4),
@@ -273,6 +278,10 @@ def run(size: str) -> dict[str, Any]:
         "ratio": round(gx_s / pandas_s, 2),
         "gx_peak_mb": round(gx["peak_mb"], 1),
         "pandas_peak_mb": round(pandas["peak_mb"], 1),
+        # CPU seconds (the process's own): steadier than wall time on a machine shared with other work.
+        "gx_cpu_s": round(gx_cpu_s, 4),
+        "pandas_cpu_s": round(pandas_cpu_s, 4),
+        "cpu_ratio": round(gx_cpu_s / pandas_cpu_s, 2),
         "gx_cold_s": round(gx["cold_s"], 3),
         "pandas_cold_s": round(pandas["cold_s"], 3),
         "data_mb": round(gx["data_mb"], 1),
