@@ -199,7 +199,7 @@ def record_outcome(guarded: Json) -> Json:
             action="outcome",
             reason=f"{TRAINING_DAG} run {run_id}: " + (f"v{found[0]} {found[1]}" if found else "registered no model"),
             training_run_id=run_id,
-            outcome=outcome,  # type: ignore[arg-type]
+            outcome=outcome,
         )
     )
     losses = consecutive_losses(ledger.entries(), config.model_name, degradation["model_version"])

@@ -33,5 +33,5 @@ class AirloopNotifier(BaseNotifier):
         }
         title = self.title or f"{where['dag_id']}.{where['task_id']} failed"
         detail = self.detail or str(context.get("exception") or "see the task log")
-        alert = Alert(title=title, detail=detail, severity=self.severity, context={k: v for k, v in where.items() if v})  # type: ignore[arg-type]
+        alert = Alert(title=title, detail=detail, severity=self.severity, context={k: v for k, v in where.items() if v})
         send_alert(alert, home=settings.home, channels=load_config(settings.config).monitoring.alerts)

@@ -242,7 +242,7 @@ def _quality(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
     """Missing shares per feature and categories never seen in training, current vs reference."""
     quality: dict[str, Any] = {"rows": len(current), "reference_rows": len(reference), "columns": {}}
     for column in features:
-        entry = {
+        entry: dict[str, Any] = {
             "missing_share": float(current[column].isna().mean()),
             "reference_missing_share": float(reference[column].isna().mean()),
         }
