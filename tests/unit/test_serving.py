@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -20,7 +21,6 @@ from airloop.serving.model import fetch_model
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, landing_home) -> Path:
     """The flights model, trained on a week, registered, promoted and fetched from the registry."""
-    import datetime as dt
 
     import mlflow
 
@@ -181,7 +181,6 @@ def test_health_version_ping_and_metrics(client, model_dir, example):
 
 
 def test_every_prediction_is_in_the_inference_log(client, example, tmp_path):
-    import datetime as dt
 
     ids = []
     for _ in range(3):
@@ -249,3 +248,33 @@ def test_an_unwritable_inference_log_keeps_the_server_unready(model_dir, tmp_pat
         health = client.get("/health")
         assert health.status_code == 503
         assert "inference log not writable" in health.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("replay_clock", "header", "logged_day"),
+    [
+        pytest.param(True, "2026-07-04T18:00:00+00:00", dt.date(2026, 7, 4), id="replay-uses-the-event-time"),
+        pytest.param(True, None, None, id="replay-without-header-uses-now"),
+        pytest.param(False, "2026-07-04T18:00:00+00:00", None, id="production-ignores-the-header"),
+    ],
+)
+def test_the_replay_clock_logs_a_request_at_its_event_time(  # noqa: PLR0917 - pytest parameters
+    model_dir, tmp_path, example, replay_clock, header, logged_day
+):
+    settings = ServingSettings(model_dir=model_dir, inference_log_dir=tmp_path / "inference", replay_clock=replay_clock)
+    headers = {"X-Airloop-Event-Time": header} if header else {}
+    with TestClient(create_app(settings)) as client:
+        assert _post(client, {"dataframe_split": example}, headers=headers).status_code == 200
+    day = logged_day or dt.datetime.now(dt.UTC).date()
+    records = list(read_inference_log(tmp_path / "inference", day, day + dt.timedelta(days=1)))
+    assert len(records) == len(example["data"])
+    if logged_day:
+        assert records[0]["timestamp"] == header
+
+
+def test_a_bad_event_time_is_a_400_naming_the_header(model_dir, tmp_path, example):
+    settings = ServingSettings(model_dir=model_dir, inference_log_dir=tmp_path / "inference", replay_clock=True)
+    with TestClient(create_app(settings)) as client:
+        answer = _post(client, {"dataframe_split": example}, headers={"X-Airloop-Event-Time": "yesterday"})
+    assert answer.status_code == 400
+    assert "X-Airloop-Event-Time" in answer.json()["message"]
