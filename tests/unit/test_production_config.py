@@ -504,6 +504,7 @@ def test_helm_values_reach_the_state_volume_mlflow_and_the_training_pod():
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
+        patch.setenv("AIRLOOP_TRAIN_IN_POD", "true")  # off in the values until the pod gets MLflow's login
         options = train_pod_options()
     assert options is not None
     assert options["volumes"][0].persistent_volume_claim.claim_name == claims["airloop-state"]
