@@ -4,7 +4,10 @@ Off by default. With `AIRLOOP_TRAIN_IN_POD=true` the `train` task of `airloop_tr
 in a pod of `AIRLOOP_TRAIN_POD_IMAGE` (the project's Airflow image, which has Airloop
 installed) in `AIRLOOP_TRAIN_POD_NAMESPACE`, with the resources below. The pod must see the
 same state folder (`AIRLOOP_HOME` on a shared volume, `AIRLOOP_TRAIN_POD_PVC`) and MLflow
-server as the rest of the pipeline. Read from the environment only: parsing stays offline.
+server as the rest of the pipeline. MLflow credentials reach the pod from a Kubernetes Secret
+(`AIRLOOP_TRAIN_POD_ENV_SECRET`, holding `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`),
+never through the DAG, whose arguments the UI shows. Read from the environment only: parsing
+stays offline.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def train_pod_options() -> dict[str, Any] | None:
         "get_logs": True,
         "on_finish_action": "delete_succeeded_pod",
     }
+    if secret := os.environ.get("AIRLOOP_TRAIN_POD_ENV_SECRET"):
+        options["env_from"] = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))]
     if claim := os.environ.get("AIRLOOP_TRAIN_POD_PVC"):
         options["volumes"] = [
             k8s.V1Volume(name="airloop-home", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim))

@@ -133,6 +133,7 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
         "assert not bag.import_errors, bag.import_errors;"
         "op = bag.dags['airloop_training'].get_task('train');"
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as K;"
+        "print([e.secret_ref.name for e in op.env_from], 'PASSWORD' in str(op.env_vars));"
         "print(isinstance(op, K), op.image, op.namespace)"
     ).format(plugins=str(PROJECT_ROOT / "plugins"), dags=str(PROJECT_ROOT / "dags"))
     env = {
@@ -141,12 +142,16 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
         "PATH": "/usr/bin:/bin",
         "AIRLOOP_TRAIN_IN_POD": "true",
         "AIRLOOP_TRAIN_POD_IMAGE": "registry.example.com/airloop/airflow:1",
+        "AIRLOOP_TRAIN_POD_ENV_SECRET": "airloop-mlflow-client",
+        "MLFLOW_TRACKING_PASSWORD": "must-not-reach-the-dag",
     }
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-3:] == ["True", "registry.example.com/airloop/airflow:1", "airloop"]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2] == "['airloop-mlflow-client'] False"  # credentials from a Secret, not the DAG
+    assert lines[-1].split() == ["True", "registry.example.com/airloop/airflow:1", "airloop"]
 
 
 def test_retraining_waits_in_the_triggerer_and_hands_the_reason_to_training(dagbag):
