@@ -20,12 +20,14 @@ both          <= 1000      <= 2                        two-proportion z (p-value
 
 The dataset drifts when the share of drifted columns is at least ``drift_share`` (0.5).
 
-This module computes the same statistics exactly (no sampling), but without Evidently's
-per-column plots, histograms and correlation matrices, and without its O(n log n) ``argsort`` +
-``searchsorted`` Wasserstein: both samples are sorted once (SIMD sort) and W1 is integrated over
-the merged quantile grid in integer arithmetic. Categorical shares come from hash value counts.
-Scores can differ from Evidently's in the last floating-point digits, so a verdict can differ
-only when a score lies within ~1e-12 of its threshold.
+This module computes the same statistics exactly, on all rows (no sampling), without what
+Evidently computes around them for its report (histograms, correlation matrices, scatter data per
+column) and without SciPy's Wasserstein path (``argsort`` of both samples and of their
+concatenation, then two ``searchsorted`` passes): each sample is sorted once (numpy's SIMD sort)
+and W1 is integrated over the merged quantile grid in integer arithmetic. Categorical shares come
+from hash value counts. On 1M rows x 20 columns this takes about 0.5 s where the preset takes
+about 110 s (``benchmarks/bench_drift.py``). Scores can differ from Evidently's in the last
+floating-point digits, so a verdict can differ only when a score lies within ~1e-12 of its threshold.
 
 Cases Evidently raises on, handled here: a column with no non-missing value on either side cannot
 be compared and is reported with method ``"no_data"``, score NaN and not drifted (an all-missing
