@@ -5,7 +5,7 @@ in a pod of `AIRLOOP_TRAIN_POD_IMAGE` (the project's Airflow image, which has Ai
 installed) in `AIRLOOP_TRAIN_POD_NAMESPACE`, with the resources below. The pod must see the
 same state folder (`AIRLOOP_HOME` on a shared volume, `AIRLOOP_TRAIN_POD_PVC`) and MLflow
 server as the rest of the pipeline. MLflow credentials reach the pod from a Kubernetes Secret
-(`AIRLOOP_TRAIN_POD_ENV_SECRET`, holding `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`),
+(`AIRLOOP_TRAIN_POD_SECRET_NAME`, holding `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`),
 never through the DAG, whose arguments the UI shows. Read from the environment only: parsing
 stays offline.
 """
@@ -41,7 +41,7 @@ def train_pod_options() -> dict[str, Any] | None:
         "get_logs": True,
         "on_finish_action": "delete_succeeded_pod",
     }
-    if secret := os.environ.get("AIRLOOP_TRAIN_POD_ENV_SECRET"):
+    if secret := os.environ.get("AIRLOOP_TRAIN_POD_SECRET_NAME"):
         options["env_from"] = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))]
     if claim := os.environ.get("AIRLOOP_TRAIN_POD_PVC"):
         options["volumes"] = [

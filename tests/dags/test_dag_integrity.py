@@ -142,7 +142,7 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
         "PATH": "/usr/bin:/bin",
         "AIRLOOP_TRAIN_IN_POD": "true",
         "AIRLOOP_TRAIN_POD_IMAGE": "registry.example.com/airloop/airflow:1",
-        "AIRLOOP_TRAIN_POD_ENV_SECRET": "airloop-mlflow-client",
+        "AIRLOOP_TRAIN_POD_SECRET_NAME": "airloop-mlflow-client",
         "MLFLOW_TRACKING_PASSWORD": "must-not-reach-the-dag",
     }
     done = subprocess.run(
