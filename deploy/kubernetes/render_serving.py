@@ -36,7 +36,8 @@ HEADER = (
 def example_manifests() -> list[dict[str, Any]]:
     """The manifests the deploy task renders for the example model version."""
     image = f"{EXAMPLE_REGISTRY}/{image_tag(EXAMPLE_MODEL.name, EXAMPLE_MODEL.version)}"
-    return render_manifests(EXAMPLE_MODEL, image, KubernetesOptions())
+    # As the Helm values set it: the inference log on the shared state volume (AIRLOOP_K8S_INFERENCE_LOG_CLAIM).
+    return render_manifests(EXAMPLE_MODEL, image, KubernetesOptions(inference_log_claim="airloop-state"))
 
 
 def render_text() -> str:

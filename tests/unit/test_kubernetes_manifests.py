@@ -75,3 +75,17 @@ def test_invalid_manifests_are_refused(manifests, break_it, fragment):
     break_it(broken)
     with pytest.raises(DeploymentError, match=fragment):
         validate_manifests(broken)
+
+
+def test_the_inference_log_goes_to_a_shared_claim_when_one_is_named():
+    def pod(options):
+        deployment = next(m for m in render_manifests(INFO, IMAGE, options) if m["kind"] == "Deployment")
+        return deployment["spec"]["template"]["spec"]
+
+    shared = pod(KubernetesOptions(inference_log_claim="airloop-state"))
+    volume = next(v for v in shared["volumes"] if v["name"] == "inference-log")
+    assert volume == {"name": "inference-log", "persistentVolumeClaim": {"claimName": "airloop-state"}}
+    mount = next(m for m in shared["containers"][0]["volumeMounts"] if m["name"] == "inference-log")
+    assert mount["subPath"] == "inference"
+    alone = pod(KubernetesOptions())
+    assert {"name": "inference-log", "emptyDir": {}} in alone["volumes"]

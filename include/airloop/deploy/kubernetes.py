@@ -38,10 +38,20 @@ class KubernetesOptions:
     max_replicas: int = 10
     target_cpu_percent: int = 70
     rollout_timeout: float = 300.0
+    #: A PersistentVolumeClaim (ReadWriteMany, e.g. the shared state volume) for the inference log,
+    #: so monitoring reads what every replica served; None keeps it in the pod (lost with it).
+    inference_log_claim: str | None = None
 
 
 def resource_name(model_name: str) -> str:
-    return re.sub(r"[^a-z0-9-]", "-", f"airloop-{model_name}".lower())[:63].strip("-")
+    name = model_name.lower() if model_name.lower().startswith("airloop-") else f"airloop-{model_name}".lower()
+    return re.sub(r"[^a-z0-9-]", "-", name)[:63].strip("-")
+
+
+def _inference_log_volume(options: KubernetesOptions) -> dict[str, Any]:
+    if options.inference_log_claim:
+        return {"name": "inference-log", "persistentVolumeClaim": {"claimName": options.inference_log_claim}}
+    return {"name": "inference-log", "emptyDir": {}}
 
 
 def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) -> list[dict[str, Any]]:
@@ -89,12 +99,17 @@ def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) ->
                                 "capabilities": {"drop": ["ALL"]},
                             },
                             "volumeMounts": [
-                                {"name": "inference-log", "mountPath": "/var/lib/airloop/inference"},
+                                {
+                                    "name": "inference-log",
+                                    "mountPath": "/var/lib/airloop/inference",
+                                    # On the shared state volume: where monitoring reads it.
+                                    **({"subPath": "inference"} if options.inference_log_claim else {}),
+                                },
                                 {"name": "tmp", "mountPath": "/tmp"},
                             ],
                         }
                     ],
-                    "volumes": [{"name": "inference-log", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                    "volumes": [_inference_log_volume(options), {"name": "tmp", "emptyDir": {}}],
                 },
             },
         },
@@ -170,7 +185,10 @@ class KubernetesDeployer:
         return cls(
             client.ApiClient(),
             image_registry=registry,
-            options=KubernetesOptions(namespace=os.environ.get("AIRLOOP_K8S_NAMESPACE", "airloop")),
+            options=KubernetesOptions(
+                namespace=os.environ.get("AIRLOOP_K8S_NAMESPACE", "airloop"),
+                inference_log_claim=os.environ.get("AIRLOOP_K8S_INFERENCE_LOG_CLAIM") or None,
+            ),
         )
 
     def deploy(self, model_dir: Any, info: ModelInfo) -> Deployment:
