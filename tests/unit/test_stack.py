@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import configparser
+import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from airloop.settings import AirloopSettings
 from airloop.stack import mlflow_auth
-from airloop.stack.embedded import EmbeddedStack, StackError
+from airloop.stack.embedded import EmbeddedStack, StackError, alive, spawn, terminate_groups
 
 POSTGRES = "postgresql+psycopg2://airloop:pw@127.0.0.1:5432/airflow"
 REDIS = "redis://:pw@127.0.0.1:6379/0"
@@ -124,3 +126,16 @@ def test_write_config_command_needs_a_safe_admin_password(tmp_path, monkeypatch,
     assert path.exists() == (exit_code == 0)
     if exit_code == 0:
         assert "admin_username = root" in path.read_text()
+
+
+def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_path):
+    polite = spawn(["sleep", "60"], dict(os.environ), tmp_path / "polite.log")
+    # A child that ignores SIGTERM, like a Celery worker finishing its task.
+    stubborn = spawn(["bash", "-c", "trap '' TERM; sleep 60 & wait"], dict(os.environ), tmp_path / "stubborn.log")
+    time.sleep(0.3)
+    started = time.monotonic()
+    terminate_groups([polite, stubborn], grace=2)
+    elapsed = time.monotonic() - started
+    assert not alive(polite)
+    assert not alive(stubborn)
+    assert 2 <= elapsed < 4, "one grace period for both, not one each"

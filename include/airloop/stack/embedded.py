@@ -205,13 +205,17 @@ class EmbeddedStack:
 
         stopped = ["serving"] if LocalDeployer(self.home, self.settings.serving_port).stop() else []
         stopped += self._stop_containers()
+        running = {}
         for name in ("api-server", *AIRFLOW_COMPONENTS, *self.celery_workers, "mlflow", "evidently"):
             pid = self._pid(name)
             if pid is not None and alive(pid):
-                terminate_group(pid)
-                stopped.append(name)
+                running[name] = pid
+        # All at once: a Celery worker finishing its task, or a server draining, would otherwise
+        # make each of the others wait out its grace period in turn.
+        terminate_groups(list(running.values()))
+        for name in running:
             (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
-        return stopped
+        return stopped + list(running)
 
     def _stop_containers(self) -> list[str]:
         """Serving and router containers deployed for this stack's serving port."""
@@ -398,18 +402,34 @@ def alive(pid: int) -> bool:
 
 def terminate_group(pid: int, grace: float = 20.0) -> None:
     """SIGTERM the process group `pid` leads, then SIGKILL whatever is left after `grace`."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.3)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    terminate_groups([pid], grace)
+
+
+def terminate_groups(pids: list[int], grace: float = 20.0) -> None:
+    """SIGTERM the process groups the `pids` lead, together; SIGKILL what is left after `grace`."""
+    remaining: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+            remaining.add(pid)
+    _wait_for_groups(remaining, grace)
+    for pid in remaining:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    # SIGKILL is not instant either: return once they are gone, so a restart finds the ports free.
+    _wait_for_groups(remaining, 5.0)
+
+
+def _wait_for_groups(remaining: set[int], timeout: float) -> None:
+    """Wait until the groups in `remaining` are gone (removing them from it), at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        for pid in list(remaining):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                remaining.discard(pid)
+        if remaining:
+            time.sleep(0.3)
