@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "airloop_retraining"
 JANUARY = MonitoringWindow(start=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
 JULY = MonitoringWindow(start=dt.datetime(2026, 7, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
-QUIET = MonitoringWindow(start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), end=dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+QUIET = MonitoringWindow(start=dt.datetime(2026, 2, 1, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 2, tzinfo=dt.UTC))
 ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by chance
 
 

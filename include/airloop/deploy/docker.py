@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ROLE_LABEL = "ai.airloop.role"
 SLOT_LABEL = "ai.airloop.slot"
+SLOT_OFFSET = 100  #: the two containers' ports are stable+100 and stable+101 (8100, 8101 by default)
 STABLE_PORT_LABEL = "ai.airloop.stable_port"
 MODEL_NAME_LABEL = "ai.airloop.model.name"
 MODEL_VERSION_LABEL = "ai.airloop.model.version"
@@ -46,7 +47,8 @@ class DockerSettings:
 
     @property
     def slot_ports(self) -> tuple[int, int]:
-        return self.stable_port + 1, self.stable_port + 2
+        # Away from the stable port's neighbours, which other services use (the Evidently UI: 8001).
+        return self.stable_port + SLOT_OFFSET, self.stable_port + SLOT_OFFSET + 1
 
 
 class DockerDeployer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class LocalDeployer:
                 previous_version=previous,
                 unchanged=True,
             )
-        spare = self.stable_port + 1
+        spare = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
         candidate = self._spawn(model_dir, spare, "serving-candidate")
         try:
             wait_healthy(f"http://127.0.0.1:{spare}", timeout=self.health_timeout, alive=lambda: alive(candidate))
@@ -98,3 +99,10 @@ class LocalDeployer:
         pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.home / "logs" / f"{name}.log")
         log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)
         return pid
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on now, for the candidate's checks."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -183,6 +183,8 @@ def windows_with_new_labels(
     for record in window_records(paths):
         if record.window.id == current.id or record.window.end < since or record.model_version is None:
             continue
+        if record.labels_used >= record.served_rows:  # every served row has its label already
+            continue
         served = served_rows(paths.inference, record.window, config.model_name)
         served = served[served["model_version"] == record.model_version]
         labelled = len(join_labels(served, labels, config.dataset.label))

@@ -26,6 +26,8 @@ TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "ai
 YEAR = 2026  # the replayed 2013 lands on this year's dates (see airloop.data.replay)
 #: Storm guards for a year replayed in minutes: the production defaults are hours (see flights.yaml).
 DEMO_GUARDS = {"cooldown_minutes": 1, "dedupe_hours": 24, "circuit_breaker_after": 3}
+#: Monthly windows, labels a month late: look back further than the daily default.
+DEMO_LABEL_LOOKBACK_DAYS = 120
 
 
 @dataclass
@@ -46,6 +48,7 @@ def demo_settings(settings: AirloopSettings) -> AirloopSettings:
     load_config(settings.config)  # fail early, on the user's file, if it is invalid
     raw = yaml.safe_load(Path(settings.config).read_text())
     raw.setdefault("monitoring", {})["guards"] = {**raw["monitoring"].get("guards", {}), **DEMO_GUARDS}
+    raw["monitoring"]["label_lookback_days"] = DEMO_LABEL_LOOKBACK_DAYS
     path = settings.home / "demo-loop.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
