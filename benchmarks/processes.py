@@ -56,10 +56,14 @@ def run_worker(module: str, args: Sequence[str], *, env: dict[str, str] | None =
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
-    import resource
+    """This process's peak resident memory so far, in MB: Linux's VmHWM.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Not `ru_maxrss`: it survives exec, so a worker would report its parent's peak if larger.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise BenchmarkError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
 class Server:

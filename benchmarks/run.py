@@ -184,17 +184,28 @@ def machine_description() -> dict[str, Any]:
 
 
 def run_benchmarks(size: str, sections: list[str], out: Path) -> dict[str, Any]:
-    """Run `sections` at `size`, write results.json and RESULTS.md into `out`, return the results."""
-    results: dict[str, Any] = {"size": size}
+    """Run `sections` at `size`, write results.json and RESULTS.md into `out`, return the results.
+
+    When only some sections run, the others are kept from the results.json already in `out` (if it
+    was measured at the same size), each with the time it was measured.
+    """
+    results: dict[str, Any] = {"size": size, "measured_at": {}}
+    previous = out / "results.json"
+    if set(sections) != set(SECTIONS) and previous.exists():
+        earlier = json.loads(previous.read_text())
+        if earlier.get("size") == size:
+            results = {k: v for k, v in earlier.items() if k not in ("machine", "targets")}
+            results.setdefault("measured_at", {})
     machine = machine_description()
     started = time.perf_counter()
     for name in sections:
         log.info("section %s (%s)", name, size)
+        results["measured_at"][name] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         results[name] = run_section(name, size)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     machine["total_s"] = round(time.perf_counter() - started, 1)
     results["machine"] = machine
-    results["targets"] = [target.check(results) for target in TARGETS if target.section in sections]
+    results["targets"] = [target.check(results) for target in TARGETS if target.section in results]
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out / "RESULTS.md").write_text(render_markdown(results))
@@ -318,6 +329,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         if name not in results:
             continue
         lines += ["", f"## {name.capitalize()}", ""]
+        if when := results.get("measured_at", {}).get(name):
+            lines += [f"Measured {when}.", ""]
         section = results[name]
         if isinstance(section, dict) and section.get("status") in ("missing", "error"):
             lines.append(f"Not measured ({section['status']}): `{section['error']}`")
