@@ -6,8 +6,9 @@ Each contender then runs in a fresh interpreter that reads the file, resets its
 resident-memory high-water mark (Linux ``/proc/self/clear_refs``) and runs `repeats` times:
 
 - ``gx``: ``include/gx/flights.json`` loaded and run exactly as ``airloop.validation.checks``
-  runs it (``load_suite`` + ``run_suite``: ephemeral context, whole-dataframe batch, SUMMARY
-  result format), without the MLflow logging, reports and quarantine around it;
+  runs it (``load_suite`` + ``run_suite``: ephemeral context, a batch per column and the whole
+  frame for the table expectations, SUMMARY result format), without the MLflow logging, reports
+  and quarantine around it;
 - ``pandas``: the same expectations written as vectorised pandas, with GX's semantics (column map
   expectations ignore nulls and pass when the share of expected values is at least ``mostly``;
   a type list on an object column checks each value's Python type, as GX's pandas engine does).
