@@ -128,6 +128,7 @@ def test_2_traffic_like_the_training_data_raises_no_signal(stack_settings, airfl
     flights = flights_between(config, stack_settings.home, JANUARY.start.date(), JANUARY.end.date(), rows=ROWS)
     url = f"http://127.0.0.1:{stack_settings.serving_port}"
     loop["state"]["january_sent"] = send_traffic(url, flights, config)
+    loop["state"]["january_flights"] = flights
     before = len(_training_runs(airflow))
 
     run_id = _monitor(airflow, JANUARY)
@@ -160,7 +161,10 @@ def test_3_late_labels_recompute_the_past_window(stack_settings, airflow, loop, 
     recomputed = airflow.xcom(MONITORING, run_id, "backfill_late_labels")
     assert [r["window"] for r in recomputed] == [JANUARY.model_dump(mode="json")]
     record = read_window_record(paths, JANUARY.id)
-    assert record.labels_used == int(sent[config.dataset.label.column].notna().sum())
+    flights = loop["state"]["january_flights"]
+    departures = pd.to_datetime(flights[config.dataset.time_column], utc=True)
+    in_window = (departures >= JANUARY.start) & (departures < JANUARY.end)
+    assert record.labels_used == int((in_window & flights[config.dataset.label.column].notna()).sum())
     assert record.performance is not None
     assert 0.5 < record.performance["roc_auc"] <= 1
     assert {"precision", "recall", "roc_auc"} <= set(record.performance)
