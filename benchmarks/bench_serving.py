@@ -43,7 +43,7 @@ class Plan:
 
 
 PLANS = {
-    "smoke": Plan(window_days=7, max_iter=20, seconds=1.0, warmup_s=0.3, repeats=1, max_requests=300),
+    "smoke": Plan(window_days=7, max_iter=20, seconds=1.0, warmup_s=0.0, repeats=1, max_requests=300),
     "full": Plan(window_days=30, max_iter=None, seconds=10.0, warmup_s=2.0, repeats=3, max_requests=None),
 }
 
@@ -287,8 +287,10 @@ def run(size: str) -> dict[str, Any]:
         generator = LoadGenerator(workdir, plan)
         servers = _servers(workdir)
         try:
-            servers["airloop"][0].start(servers["airloop"][1] + "/health")
-            servers["mlflow"][0].start(servers["mlflow"][1] + "/ping")
+            for server, _ in servers.values():  # both start at once; neither is measured yet
+                server.launch()
+            servers["airloop"][0].wait_ready(servers["airloop"][1] + "/health")
+            servers["mlflow"][0].wait_ready(servers["mlflow"][1] + "/ping")
             urls = {name: url for name, (_, url) in servers.items()}
             _same_predictions(urls, workdir)
             figures = _measure(generator, urls, workdir, plan)
@@ -321,9 +323,10 @@ def _measure(generator: LoadGenerator, urls: dict[str, str], workdir: Path, plan
     """Each scenario on each server, alternating servers per repeat; medians over the repeats."""
     scenarios = {"c1": ("single", 1), "c8": ("single", 8), "batch": ("batch", 1)}
     samples: dict[str, list[LoadResult]] = {}
-    for url in urls.values():  # warm both: first requests pay for lazy imports and caches
-        for body, concurrency in scenarios.values():
-            generator.measure(f"{url}/invocations", workdir / f"{body}.json", concurrency, plan.warmup_s)
+    if plan.warmup_s:  # first requests pay for lazy imports and caches; smoke only checks it runs
+        for url in urls.values():
+            for body, concurrency in scenarios.values():
+                generator.measure(f"{url}/invocations", workdir / f"{body}.json", concurrency, plan.warmup_s)
     for _ in range(plan.repeats):
         for scenario, (body, concurrency) in scenarios.items():
             for name, url in urls.items():

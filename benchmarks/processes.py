@@ -78,6 +78,11 @@ class Server:
 
     def start(self, ready_url: str, timeout: float = 180.0) -> None:
         """Start it and wait until `ready_url` answers 200."""
+        self.launch()
+        self.wait_ready(ready_url, timeout)
+
+    def launch(self) -> None:
+        """Start it in the background; :meth:`wait_ready` waits for it."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self.process = subprocess.Popen(
@@ -88,6 +93,11 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def wait_ready(self, ready_url: str, timeout: float = 180.0) -> None:
+        """Wait until `ready_url` answers 200; stop it and raise if it exits or times out."""
+        if self.process is None:
+            raise BenchmarkError(f"{self.name} was not launched")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
