@@ -244,7 +244,7 @@ METHODS = {
         "ingest + validate + train (`airloop.pipeline` stage functions, default config) on a landing "
         "zone of replayed flights resampled (seeded, with replacement) to each size and spread over the "
         "30 days of the training window; each size in a fresh interpreter. Seconds exclude imports; "
-        "peak MB is the process's peak resident memory (ru_maxrss), imports included."
+        "peak MB is the process's peak resident memory (VmHWM), imports included."
     ),
 }
 
@@ -365,6 +365,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{machine['load_average_at_end']}: the machine is shared with other work, so absolute figures "
         "move between runs; each peer ran in the same run as Airloop, so the ratios hold better.",
         f"- Whole run: {_format(machine['total_s'])} s",
+        *([f"- Note: {machine['note']}"] if machine.get("note") else []),
         "",
     ]
     return "\n".join(lines)
