@@ -262,9 +262,12 @@ FINDINGS = {
         "3x cheaper than MLflow's. What would (all in `include/airloop/serving/`, the lead's): "
         "(1) micro-batching: gather the single-row requests that arrive within a millisecond or two into "
         "one `predict` call, so the per-call overhead is paid once per batch (up to 8 rows per call at "
-        "concurrency 8); (2) a small-request fast path that skips pandas: encode the three categoricals "
+        "concurrency 8; measured here with one thread, `predict` took 5.9 ms on 8 rows and 5.2 ms on one, "
+        "so the model's cost per request would fall about 7x); (2) a small-request fast path that skips "
+        "pandas: encode the three categoricals "
         "with a dict built from the fitted `OrdinalEncoder.categories_`, put the row in a NumPy array in "
-        "the signature's order and call the booster directly; (3) as many uvicorn workers as cores "
+        "the signature's order and call the booster directly (the booster alone took 3.0 ms of the 5.2); "
+        "(3) as many uvicorn workers as cores "
         "(MLflow's default is one; Airloop's serving process is one today)."
     ),
     "serving.airloop_p99_ms_c1 <= 10": (
