@@ -25,6 +25,7 @@ from airloop.monitoring.labels import join_labels, read_labels
 from airloop.monitoring.policy import Degradation, assess
 from airloop.monitoring.window import MonitoringWindow, served_rows
 from airloop.settings import AirloopSettings
+from airloop.training.features import feature_frame
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def monitor_window(
     reference = _reference(settings, config, paths, version)
     record.champion_score = reference.validation_score
     features = config.dataset.features
-    current = rows[features].copy()
+    current = feature_frame(rows, config.dataset)  # typed as in training, whatever the log's JSON held
     current[SCORE] = rows["score"].astype("float64")
     record.quality = _quality(reference.frame, current, features)
 
@@ -209,7 +210,6 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
 
     from airloop.data.snapshot import read_manifest, read_snapshot, snapshot_dir
     from airloop.serving.model import fetch_model, load_model_dir
-    from airloop.training.features import feature_frame
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     model_version = client.get_model_version(config.model_name, version)

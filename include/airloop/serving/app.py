@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from airloop.serving.batching import MicroBatcher
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
 from airloop.serving.payload import PayloadError, parse_payload
@@ -84,6 +85,13 @@ class ServingState:
         self.problem: str | None = "loading"
         self.inference_log: InferenceLog | None = None
         self.metrics = _Metrics()
+        self._batcher: MicroBatcher | None = None
+
+    def batcher(self, model: ServingModel) -> MicroBatcher:
+        """The batcher in front of the loaded model (made on first use, inside the event loop)."""
+        if self._batcher is None:
+            self._batcher = MicroBatcher(model.predict)
+        return self._batcher
 
     def load(self) -> None:
         """Load the model and predict its input example; record any failure as the problem."""
@@ -186,11 +194,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         model = state.model
         frame = parse_payload(bytes(body), model.columns, model.required)
-        # Small requests predict inline; large ones in a thread so the loop keeps answering probes.
-        if len(frame) > 64:
-            labels, scores = await run_in_threadpool(model.predict, frame)
-        else:
-            labels, scores = model.predict(frame)
+        labels, scores = await state.batcher(model).predict(frame)
         if state.inference_log is not None:
             state.inference_log.append(request_id, logged_at, frame, labels, scores)
         state.metrics.rows.inc(len(frame))

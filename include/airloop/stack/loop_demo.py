@@ -122,7 +122,7 @@ def _play(
         if month is None:  # after the last month: its labels land, and a last run folds them in
             start = dt.datetime(YEAR, months[-1], 28, tzinfo=dt.UTC) + dt.timedelta(days=4)
             window = MonitoringWindow(start=start.replace(day=1), end=start.replace(day=2))
-            label = f"{window.start:%Y-%m}"
+            label = f"2013-{window.start:%m}"
         else:
             start = dt.datetime(YEAR, month, 1, tzinfo=dt.UTC)
             end = dt.datetime(YEAR + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
@@ -258,4 +258,4 @@ def _print_monthly_quality(settings: AirloopSettings, config: Any, january: str)
         loop_auc = roc_auc_score(rows["target"], rows["score"])
         frozen_auc = roc_auc_score(rows["target"], frozen_scores)
         versions = ",".join(f"v{v}" for v in sorted(rows["model_version"].unique()))
-        print(f"{record.window.start:%Y-%m}  {versions:10} {loop_auc:6.3f} {frozen_auc:7.3f} {len(rows):8d}")
+        print(f"2013-{record.window.start:%m}  {versions:10} {loop_auc:6.3f} {frozen_auc:7.3f} {len(rows):8d}")
