@@ -154,7 +154,7 @@ def _play(
             auc = (past.get("performance") or {}).get("roc_auc", float("nan"))
             timeline.add(
                 label,
-                f"late labels: {past['window']['start'][:7]} recomputed, ROC AUC {auc:.3f} "
+                f"late labels: 2013-{past['window']['start'][5:7]} recomputed, ROC AUC {auc:.3f} "
                 f"on {past['labels_used']} labelled flights (v{past['model_version']})",
             )
         record = read_window_record(paths, window.id)
