@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperatorLink
-from airflow.sdk.execution_time.xcom import XCom
 
 
 class _XComLink(BaseOperatorLink):
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+        # Global links are resolved in the API server, which reads XCom from the metadata
+        # database: the same way Airflow resolves an operator's own links once serialized.
+        from airflow.serialization.definitions.operatorlink import XComOperatorLink
+
+        return XComOperatorLink(name=self.name, xcom_key=self.xcom_key).get_link(operator, ti_key=ti_key)
 
 
 class MLflowRunLink(_XComLink):
