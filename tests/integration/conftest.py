@@ -114,3 +114,18 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
 
 def landing_day(settings: AirloopSettings, day: dt.date) -> Path:
     return settings.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
+
+
+def stack_logs(home: Path) -> list[Path]:
+    """Every service and task log a stack wrote under its state folder."""
+    return [p for folder in (home / "logs", home / "airflow" / "logs") for p in folder.rglob("*") if p.is_file()]
+
+
+def secrets_in_logs(logs: list[Path], secrets: dict[str, str]) -> list[str]:
+    """`<secret name> in <log>` for every secret value found in a log; empty when none leaked."""
+    return [
+        f"{name} in {path}"
+        for path in logs
+        for name, value in secrets.items()
+        if value in path.read_text(errors="replace")
+    ]

@@ -26,7 +26,7 @@ from airloop.stack.embedded import EmbeddedStack
 from airloop.stack.native import BackendUrls, NativeBackends
 
 from ..conftest import FLIGHTS_CONFIG
-from .conftest import free_ports
+from .conftest import free_ports, secrets_in_logs, stack_logs
 
 pytestmark = pytest.mark.integration
 
@@ -222,13 +222,7 @@ def test_no_secret_appears_in_the_service_or_task_logs(celery_stack, celery_sett
         "mlflow flask secret": (home / "secrets" / "mlflow_flask_secret_key").read_text().strip(),
         **{f"native {p.name}": p.read_text().strip() for p in (native.root / "secrets").iterdir()},
     }
-    logs = [p for folder in (home / "logs", home / "airflow" / "logs") for p in folder.rglob("*") if p.is_file()]
+    logs = stack_logs(home)
     assert any(p.name == "celery-worker-1.log" for p in logs)
     assert any(p.suffix == ".log" and "task_id=train" in str(p) for p in logs), "task logs were written"
-    leaks = [
-        f"{name} in {path}"
-        for path in logs
-        for name, value in secrets.items()
-        if value in path.read_text(errors="replace")
-    ]
-    assert leaks == []
+    assert secrets_in_logs(logs, secrets) == []

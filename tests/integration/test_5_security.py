@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, secrets_in_logs, stack_logs
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,6 @@ def test_no_secret_appears_in_the_service_or_task_logs(stack_settings, stack):
         "jwt secret": (home / "secrets" / "jwt_secret").read_text().strip(),
         "fernet key": (home / "secrets" / "fernet_key").read_text().strip(),
     }
-    logs = [p for folder in (home / "logs", home / "airflow" / "logs") for p in folder.rglob("*") if p.is_file()]
+    logs = stack_logs(home)
     assert {"api-server.log", "scheduler.log", "mlflow.log", "evidently.log"} <= {p.name for p in logs}
-    leaks = [
-        f"{name} in {path}"
-        for path in logs
-        for name, value in secrets.items()
-        if value in path.read_text(errors="replace")
-    ]
-    assert leaks == []
+    assert secrets_in_logs(logs, secrets) == []
