@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 from airflow.task.trigger_rule import TriggerRule
 
 from airloop_airflow import monitoring
 from airloop_airflow.defaults import START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
+from airloop_airflow.operators import TriggerTrainingOperator
 from airloop_airflow.sensors import DegradationSensor
 
 Json = dict[str, Any]
@@ -48,12 +48,12 @@ def airloop_retraining() -> None:
         return monitoring.apply_storm_guards(signal)
 
     guarded = apply_storm_guards(signal.output)
-    trigger_training = TriggerDagRunOperator(
+    trigger_training = TriggerTrainingOperator(
         task_id="trigger_training",
         trigger_dag_id=monitoring.TRAINING_DAG,
         trigger_run_id=guarded["run_id"],
         conf=guarded["conf"],
-        note="{{ ti.xcom_pull(task_ids='apply_storm_guards', key='note') }}",
+        note=guarded["note"],
         logical_date=None,
         wait_for_completion=True,
         deferrable=True,
