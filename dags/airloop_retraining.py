@@ -62,8 +62,8 @@ def airloop_retraining() -> None:
     )
 
     @task(trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
-    def record_outcome(run_id: str, training_conf: Json) -> Json:
-        return monitoring.record_outcome({"run_id": run_id, "conf": training_conf})
+    def record_outcome(training_run_id: str, training_conf: Json) -> Json:
+        return monitoring.record_outcome({"run_id": training_run_id, "conf": training_conf})
 
     outcome = record_outcome(guarded["run_id"], guarded["conf"])
     trigger_training >> outcome
