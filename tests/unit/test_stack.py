@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -139,3 +140,14 @@ def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_
     assert not alive(polite)
     assert not alive(stubborn)
     assert 2 <= elapsed < 4, "one grace period for both, not one each"
+
+
+def test_up_refuses_a_port_another_process_holds(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        stack = EmbeddedStack(AirloopSettings(home=tmp_path / ".airloop", mlflow_port=port))
+        with pytest.raises(StackError, match=f"port {port} .* in use"):
+            stack._start("mlflow", ["true"], {}, port=port)
+    assert not (tmp_path / ".airloop" / "run" / "mlflow.pid").exists()

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -177,9 +178,9 @@ class EmbeddedStack:
             log.info("preparing the Airflow database in %s", self.airflow_home)
             self._run([str(self.bin / "airflow"), "db", "migrate"], env, "airflow-db-migrate")
         mlflow_env = {**env, **mlflow_auth.server_environment(self.settings)} if self.settings.mlflow_auth else env
-        self._start("mlflow", self._mlflow_command(), mlflow_env)
-        self._start("evidently", self._evidently_command(), env)
-        self._start("api-server", [str(self.bin / "airflow"), "api-server"], env)
+        self._start("mlflow", self._mlflow_command(), mlflow_env, port=self.settings.mlflow_port)
+        self._start("evidently", self._evidently_command(), env, port=self.settings.evidently_port)
+        self._start("api-server", [str(self.bin / "airflow"), "api-server"], env, port=self.settings.airflow_port)
         # The API server first: on two cores, starting all at once makes each of them slower.
         self._wait(f"{self.settings.airflow_url}/api/v2/monitor/health", "api-server", timeout)
         for component in AIRFLOW_COMPONENTS:
@@ -288,10 +289,16 @@ class EmbeddedStack:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def _start(self, name: str, command: list[str], env: dict[str, str], *, port: int | None = None) -> None:
         if self.running(name):
             log.info("%s is already running (pid %s)", name, self._pid(name))
             return
+        if port is not None and _port_taken(self.settings.host, port):
+            # Else the health check would be answered by whatever holds the port, not by ours.
+            raise StackError(
+                f"cannot start {name}: port {port} on {self.settings.host} is in use by another process; "
+                f"stop it, or choose another port (AIRLOOP_*_PORT)"
+            )
         logfile = self.log_dir / f"{name}.log"
         pid = spawn(command, env, logfile, cwd=self.home)
         (self.run_dir / f"{name}.pid").write_text(str(pid))
@@ -433,3 +440,15 @@ def _wait_for_groups(remaining: set[int], timeout: float) -> None:
                 remaining.discard(pid)
         if remaining:
             time.sleep(0.3)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on (or holds) `port`: binding it fails."""
+    with socket.socket() as probe:
+        # As servers bind: connections of a stopped server waiting out TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
