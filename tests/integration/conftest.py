@@ -57,6 +57,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
         config=config,
         airflow_port=airflow,
         mlflow_port=mlflow,
+        mlflow_tracking_uri=f"http://127.0.0.1:{mlflow}",  # never an MLFLOW_TRACKING_URI left in the env
         evidently_port=evidently,
         worker_log_port=worker_log,
         trigger_log_port=trigger_log,
@@ -103,6 +104,7 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
         "AIRLOOP_HOME": str(settings.home),
         "AIRLOOP_AIRFLOW_PORT": str(settings.airflow_port),
         "AIRLOOP_MLFLOW_PORT": str(settings.mlflow_port),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "AIRLOOP_EVIDENTLY_PORT": str(settings.evidently_port),
         "AIRLOOP_ADMIN_PASSWORD": PASSWORD,
         "AIRLOOP_WORKER_LOG_PORT": str(settings.worker_log_port),

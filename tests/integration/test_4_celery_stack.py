@@ -76,6 +76,9 @@ def celery_settings(backends, tmp_path_factory: pytest.TempPathFactory) -> Airlo
         config=FLIGHTS_CONFIG,
         airflow_port=airflow,
         mlflow_port=mlflow,
+        # Named outright: an earlier test's mlflow.set_tracking_uri() leaves MLFLOW_TRACKING_URI in
+        # this process's environment, pointing at the other stack's server.
+        mlflow_tracking_uri=f"http://127.0.0.1:{mlflow}",
         evidently_port=evidently,
         worker_log_port=worker_log,
         trigger_log_port=trigger_log,
