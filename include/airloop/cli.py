@@ -1,6 +1,7 @@
 """`airloop` command: run the embedded stack and the demo.
 
-airloop up        start Airflow and MLflow in the background (reuses running services)
+airloop up        start Airflow and MLflow in the background (reuses running services), unpause
+                  every Airloop DAG and print when each runs
 airloop demo      up, fill the landing zone, trigger airloop_training over the REST API, follow it
 airloop down      stop the services this state folder started
 airloop status    which services run
@@ -16,16 +17,20 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airloop.settings import AirloopSettings, load_settings
 
 if TYPE_CHECKING:
     from airloop.stack.airflow_api import AirflowClient
+    from airloop.stack.embedded import EmbeddedStack
 
 log = logging.getLogger("airloop")
 
 TRAINING_DAG = "airloop_training"
+#: `timetable_summary` of DAGs that run only when triggered.
+NOT_SCHEDULED = (None, "None")
+CONTINUOUS = "@continuous"
 #: How far back `demo` fills the landing zone: a year of replayed traffic before today.
 DEMO_FILL_DAYS = 400
 
@@ -90,11 +95,16 @@ def _months(spec: str) -> list[int]:
 
 
 def _up(settings: AirloopSettings) -> None:
+    from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
+    stack = EmbeddedStack(settings)
     started = time.monotonic()
-    creds = EmbeddedStack(settings).up()
+    creds = stack.up()
+    with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
+        dags = _go_live(stack, client)
     print(f"Airloop services are up ({time.monotonic() - started:.0f}s), state in {settings.home}")
+    _print_schedules(dags)
     _print_access(settings, creds.username, creds.password, creds.generated)
 
 
@@ -154,6 +164,9 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
         )
         duration = time.monotonic() - begun
         print(f"\nrun {run_id}: {final['state']} in {duration:.0f}s")
+        # Then the loop goes live, with a champion to watch: monitoring on its schedule, the
+        # retraining sensor waiting, deploy accepting a trigger.
+        _print_schedules(_go_live(stack, client))
         if final["state"] != "success":
             _print_failures(client, run_id)
             _print_access(settings, creds.username, creds.password, creds.generated)
@@ -165,6 +178,69 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
     _print_serving(settings, deployment)
     _print_access(settings, creds.username, creds.password, creds.generated)
     return 0
+
+
+def _go_live(stack: EmbeddedStack, client: AirflowClient, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Unpause every Airloop DAG; returns them once the scheduler started the runs that made due."""
+    from airloop.stack.airflow_api import AIRLOOP_TAG
+
+    dags = stack.unpause_dags(client)
+    deadline = time.monotonic() + timeout
+    while overdue(dags, now=dt.datetime.now(dt.UTC)) and time.monotonic() < deadline:
+        time.sleep(1)
+        dags = client.dags(tag=AIRLOOP_TAG)
+    return dags
+
+
+def overdue(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[str]:
+    """Unpaused DAGs on a schedule whose next run is due but not started yet (their first, on unpausing)."""
+    return [
+        d["dag_id"]
+        for d in dags
+        if not d["is_paused"]
+        and d.get("timetable_summary") not in (*NOT_SCHEDULED, CONTINUOUS)  # a continuous run-after is always now
+        and d.get("next_dagrun_run_after")
+        and _utc(d["next_dagrun_run_after"]) <= now
+    ]
+
+
+def describe_schedules(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[str]:
+    """One line per DAG, as the API shows it: whether it runs, on what schedule, when next."""
+    lines = []
+    for dag in sorted(dags, key=lambda d: d["dag_id"]):
+        summary = dag.get("timetable_summary")
+        if dag["is_paused"]:
+            when = "paused: runs nothing, and a triggered run waits, until it is unpaused"
+        elif summary in NOT_SCHEDULED:
+            when = "on demand: a trigger from the UI, the REST API or another DAG"
+        elif summary == CONTINUOUS:
+            when = "continuous: one run always active, the next starts as it ends"
+        else:
+            description = dag.get("timetable_description")
+            when = summary + (f" ({description})" if description and description != summary else "")
+            if dag.get("next_dagrun_run_after"):
+                when += f", next run {_next_run(dag['next_dagrun_run_after'], now)}"
+        lines.append(f"  {dag['dag_id']:20} {when}")
+    return lines
+
+
+def _utc(timestamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def _next_run(run_after: str, now: dt.datetime) -> str:
+    at = _utc(run_after)
+    if at <= now:
+        return f"due now (was due {at:%Y-%m-%d %H:%M} UTC)"
+    hours, minutes = divmod(round((at - now).total_seconds() / 60), 60)
+    return f"{at:%Y-%m-%d %H:%M} UTC (in {hours} h {minutes:02d} min)"
+
+
+def _print_schedules(dags: list[dict[str, Any]]) -> None:
+    live = all(not d["is_paused"] for d in dags)
+    print("\nAirloop DAGs" + (" (all unpaused: the loop is live):" if live else ":"))
+    for line in describe_schedules(dags, now=dt.datetime.now(dt.UTC)):
+        print(line)
 
 
 def _print_failures(client: AirflowClient, run_id: str) -> None:
@@ -179,7 +255,7 @@ def _print_failures(client: AirflowClient, run_id: str) -> None:
 
 
 def _print_recent_runs(client: AirflowClient) -> None:
-    # Unpausing a nightly DAG also starts the latest night's run; show it beside the demo's own.
+    # Earlier demos' runs too, so a rerun of the demo shows how its version compared.
     runs = client.request("GET", f"/api/v2/dags/{TRAINING_DAG}/dagRuns", params={"order_by": "-run_after", "limit": 5})
     print(f"\nrecent runs of {TRAINING_DAG}:")
     for run in runs["dag_runs"]:

@@ -234,6 +234,14 @@ def test_no_anonymous_access_to_airflow():
     assert env["AIRLOOP_ADMIN_PASSWORD"].startswith("${AIRLOOP_ADMIN_PASSWORD:?")
 
 
+def test_the_loop_is_live_from_the_start_in_compose_and_helm():
+    # Else monitoring never runs, the retraining sensor never waits, and a triggered deploy sits queued.
+    services = load_compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False", name
+    assert load_helm_values()["config"]["core"]["dags_are_paused_at_creation"] == "False"
+
+
 def test_mlflow_requires_login_with_a_password_from_env():
     mlflow = load_compose()["services"]["mlflow"]
     command = " ".join(mlflow["command"])

@@ -3,25 +3,51 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 TERMINAL_STATES = {"success", "failed"}
+#: The tag every Airloop DAG carries (see DESIGN.md): what `unpause_tagged` makes live.
+AIRLOOP_TAG = "airloop"
+#: The API's page size for lists (its maximum by default).
+PAGE = 100
 
 
 class AirflowApiError(RuntimeError):
     """Airflow answered with an error; the message carries its status and detail."""
 
 
+class DagPausedError(AirflowApiError):
+    """The DAG is paused: a run of it would wait in `queued` and never start."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        super().__init__(
+            f"DAG {dag_id} is paused, so a run of it would stay queued and never start. Unpause it "
+            f"(the toggle beside {dag_id} in the Airflow UI, `airflow dags unpause {dag_id}`, or "
+            f'PATCH /api/v2/dags/{dag_id} {{"is_paused": false}}; `make up` unpauses every Airloop DAG) '
+            "and trigger it again"
+        )
+
+
 class AirflowClient:
     """Token-authenticated calls to one Airflow API server."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         response = self._http.post("/auth/token", json={"username": username, "password": password})
         if response.status_code not in (200, 201):
             raise AirflowApiError(f"login as {username!r} failed: HTTP {response.status_code} {response.text}")
@@ -57,11 +83,64 @@ class AirflowClient:
                 raise AirflowApiError(f"DAG {dag_id} did not appear within {timeout:.0f}s")
             time.sleep(1)
 
+    def wait_for_dag_files(self, folder: Path, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Wait until each Python file in the DAGs `folder` has a parsed DAG; returns every DAG.
+
+        Fails at once, with the error, if a file does not import; fails after `timeout` naming
+        the files that have no DAG yet.
+        """
+        files = {p.relative_to(folder).as_posix() for p in folder.rglob("*.py") if "__pycache__" not in p.parts}
+        deadline = time.monotonic() + timeout
+        while True:
+            errors = self.request("GET", "/api/v2/importErrors")["import_errors"]
+            if errors:
+                details = "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
+                raise AirflowApiError(f"DAG files failed to import:\n{details}")
+            dags = self.dags()
+            missing = unparsed_files(files, dags)
+            if not missing:
+                return dags
+            if time.monotonic() > deadline:
+                raise AirflowApiError(
+                    f"no DAG parsed from {', '.join(missing)} in {folder} within {timeout:.0f}s; "
+                    "see the dag-processor's log"
+                )
+            time.sleep(1)
+
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        """The DAG as the API shows it: `is_paused`, `timetable_summary`, `next_dagrun_run_after`..."""
+        return self.request("GET", f"/api/v2/dags/{dag_id}")
+
+    def dags(self, *, tag: str | None = None) -> list[dict[str, Any]]:
+        """Every current DAG (stale ones left out), or those tagged `tag`, by dag_id."""
+        params: dict[str, Any] = {"order_by": "dag_id", "limit": PAGE, "exclude_stale": True}
+        if tag is not None:
+            params["tags"] = tag
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.request("GET", "/api/v2/dags", params={**params, "offset": len(found)})
+            found.extend(page["dags"])
+            if not page["dags"] or len(found) >= page["total_entries"]:
+                return found
+
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
+    def unpause_tagged(self, tag: str = AIRLOOP_TAG) -> list[dict[str, Any]]:
+        """Unpause every DAG tagged `tag` that is paused; returns all of them as they are now."""
+        dags = self.dags(tag=tag)
+        for dag in dags:
+            if dag["is_paused"]:
+                self.unpause(dag["dag_id"])
+        return self.dags(tag=tag)
+
     def trigger(self, dag_id: str, *, logical_date: str | None, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Start a run; `logical_date` (ISO 8601) keys its data, None dates it by trigger time."""
+        """Start a run; `logical_date` (ISO 8601) keys its data, None dates it by trigger time.
+
+        Raises :class:`DagPausedError` instead of queueing a run that would never start.
+        """
+        if self.dag(dag_id)["is_paused"]:
+            raise DagPausedError(dag_id)
         body = {"logical_date": logical_date, "conf": conf or {}}
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
@@ -120,6 +199,14 @@ class AirflowClient:
                         on_task(ti["task_id"], state)
             if run["state"] in TERMINAL_STATES:
                 return run
+            if run["state"] == "queued" and self.dag(dag_id)["is_paused"]:
+                raise DagPausedError(dag_id)  # paused since it was triggered: it would never start
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
             time.sleep(poll)
+
+
+def unparsed_files(files: Iterable[str], dags: Iterable[dict[str, Any]]) -> list[str]:
+    """The DAG files (paths relative to the DAGs folder) of which no DAG in `dags` was parsed."""
+    parsed = {dag.get("relative_fileloc") for dag in dags}
+    return sorted(set(files) - parsed)

@@ -23,11 +23,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from airloop.settings import AirloopSettings
 from airloop.stack import mlflow_auth
+
+if TYPE_CHECKING:
+    from airloop.stack.airflow_api import AirflowClient
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,8 @@ class EmbeddedStack:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": s.executor,
                 "AIRFLOW__CORE__PARALLELISM": "4",
+                # Paused until `unpause_dags` (`airloop up`, `make demo`) makes the loop live: tests
+                # and benchmarks start the stack and choose which DAGs run.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
@@ -199,6 +205,18 @@ class EmbeddedStack:
         for worker in self.celery_workers:
             self._wait_for_log(worker, " ready.", timeout)
         return creds
+
+    def unpause_dags(self, client: AirflowClient, *, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Make the loop live: once every DAG file is parsed, unpause every DAG tagged `airloop`.
+
+        Airflow pauses a DAG it sees for the first time: monitoring would never run, the
+        retraining sensor never wait, and a triggered deploy would sit queued. Returns the
+        Airloop DAGs as the API shows them (schedule, next run).
+        """
+        from airloop.stack.airflow_api import AIRLOOP_TAG
+
+        client.wait_for_dag_files(self.settings.dags_folder, timeout=timeout)
+        return client.unpause_tagged(AIRLOOP_TAG)
 
     def down(self) -> list[str]:
         """Stop every service this state folder started; returns the names stopped."""

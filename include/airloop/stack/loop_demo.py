@@ -76,9 +76,7 @@ def run_loop_demo(settings: AirloopSettings, *, months: list[int], rows: int, ti
     timeline = Timeline()
 
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
-        for dag_id in (TRAINING, MONITORING, RETRAINING):
-            client.wait_for_dag(dag_id)
-            client.unpause(dag_id)
+        stack.unpause_dags(client)  # every Airloop DAG, deploy too, as `airloop up` leaves them
         _settle(client, settings, timeout)  # unpausing starts each DAG's latest scheduled run
         run = client.trigger(
             TRAINING,

@@ -1,0 +1,163 @@
+"""Airloop's REST client against a fake API server: listing, unpausing and refusing paused DAGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airloop.stack.airflow_api import AirflowApiError, AirflowClient, DagPausedError, unparsed_files
+
+
+class FakeAirflow:
+    """Just enough of /api/v2 to hold DAGs and runs, recording every call."""
+
+    def __init__(self, dags: list[dict], *, page: int = 100) -> None:
+        self.dags = {
+            d["dag_id"]: {"is_paused": True, "relative_fileloc": f"{d['dag_id']}.py", "tags": [], **d} for d in dags
+        }
+        self.page = page
+        self.calls: list[tuple[str, str]] = []
+        self.runs: dict[str, list[dict]] = {}
+        self.import_errors: list[dict] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path == "/auth/token":
+            return httpx.Response(201, json={"access_token": "token"})
+        if path == "/api/v2/importErrors":
+            return httpx.Response(200, json={"import_errors": self.import_errors})
+        if path == "/api/v2/dags":
+            return self._list(request)
+        return self._one(request, path.removeprefix("/api/v2/dags/").split("/"))
+
+    def _list(self, request: httpx.Request) -> httpx.Response:
+        tags = request.url.params.get_list("tags")
+        found = [d for _, d in sorted(self.dags.items()) if not tags or set(tags) & set(d["tags"])]
+        offset = int(request.url.params.get("offset", 0))
+        limit = min(int(request.url.params.get("limit", 100)), self.page)
+        shown = [{**d, "tags": [{"name": t} for t in d["tags"]]} for d in found[offset : offset + limit]]
+        return httpx.Response(200, json={"dags": shown, "total_entries": len(found)})
+
+    def _one(self, request: httpx.Request, parts: list[str]) -> httpx.Response:
+        dag_id, rest = parts[0], parts[1:]
+        dag = self.dags.get(dag_id)
+        if dag is None:
+            return httpx.Response(404, json={"detail": f"The Dag with ID: `{dag_id}` was not found"})
+        runs = self.runs.setdefault(dag_id, [])
+        if not rest:
+            if request.method == "PATCH":
+                dag.update(json.loads(request.content))
+            return httpx.Response(200, json=dag)
+        if rest == ["dagRuns"] and request.method == "POST":
+            runs.append({"dag_run_id": f"manual__{len(runs)}", "state": "queued"})
+            return httpx.Response(200, json=runs[-1])
+        if rest[-1] == "taskInstances":
+            return httpx.Response(200, json={"task_instances": []})
+        return httpx.Response(200, json=next(r for r in runs if r["dag_run_id"] == rest[1]))
+
+
+DAGS = [
+    {"dag_id": "airloop_deploy", "tags": ["airloop", "deployment"]},
+    {"dag_id": "airloop_monitoring", "tags": ["airloop", "monitoring"]},
+    {"dag_id": "airloop_retraining", "tags": ["airloop", "retraining"], "is_paused": False},
+    {"dag_id": "airloop_training", "tags": ["airloop", "training"]},
+    {"dag_id": "someone_elses", "tags": ["finance"]},
+]
+
+
+def _client(fake: FakeAirflow) -> AirflowClient:
+    return AirflowClient("http://airflow.test", "admin", "pw", transport=httpx.MockTransport(fake.handle))
+
+
+def test_unpause_tagged_unpauses_every_airloop_dag_and_nothing_else():
+    fake = FakeAirflow(DAGS, page=2)  # pages of two: the listing must follow the pages
+    with _client(fake) as client:
+        dags = client.unpause_tagged("airloop")
+    assert [d["dag_id"] for d in dags] == [
+        "airloop_deploy",
+        "airloop_monitoring",
+        "airloop_retraining",
+        "airloop_training",
+    ]
+    assert not any(d["is_paused"] for d in dags)
+    assert fake.dags["someone_elses"]["is_paused"] is True
+    patched = sorted(path for method, path in fake.calls if method == "PATCH")
+    # The one already unpaused is left alone.
+    assert patched == [
+        "/api/v2/dags/airloop_deploy",
+        "/api/v2/dags/airloop_monitoring",
+        "/api/v2/dags/airloop_training",
+    ]
+
+
+def test_triggering_a_paused_dag_says_so_and_how_to_unpause_instead_of_queueing_a_run():
+    fake = FakeAirflow(DAGS)
+    with _client(fake) as client, pytest.raises(DagPausedError) as raised:
+        client.trigger("airloop_deploy", logical_date=None, conf={"version": "3"})
+    message = str(raised.value)
+    assert "DAG airloop_deploy is paused" in message
+    assert "airflow dags unpause airloop_deploy" in message
+    assert "make up" in message
+    assert not any(fake.runs.values()), "no run is left queued behind a paused DAG"
+    assert isinstance(raised.value, AirflowApiError)  # callers catching the client's errors see it too
+
+
+def test_triggering_an_unpaused_dag_starts_a_run():
+    fake = FakeAirflow(DAGS)
+    with _client(fake) as client:
+        run = client.trigger("airloop_retraining", logical_date=None)
+    assert run["dag_run_id"] == "manual__0"
+
+
+def test_following_a_run_whose_dag_was_paused_meanwhile_stops_with_the_reason():
+    fake = FakeAirflow(DAGS)
+    with _client(fake) as client:
+        run = client.trigger("airloop_retraining", logical_date=None)
+        fake.dags["airloop_retraining"]["is_paused"] = True
+        with pytest.raises(DagPausedError, match="airloop_retraining is paused"):
+            client.follow("airloop_retraining", run["dag_run_id"], timeout=60, poll=0)
+
+
+def test_triggering_an_unknown_dag_names_it():
+    with _client(FakeAirflow(DAGS)) as client, pytest.raises(AirflowApiError, match="airloop_nope"):
+        client.trigger("airloop_nope", logical_date=None)
+
+
+def test_waiting_for_dag_files_returns_once_each_file_has_a_dag(tmp_path: Path):
+    for name in ("airloop_training.py", "airloop_deploy.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "cached.py").write_text("")
+    fake = FakeAirflow(DAGS)
+    with _client(fake) as client:
+        dags = client.wait_for_dag_files(tmp_path, timeout=5)
+    assert {d["dag_id"] for d in dags} >= {"airloop_training", "airloop_deploy"}
+
+
+def test_waiting_for_dag_files_fails_at_once_on_an_import_error(tmp_path: Path):
+    (tmp_path / "airloop_training.py").write_text("")
+    fake = FakeAirflow([])
+    fake.import_errors = [{"filename": "airloop_training.py", "stack_trace": "SyntaxError: invalid syntax"}]
+    with _client(fake) as client, pytest.raises(AirflowApiError, match="SyntaxError"):
+        client.wait_for_dag_files(tmp_path, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("files", "dags", "missing"),
+    [
+        pytest.param(
+            {"a.py", "b.py"}, [{"relative_fileloc": "a.py"}, {"relative_fileloc": "b.py"}], [], id="all-parsed"
+        ),
+        pytest.param({"a.py", "b.py"}, [{"relative_fileloc": "a.py"}], ["b.py"], id="one-not-yet"),
+        pytest.param(
+            {"f.py"}, [{"relative_fileloc": "f.py"}, {"relative_fileloc": "f.py"}], [], id="two-dags-one-file"
+        ),
+        pytest.param({"sub/x.py"}, [], ["sub/x.py"], id="nothing-parsed"),
+    ],
+)
+def test_unparsed_files(files, dags, missing):
+    assert unparsed_files(files, dags) == missing
