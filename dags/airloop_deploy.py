@@ -15,6 +15,7 @@ from airflow.sdk import dag, task
 
 from airloop_airflow import stages
 from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import DEPLOY_PARAMS
 
 
@@ -27,6 +28,7 @@ from airloop_airflow.params import DEPLOY_PARAMS
     dagrun_timeout=dt.timedelta(minutes=30),
     params=DEPLOY_PARAMS,
     default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
+    on_failure_callback=AirloopNotifier(),
     tags=["airloop", "deployment"],
     doc_md=__doc__,
 )

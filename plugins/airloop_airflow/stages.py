@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowFailException
+
+from airloop_airflow.notifiers import fail_with_reason, record_failure
 
 if TYPE_CHECKING:
     from airloop.config import PipelineConfig
@@ -71,7 +72,8 @@ def validate(snapshot: Json) -> Json:
         summary = pipeline.validate(run.settings, run.config, SnapshotManifest.model_validate(snapshot), run.lineage)
     except DataValidationError as err:
         # Bad data stays bad on a retry: fail now, with the report, and run nothing downstream.
-        raise AirflowFailException(str(err)) from err
+        batch = err.summary.snapshot
+        fail_with_reason(f"{batch.dataset} batch {batch.snapshot_id} quarantined", err)
     return summary.model_dump(mode="json")
 
 
@@ -123,17 +125,23 @@ def kubernetes_api() -> Any:
 
 def deploy_champion(decision: Json) -> Json:
     """Put the champion behind the stable endpoint (unchanged if it already serves there)."""
+    from airloop.deploy import DeploymentError
     from airloop.deploy.service import deploy_version
 
     run = current_run()
-    deployment = deploy_version(
-        run.settings,
-        decision["model_name"],
-        "champion",
-        docker_api=docker_api(),
-        kubernetes_api=kubernetes_api,
-        lineage=run.lineage,
-    )
+    try:
+        deployment = deploy_version(
+            run.settings,
+            decision["model_name"],
+            "champion",
+            docker_api=docker_api(),
+            kubernetes_api=kubernetes_api,
+            lineage=run.lineage,
+        )
+    except DeploymentError as err:
+        # What served before still serves. Retried once (a slow start on a busy host), then alerted.
+        record_failure(f"deploy of the {decision['model_name']} champion failed", err)
+        raise
     return deployment.model_dump(mode="json")
 
 
@@ -164,5 +172,5 @@ def deploy_chosen() -> Json:
         )
     except DeploymentError as err:
         # The old version keeps serving; retrying the same broken version would not help.
-        raise AirflowFailException(str(err)) from err
+        fail_with_reason(f"deploy of {model_name} version {params['version']} failed", err)
     return deployment.model_dump(mode="json")

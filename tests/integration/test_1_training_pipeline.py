@@ -8,18 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
 import pytest
 
 from airloop.data.replay import fill_landing_zone
+from airloop.monitoring.alerts import Alert, read_alerts
 
 from .conftest import landing_day, stack_env
 
 pytestmark = pytest.mark.integration
 
 DAG = "airloop_training"
+#: The DAGs the later modules drive themselves, from a paused start (see test_6_closed_loop).
+LOOP_DAGS = ("airloop_monitoring", "airloop_retraining")
 GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
 CORRUPT_DAY = dt.date(2026, 3, 18)
@@ -116,6 +121,22 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions
     assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == champion
 
+    # The DAG's failure alert (sent by the dag-processor) says which batch and why.
+    alert = _wait_for_alert(stack_settings.home, "flights batch 2026-03-15_2026-03-22 quarantined", run_id)
+    assert "expect_column_values_to_not_be_null(carrier): 25 of" in alert.detail
+    assert "expect_column_values_to_be_between(distance): 9 of" in alert.detail
+    assert alert.context == {"dag_id": DAG, "run_id": run_id, "task_id": "validate"}
+
+
+def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Alert:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for alert in read_alerts(home):
+            if alert.title == title and alert.context.get("run_id") == run_id:
+                return alert
+        time.sleep(2)
+    raise AssertionError(f"no alert {title!r} for {run_id} within {timeout:.0f}s: {read_alerts(home)}")
+
 
 def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_settings, airflow):
     done = subprocess.run(
@@ -126,11 +147,31 @@ def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_set
         check=False,
         timeout=1200,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "mlflow is already running" in done.stderr
-    assert ": success in" in done.stdout
-    assert "champion: airloop-flights-delay version" in done.stdout
-    assert f"curl -s -X POST http://127.0.0.1:{stack_settings.serving_port}/invocations" in done.stdout
-    assert '-> HTTP 200 {"predictions":[' in done.stdout
-    assert stack_settings.airflow_url in done.stdout
-    assert stack_settings.tracking_uri in done.stdout
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "mlflow is already running" in done.stderr
+        assert ": success in" in done.stdout
+        assert "champion: airloop-flights-delay version" in done.stdout
+        assert f"curl -s -X POST http://127.0.0.1:{stack_settings.serving_port}/invocations" in done.stdout
+        assert '-> HTTP 200 {"predictions":[' in done.stdout
+        assert stack_settings.airflow_url in done.stdout
+        assert stack_settings.tracking_uri in done.stdout
+        # The loop is live: every Airloop DAG unpaused, and the demo says when each runs.
+        dags = airflow.dags(tag="airloop")
+        assert {d["dag_id"] for d in dags} >= {DAG, "airloop_deploy", *LOOP_DAGS}
+        assert [d["dag_id"] for d in dags if d["is_paused"]] == []
+        assert "Airloop DAGs (all unpaused: the loop is live):" in done.stdout
+        (monitoring,) = [line for line in done.stdout.splitlines() if line.strip().startswith("airloop_monitoring ")]
+        assert "next run 20" in monitoring, monitoring  # a date: the run unpausing made due has started
+    finally:
+        _pause_the_loop_again(airflow)
+
+
+def _pause_the_loop_again(airflow) -> None:
+    """Back to the paused loop the later modules start from; stop the runs unpausing started."""
+    for dag_id in LOOP_DAGS:
+        airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
+        for run in airflow.dag_runs(dag_id):
+            if run["state"] in {"queued", "running"}:
+                path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+                airflow.request("PATCH", path, json={"state": "failed"})
