@@ -42,6 +42,12 @@ class PromotionDecision(BaseModel):
     champion_score: float | None
 
 
+def challenger_wins(challenger_score: float, champion_score: float, config: PipelineConfig) -> bool:
+    """The promotion rule: the challenger beats the champion on the same rows by `min_improvement`."""
+    margin = challenger_score - champion_score
+    return margin >= config.promotion.min_improvement and not math.isnan(margin)
+
+
 def register_challenger(
     config: PipelineConfig, train: TrainResult, *, tracking_uri: str, lineage: Lineage
 ) -> CandidateVersion:
@@ -103,8 +109,7 @@ def promote_if_better(
         champion_score = challenger_score
     else:
         champion_score = _score_on_holdout(config, f"models:/{name}/{champion.version}", candidate)
-        margin = challenger_score - champion_score
-        wins = margin >= config.promotion.min_improvement and not math.isnan(margin)
+        wins = challenger_wins(challenger_score, champion_score, config)
         verdict = f"{metric} {challenger_score:.4f} vs champion v{champion.version} {champion_score:.4f}"
         if force and not wins:
             promote, reason = True, f"forced (force_promote): {verdict}"

@@ -36,6 +36,49 @@ def holdout_split(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataF
     return time_split(frame, config.dataset.time_column, config.training.holdout_fraction)
 
 
+class FittedModel(BaseModel):
+    """A fitted pipeline and its held-out evaluation: what training produces before it is logged."""
+
+    model_config = {"arbitrary_types_allowed": True}
+    pipeline: Any
+    metrics: dict[str, float]
+    train_rows: int
+    holdout_rows: int
+    holdout_scores: Any  # np.ndarray of positive-class probabilities on the held-out rows
+    holdout_labels: Any  # np.ndarray
+
+
+def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str = "the data") -> FittedModel:
+    """Fit the pipeline on the earlier rows of `frame` and score it on the latest (no MLflow).
+
+    The one training procedure: `train_and_log` logs what this returns; the loop's replay calls it
+    directly. Raises `TrainingDataError` when there is too little labelled data.
+    """
+    from airloop.training.model import build_pipeline, classification_metrics
+
+    train_rows, holdout_rows = holdout_split(frame, config)
+    x_train, y_train = features_and_label(train_rows, config.dataset)
+    x_holdout, y_holdout = features_and_label(holdout_rows, config.dataset)
+    if len(x_train) < config.training.min_rows or y_train.nunique() < 2:
+        raise TrainingDataError(
+            f"{name} has {len(x_train)} labelled training rows with "
+            f"{y_train.nunique()} class(es); need at least {config.training.min_rows} and both classes. "
+            "Widen the data window (Param window_days) or check the source."
+        )
+    pipeline = build_pipeline(config.dataset, config.training.model)
+    log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
+    pipeline.fit(x_train, y_train)
+    scores = pipeline.predict_proba(x_holdout)[:, 1]
+    return FittedModel(
+        pipeline=pipeline,
+        metrics=classification_metrics(y_holdout, scores),
+        train_rows=len(x_train),
+        holdout_rows=len(x_holdout),
+        holdout_scores=scores,
+        holdout_labels=y_holdout.to_numpy(),
+    )
+
+
 def params_digest(params: ModelConfig, config: PipelineConfig) -> str:
     payload = params.model_dump_json() + config.dataset.model_dump_json() + config.training.model_dump_json()
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -59,7 +102,7 @@ def train_and_log(
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline, classification_metrics
+    from airloop.training.model import SKOPS_TRUSTED_TYPES
 
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(config.experiment)
@@ -88,14 +131,8 @@ def train_and_log(
 
     frame = read_snapshot(snapshot)
     train_rows, holdout_rows = holdout_split(frame, config)
-    x_train, y_train = features_and_label(train_rows, config.dataset)
-    x_holdout, y_holdout = features_and_label(holdout_rows, config.dataset)
-    if len(x_train) < config.training.min_rows or y_train.nunique() < 2:
-        raise TrainingDataError(
-            f"snapshot {snapshot.snapshot_id} has {len(x_train)} labelled training rows with "
-            f"{y_train.nunique()} class(es); need at least {config.training.min_rows} and both classes. "
-            "Widen the data window (Param window_days) or check the source."
-        )
+    x_train, _ = features_and_label(train_rows, config.dataset)
+    fitted = fit_and_evaluate(frame, config, name=f"snapshot {snapshot.snapshot_id}")
 
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
         mlflow.log_params(
@@ -104,7 +141,7 @@ def train_and_log(
                 "window_start": snapshot.window_start,
                 "window_end": snapshot.window_end,
                 "train_rows": len(x_train),
-                "holdout_rows": len(x_holdout),
+                "holdout_rows": len(holdout_rows),
                 "features": ",".join(config.dataset.features),
             }
         )
@@ -120,10 +157,7 @@ def train_and_log(
             )
             mlflow.log_input(dataset, context=context)
 
-        pipeline = build_pipeline(config.dataset, params)
-        log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
-        pipeline.fit(x_train, y_train)
-        metrics = classification_metrics(y_holdout, pipeline.predict_proba(x_holdout)[:, 1])
+        pipeline, metrics = fitted.pipeline, fitted.metrics
         mlflow.log_metrics(metrics)
         log.info("held-out metrics: %s", _fmt(metrics))
 
