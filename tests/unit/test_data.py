@@ -9,7 +9,7 @@ import pytest
 
 from airloop.config import FilesSource, SqlSource
 from airloop.data.replay import fill_landing_zone
-from airloop.data.snapshot import content_hash, read_snapshot, write_snapshot
+from airloop.data.snapshot import content_hash, find_snapshot, read_snapshot, write_snapshot
 from airloop.data.sources import NoDataError, read_window
 
 MARCH_1 = dt.date(2026, 3, 1)
@@ -84,13 +84,21 @@ def test_snapshot_rewrite_of_the_same_data_is_the_same_snapshot(tmp_path):
     pd.testing.assert_frame_equal(read_snapshot(first), frame)
 
 
-def test_snapshot_that_changed_at_the_source_is_rewritten_in_place(tmp_path):
-    kwargs = dict(lake=tmp_path, dataset="d", start=MARCH_1, end=dt.date(2026, 3, 2), source="s")
+def test_a_source_that_changed_is_the_new_snapshot_and_the_old_content_is_kept_by_hash(tmp_path):
+    window = dict(start=MARCH_1, end=dt.date(2026, 3, 2))
+    kwargs = dict(lake=tmp_path, dataset="d", **window, source="s")
     first = write_snapshot(pd.DataFrame({"a": [1]}), **kwargs)
     second = write_snapshot(pd.DataFrame({"a": [2]}), **kwargs)
     assert first.path == second.path
     assert first.content_hash != second.content_hash
     assert read_snapshot(second)["a"].tolist() == [2]
+    # A model trained on the first content still finds exactly that content, by its hash.
+    trained_on = find_snapshot(tmp_path, "d", **window, content=first.content_hash)
+    assert trained_on is not None
+    assert trained_on.path != second.path
+    assert read_snapshot(trained_on)["a"].tolist() == [1]
+    assert find_snapshot(tmp_path, "d", **window, content=second.content_hash).path == second.path
+    assert find_snapshot(tmp_path, "d", **window, content="0" * 64) is None
 
 
 def test_tampered_snapshot_is_refused(tmp_path):

@@ -73,12 +73,17 @@ def write_snapshot(
         log.info("snapshot %s already holds this data (hash %s)", folder, manifest.content_hash[:12])
         return existing
     if existing is not None:
+        # The data behind a model version never changes: the old content is kept beside, by its hash.
+        kept = _kept_dir(folder, existing.content_hash)
         log.warning(
-            "snapshot %s changed at the source (hash %s -> %s); rewriting it",
+            "snapshot %s changed at the source (hash %s -> %s); the earlier content stays in %s",
             folder,
             existing.content_hash[:12],
             manifest.content_hash[:12],
+            kept.name,
         )
+        if not kept.exists():
+            folder.rename(kept)
     # Write beside, then swap, so a crash never leaves a half-written snapshot in place.
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -93,7 +98,25 @@ def write_snapshot(
 
 def read_manifest(folder: Path) -> SnapshotManifest | None:
     path = folder / MANIFEST_FILE
-    return SnapshotManifest.model_validate_json(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    return SnapshotManifest.model_validate_json(path.read_text()).model_copy(update={"path": folder})
+
+
+def find_snapshot(
+    lake: Path, dataset: str, start: dt.date, end: dt.date, content: str | None
+) -> SnapshotManifest | None:
+    """The snapshot of [start, end) holding exactly `content` (a hash), current or kept; any if None."""
+    folder = snapshot_dir(lake, dataset, start, end)
+    for candidate in (folder, *([_kept_dir(folder, content)] if content else [])):
+        manifest = read_manifest(candidate)
+        if manifest is not None and (content is None or manifest.content_hash == content):
+            return manifest
+    return None
+
+
+def _kept_dir(folder: Path, content: str) -> Path:
+    return folder.with_name(f"{folder.name}@{content[:16]}")
 
 
 def read_snapshot(manifest: SnapshotManifest) -> pd.DataFrame:
