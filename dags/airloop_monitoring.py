@@ -6,8 +6,10 @@ predictions the deployed model served in the window against the data it was trai
 drift per feature and for the dataset, prediction drift, data quality, and ROC AUC, precision and
 recall once labels have landed — with Evidently reports (HTML/JSON), an MLflow monitoring run and a
 snapshot in the Evidently workspace. **backfill_late_labels** recomputes past windows that labels
-have reached since. **raise_signals** raises a degradation signal (and an alert) when the window
-breaks the policy in the config's `monitoring` section; `airloop_retraining` takes it from there.
+have reached since. **raise_signals** raises a retraining signal (and an alert) when the pipeline's
+`retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's
+predictions, day after day) or the champion's age; drift is reported, not acted on by default.
+`airloop_retraining` takes it from there.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """
 ### airloop_training
 
-Nightly, and on demand with the form's Params: **ingest** a window of data into an immutable
-snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
+On demand: started by `airloop_retraining` when the pipeline's `retraining` policy says so (the
+champion's age, or a degradation signal, each with its reason in the run's note), or by a person
+with the form's Params; no calendar schedule beside that policy. **ingest** a window of data into
+an immutable snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
 nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
 as the `challenger`, **promote** it to `champion` only if it beats the serving model, and
 **deploy** the champion behind the stable serving endpoint (a no-op if it already serves).
@@ -17,6 +19,7 @@ from airflow.sdk import dag, task
 
 from airloop_airflow import stages
 from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import TRAINING_PARAMS
 from airloop_airflow.pod import train_pod_options
 
@@ -27,13 +30,14 @@ Json = dict[str, Any]
 
 @dag(
     dag_id="airloop_training",
-    schedule="0 2 * * *",
+    schedule=None,  # one source of training: the `retraining` policy, through airloop_retraining
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=2),
     params=TRAINING_PARAMS,
     default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
+    on_failure_callback=AirloopNotifier(),
     tags=["airloop", "training"],
     doc_md=__doc__,
 )

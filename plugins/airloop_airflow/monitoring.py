@@ -93,7 +93,11 @@ def backfill_late_labels(current: Json) -> list[Json]:
 
 
 def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
-    """`raise_signals`: a degradation signal (and an alert) for each degraded window of the champion."""
+    """`raise_signals`: a retraining signal for each degraded window of the champion, and for its age.
+
+    Which reasons retrain and which only alert is the pipeline's `retraining.strategy`
+    (`airloop.monitoring.policy.retraining_reasons`).
+    """
     from airloop.monitoring.monitor import WindowRecord
     from airloop.monitoring.retraining import DegradationSignal, SignalStore
     from airloop.registry.promotion import champion_version
@@ -101,8 +105,36 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     context, settings, config, _ = _context()
     champion = champion_version(config.model_name, tracking_uri=settings.tracking_uri)
     store = SignalStore(signals_dir())
+    records = [WindowRecord.model_validate(r) for r in [current, *backfilled]]
     raised = []
-    for record in (WindowRecord.model_validate(r) for r in [current, *backfilled]):
+    for record, reasons in _reasons_to_retrain(settings, config, champion, records):
+        signal = DegradationSignal(
+            model_name=record.model_name,
+            model_version=str(champion),
+            window_id=record.window.id,
+            window_start=record.window.start,
+            window_end=record.window.end,
+            reasons=reasons,
+            report=record.reports.get("drift"),
+            mlflow_run_id=record.mlflow_run_id,
+            raised_at=dt.datetime.now(dt.UTC),
+        )
+        if store.raise_signal(signal):
+            raised.append(signal.id)
+            log.info("signal %s raised: %s", signal.id, signal.summary)
+            AirloopNotifier(title=f"{record.model_name} needs retraining", detail=signal.summary).notify(context)
+        else:
+            log.info("signal %s was raised before: not again", signal.id)
+    return raised
+
+
+def _reasons_to_retrain(settings: Any, config: Any, champion: str | None, records: list[Any]) -> list[tuple[Any, Any]]:
+    """(window record, reasons) to raise, by the strategy; alert-only reasons are alerted here."""
+    from airloop.monitoring.policy import retraining_reasons, staleness
+    from airloop.monitoring.retraining import RetrainingLedger
+
+    found = []
+    for record in records:
         if not record.degradations:
             continue
         if record.model_version != champion:
@@ -112,23 +144,69 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
                 record.model_version,
             )
             continue
-        signal = DegradationSignal(
-            model_name=record.model_name,
-            model_version=str(record.model_version),
-            window_id=record.window.id,
-            window_start=record.window.start,
-            window_end=record.window.end,
-            reasons=record.degradations,
-            report=record.reports.get("drift"),
-            mlflow_run_id=record.mlflow_run_id,
-            raised_at=dt.datetime.now(dt.UTC),
+        retrain, alert = retraining_reasons(
+            config.retraining,
+            record.degradations,
+            retrain_after_days=config.monitoring.concept_shift.retrain_after_days,
         )
-        if store.raise_signal(signal):
-            raised.append(signal.id)
-            AirloopNotifier(title=f"{record.model_name} degraded", detail=signal.summary).notify(context)
-        else:
-            log.info("signal %s was raised before: not again", signal.id)
-    return raised
+        for reason in alert:
+            _alert_once(settings, record, reason, config)
+        if retrain:
+            found.append((record, retrain))
+    if champion is not None and records:
+        current = records[0]
+        ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl").entries()
+        attempts = [e.at for e in ledger if e.action == "retrain" and e.model_name == config.model_name]
+        stale = staleness(
+            config.retraining,
+            trained_through=_trained_through(settings, config, champion),
+            last_retraining=max(attempts) if attempts else None,
+            now=current.window.end,  # the window's time, so a replayed or backfilled run judges its own day
+        )
+        if stale is not None:
+            log.info("champion v%s: %s", champion, stale.detail)
+            if found and found[0][0].window.id == current.window.id:
+                found[0] = (current, [*found[0][1], stale])
+            else:
+                found.insert(0, (current, [stale]))
+    return found
+
+
+def _alert_once(settings: Any, record: Any, reason: Any, config: Any) -> None:
+    """Alert a degradation that does not retrain (yet) once per reason and served version."""
+    from airloop.monitoring.alerts import Alert, send_alert
+
+    why = (
+        f"retraining once it holds for {config.monitoring.concept_shift.retrain_after_days} labelled days "
+        "(monitoring.concept_shift.retrain_after_days)"
+        if reason.kind == "concept_shift" and config.retraining.retrains_on_degradation
+        else f"retraining.strategy is {config.retraining.strategy}: alert only"
+    )
+    marker = signals_dir() / "alerted" / f"{record.model_version}-{(reason.key or reason.kind).replace('/', '_')}"
+    log.info("window %s: %s; %s", record.window.id, reason.detail, why)
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(reason.model_dump_json())
+    alert = Alert(
+        title=f"{record.model_name} v{record.model_version}: {reason.kind.replace('_', ' ')}",
+        detail=f"{reason.detail}; {why}",
+        context={"window": record.window.id},
+    )
+    send_alert(alert, home=settings.home, channels=config.monitoring.alerts)
+
+
+def _trained_through(settings: Any, config: Any, version: str) -> dt.datetime:
+    """The end of the champion's training window (exclusive), from its snapshot tag."""
+    from mlflow.tracking import MlflowClient
+
+    from airloop.lineage import TAG_PREFIX
+
+    found = MlflowClient(tracking_uri=settings.tracking_uri).get_model_version(config.model_name, version)
+    end = found.tags.get(f"{TAG_PREFIX}snapshot_id", "").rpartition("_")[2]
+    if not end:  # registered by hand: its age counts from its registration
+        return dt.datetime.fromtimestamp(found.creation_timestamp / 1000, dt.UTC)
+    return dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC)
 
 
 def apply_storm_guards(signal: Json) -> Json:
@@ -163,6 +241,7 @@ def apply_storm_guards(signal: Json) -> Json:
             model_name=degradation.model_name,
             model_version=degradation.model_version,
             kind=degradation.kind,
+            key=degradation.key,
             action=decision.action,
             reason=decision.reason,
             training_run_id=run_id if decision.action == "retrain" else None,
@@ -196,6 +275,7 @@ def record_outcome(guarded: Json) -> Json:
             model_name=config.model_name,
             model_version=degradation["model_version"],
             kind=degradation["kind"],
+            key=degradation.get("key", ""),
             action="outcome",
             reason=f"{TRAINING_DAG} run {run_id}: " + (f"v{found[0]} {found[1]}" if found else "registered no model"),
             training_run_id=run_id,

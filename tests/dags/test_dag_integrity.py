@@ -13,10 +13,11 @@ from airloop.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas"]
-# Each DAG's schedule is a decision: nightly training, deployments only on demand, monitoring
-# after the nightly run, and one retraining run always waiting for a signal.
+# Each DAG's schedule is a decision: training and deployments on demand (training's one source is
+# the `retraining` policy, through airloop_retraining), monitoring daily, and one retraining run
+# always waiting for a signal.
 EXPECTED_SCHEDULES = {
-    "airloop_training": "0 2 * * *",
+    "airloop_training": None,
     "airloop_deploy": None,
     "airloop_monitoring": "0 3 * * *",
     "airloop_retraining": "@continuous",
@@ -96,6 +97,25 @@ def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
         else:
             assert task.retries >= 1, f"{task.task_id} has no retries"
         assert task.execution_timeout is not None, f"{task.task_id} has no execution_timeout"
+
+
+def test_every_airloop_dag_alerts_when_it_fails(dagbag):
+    from airloop_airflow.notifiers import AirloopNotifier
+
+    airloop_dags = {dag_id: dag for dag_id, dag in dagbag.dags.items() if "airloop" in dag.tags}
+    assert set(airloop_dags) >= EXPECTED_DAGS
+    silent = [
+        dag_id
+        for dag_id, dag in airloop_dags.items()
+        if not any(isinstance(cb, AirloopNotifier) for cb in _callbacks(dag.on_failure_callback))
+    ]
+    assert silent == [], f"no AirloopNotifier in on_failure_callback of {silent}"
+
+
+def _callbacks(callback) -> list:
+    if callback is None:
+        return []
+    return list(callback) if isinstance(callback, list | tuple) else [callback]
 
 
 def test_training_dag_reads_as_the_pipeline(dagbag):

@@ -7,8 +7,12 @@ departure hour). The steps build on each other and run in file order:
 1. a frozen January champion is trained and deployed;
 2. January-like traffic: no drift, so no retraining;
 3. its labels land late: the January window's performance is recomputed by a later run;
-4. July traffic: drift, exactly one retraining run, a new champion deployed, nothing more;
-5. retraining that cannot win (the same data again) leaves the champion serving, counts toward
+4. July traffic: every weather and calendar feature drifts, which raises nothing by itself; but the
+   January champion is six months old (`retraining.max_age_days`): exactly one retraining, for
+   age, a new champion deployed, nothing more;
+5. a harmful shift (carrier EV's flights all late, in the landing zone and the labels) seen on two
+   labelled days in a row: a concept shift naming the carrier, exactly one retraining for it;
+6. retraining that cannot win (the same data again) leaves the champion serving, counts toward
    the circuit breaker, and once it is open an alert goes out instead of another run.
 """
 
@@ -26,7 +30,7 @@ from airloop.data.replay import fill_landing_zone
 from airloop.monitoring.alerts import read_alerts
 from airloop.monitoring.monitor import MonitoringPaths, read_window_record
 from airloop.monitoring.policy import Degradation
-from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore
+from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore, consecutive_losses
 from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
 from airloop.monitoring.window import MonitoringWindow
 
@@ -35,6 +39,8 @@ pytestmark = pytest.mark.integration
 TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "airloop_retraining"
 JANUARY = MonitoringWindow(start=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
 JULY = MonitoringWindow(start=dt.datetime(2026, 7, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
+AUGUST_5 = MonitoringWindow(start=dt.datetime(2026, 8, 5, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 6, tzinfo=dt.UTC))
+AUGUST_6 = MonitoringWindow(start=dt.datetime(2026, 8, 6, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 7, tzinfo=dt.UTC))
 QUIET = MonitoringWindow(start=dt.datetime(2026, 2, 1, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 2, tzinfo=dt.UTC))
 ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by chance
 
@@ -42,7 +48,7 @@ ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by c
 @pytest.fixture(scope="module")
 def loop(stack_settings, airflow, mlflow_client):
     """The state the steps share: config, paths, and the runs seen so far."""
-    fill_landing_zone(stack_settings.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 1))
+    fill_landing_zone(stack_settings.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 7))
     config = load_config(stack_settings.config)
     paths = MonitoringPaths(stack_settings, config)
     # Unpausing starts a scheduled run over the last day, which watched the earlier tests'
@@ -174,7 +180,7 @@ def test_3_late_labels_recompute_the_past_window(stack_settings, airflow, loop, 
     assert run.data.tags["airloop.model_version"] == loop["state"]["january"]
 
 
-def test_4_drift_triggers_exactly_one_retraining_and_deploys_the_winner(stack_settings, airflow, loop, mlflow_client):
+def test_4_drift_alone_raises_nothing_but_an_old_champion_retrains_once(stack_settings, airflow, loop, mlflow_client):
     config, paths = loop["config"], loop["paths"]
     signals = SignalStore(paths.signals)
     flights = flights_between(config, stack_settings.home, JULY.start.date(), JULY.end.date(), rows=ROWS)
@@ -183,7 +189,10 @@ def test_4_drift_triggers_exactly_one_retraining_and_deploys_the_winner(stack_se
 
     _monitor(airflow, JULY)
     record = read_window_record(paths, JULY.id)
-    assert {d.kind for d in record.degradations} >= {"data_drift"}, record.drift
+    drifted = [c["column"] for c in record.drift["columns"] if c["drifted"]]
+    assert {"temp", "month"} <= set(drifted), record.drift
+    assert record.degradations == []  # drift is reported, for people; it decides nothing
+    assert record.estimated_performance is not None
     _monitor(airflow, JULY)  # the same finding again: not a second signal, not a second run
 
     runs = _wait_for(lambda: _training_runs(airflow)[before:], 300, "a retraining run")
@@ -196,27 +205,78 @@ def test_4_drift_triggers_exactly_one_retraining_and_deploys_the_winner(stack_se
     conf = runs[0]["conf"]
     assert conf["window_end"] == "2026-08-01"
     assert conf["degradation"]["window_id"] == JULY.id
-    assert "data_drift" in conf["reason"]
-    assert "degradation" in (runs[0]["note"] or "")
+    assert conf["reason"].startswith("retraining (stale)"), conf["reason"]
+    assert f"max_age_days {config.retraining.max_age_days}" in conf["reason"]
     champion = mlflow_client.get_model_version_by_alias(config.model_name, "champion")
     assert str(champion.version) != loop["state"]["january"], "the July challenger should beat the January model"
-    assert champion.tags["airloop.trigger_reason"].startswith("degradation (data_drift")
+    assert champion.tags["airloop.trigger_reason"].startswith("retraining (stale)")
     assert _serving(stack_settings)["version"] == str(champion.version)
     ledger = RetrainingLedger(paths.ledger).entries()
     assert [e.outcome for e in ledger if e.action == "outcome"] == ["promoted"]
     loop["state"]["july"] = str(champion.version)
 
 
-def test_5_losing_challengers_keep_the_champion_and_open_the_circuit_breaker(
+def _carrier_late(stack_settings, day: dt.date, carrier: str = "EV", minutes: float = 60) -> None:
+    """The world changes: from `day` on, one carrier's flights arrive an hour later (in the landing zone)."""
+    partition = stack_settings.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
+    frame = pd.read_parquet(partition)
+    frame.loc[frame["carrier"] == carrier, "arr_delay"] += minutes
+    frame.to_parquet(partition, index=False)
+
+
+def test_5_a_harmful_shift_seen_two_days_in_a_row_retrains_once_for_it(stack_settings, airflow, loop, mlflow_client):
+    config, paths = loop["config"], loop["paths"]
+    signals = SignalStore(paths.signals)
+    url = f"http://127.0.0.1:{stack_settings.serving_port}"
+    champion = loop["state"]["july"]
+    before = len(_training_runs(airflow))
+    for window in (AUGUST_5, AUGUST_6):
+        _carrier_late(stack_settings, window.start.date())
+        flights = flights_between(config, stack_settings.home, window.start.date(), window.end.date())
+        sent = send_traffic(url, flights, config)
+        land_labels(paths.labels, sent, config, arrived=window.end + dt.timedelta(hours=1))
+        _monitor(airflow, window)
+
+    first, second = read_window_record(paths, AUGUST_5.id), read_window_record(paths, AUGUST_6.id)
+    assert first.model_version == second.model_version == champion
+    assert first.degradations == []  # one labelled day is not yet a shift
+    assert [(s.column, s.value) for s in first.shifts if s.column == "carrier"] == [("carrier", "EV")]
+    (shift,) = second.degradations
+    assert shift.kind == "concept_shift"
+    assert shift.key == "concept_shift:carrier=EV"
+    assert shift.evidence_days == 2
+
+    runs = _wait_for(lambda: _training_runs(airflow)[before:], 300, "a retraining run")
+    final = airflow.follow(TRAINING, runs[0]["dag_run_id"], timeout=900)
+    assert final["state"] == "success"
+    _settle(airflow, signals)
+    runs = _training_runs(airflow)[before:]
+    assert len(runs) == 1, [r["dag_run_id"] for r in runs]
+    assert runs[0]["conf"]["reason"].startswith("retraining (concept_shift)")
+    assert "carrier=EV" in runs[0]["conf"]["reason"]
+    assert runs[0]["conf"]["window_end"] == "2026-08-07"
+    ledger = RetrainingLedger(paths.ledger).entries()
+    assert ledger[-1].action == "outcome"
+    assert ledger[-1].key == "concept_shift:carrier=EV"
+    served = mlflow_client.get_model_version_by_alias(config.model_name, "champion")
+    assert _serving(stack_settings)["version"] == str(served.version)
+    loop["state"]["champion"] = str(served.version)
+
+
+def test_6_losing_challengers_keep_the_champion_and_open_the_circuit_breaker(
     stack_settings, airflow, loop, mlflow_client
 ):
     config, paths = loop["config"], loop["paths"]
     signals = SignalStore(paths.signals)
-    champion = loop["state"]["july"]
+    champion = loop["state"]["champion"]
     before = len(_training_runs(airflow))
+    lost = consecutive_losses(RetrainingLedger(paths.ledger).entries(), config.model_name, champion)
+    to_open = config.monitoring.guards.circuit_breaker_after - lost
+    assert to_open >= 1
 
-    # Retraining on exactly the champion's own data makes the same model: it cannot win.
-    for n, kind in enumerate(("performance", "key_feature_drift", "data_drift"), start=1):
+    # Retraining on the champion's own (or older) data cannot beat it.
+    kinds = ("data_drift", "key_feature_drift", "stale")[: to_open + 1]
+    for n, kind in enumerate(kinds, start=1):
         assert signals.raise_signal(
             DegradationSignal(
                 model_name=config.model_name,
@@ -232,12 +292,12 @@ def test_5_losing_challengers_keep_the_champion_and_open_the_circuit_breaker(
         _settle(airflow, signals)
 
     runs = _training_runs(airflow)[before:]
-    assert len(runs) == 2, "the third signal must meet the open circuit breaker, not start a run"
-    assert [airflow.dag_run(TRAINING, r["dag_run_id"])["state"] for r in runs] == ["success", "success"]
+    assert len(runs) == to_open, "the last signal must meet the open circuit breaker, not start a run"
+    assert [airflow.dag_run(TRAINING, r["dag_run_id"])["state"] for r in runs] == ["success"] * to_open
     assert str(mlflow_client.get_model_version_by_alias(config.model_name, "champion").version) == champion
     assert _serving(stack_settings)["version"] == champion
     ledger = RetrainingLedger(paths.ledger).entries()
-    assert [e.outcome for e in ledger if e.action == "outcome"][-2:] == ["rejected", "rejected"]
+    assert [e.outcome for e in ledger if e.action == "outcome"][-to_open:] == ["rejected"] * to_open
     assert ledger[-1].action == "alert"
     assert "circuit breaker open" in ledger[-1].reason
     alerts = read_alerts(stack_settings.home)

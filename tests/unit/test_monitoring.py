@@ -84,28 +84,26 @@ def _drift(drifted: list[str], total: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("drift", "performance", "kinds"),
+    ("drift", "kinds"),
     [
-        pytest.param(_drift([], 10), {"roc_auc": 0.7, "rows": 500}, [], id="healthy"),
-        pytest.param(_drift(["f1", "f2"], 10), None, [], id="two-of-ten-is-below-the-share"),
-        pytest.param(_drift(["f1", "f2", "f3"], 10), None, ["data_drift"], id="three-of-ten-is-drift"),
-        pytest.param(_drift(["f0"], 10), None, ["key_feature_drift"], id="a-key-feature"),
-        pytest.param(None, {"roc_auc": 0.55, "rows": 500}, ["performance"], id="below-the-floor"),
-        pytest.param(None, {"roc_auc": 0.58, "rows": 500}, [], id="just-above-the-floor"),
+        pytest.param(_drift([], 10), [], id="healthy"),
+        pytest.param(_drift(["f1", "f2"], 10), [], id="two-of-ten-is-below-the-share"),
+        pytest.param(_drift(["f1", "f2", "f3"], 10), ["data_drift"], id="three-of-ten-is-drift"),
+        pytest.param(_drift(["f0"], 10), ["key_feature_drift"], id="a-key-feature"),
     ],
 )
-def test_assess(drift, performance, kinds):
+def test_assess_with_drift_opted_in(drift, kinds):
     policy = MonitoringConfig.model_validate(
-        {"drift": {"max_drifted_share": 0.3, "key_features": ["f0"]}, "performance": {"floor_ratio": 0.95}}
+        {"drift": {"raises": True, "max_drifted_share": 0.3, "key_features": ["f0"]}}
     )
-    found = assess(policy, drift=drift, performance=performance, champion_score=0.6)
+    found = assess(policy, drift=drift)
     assert [d.kind for d in found] == kinds
     assert all(d.detail for d in found)
 
 
 def test_prediction_drift_is_reported_but_not_counted_as_a_feature():
-    policy = MonitoringConfig()
-    assert assess(policy, drift=_drift([], 3), performance=None, champion_score=None) == []
+    policy = MonitoringConfig.model_validate({"drift": {"raises": True}})
+    assert assess(policy, drift=_drift([], 3)) == []
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):

@@ -124,7 +124,7 @@ def test_a_signal_is_raised_once_and_handled_once(tmp_path):
 def test_the_training_conf_carries_the_reason_window_and_report():
     conf = _signal().training_conf()
     assert conf["window_end"] == "2026-07-15"
-    assert conf["reason"].startswith("degradation (data_drift)")
+    assert conf["reason"].startswith("retraining (data_drift)")
     assert conf["degradation"]["window_id"] == "w1"
 
 
@@ -134,3 +134,21 @@ def test_the_ledger_appends_and_reads_back(tmp_path):
     ledger.append(_entry("retrain", ago=HOUR))
     ledger.append(_entry("outcome", ago=0 * HOUR, outcome="rejected"))
     assert [e.action for e in ledger.entries()] == ["retrain", "outcome"]
+
+
+def test_the_same_reason_on_a_newer_champion_within_dedupe_is_a_duplicate():
+    """A concept shift retrained on for v2 and still seen on v3, within the dedupe window, is not retrained twice."""
+    shift = Degradation(kind="concept_shift", detail="EV late", key="concept_shift:carrier=EV")
+    signal = _signal(version="3", kind="concept_shift").model_copy(update={"reasons": [shift]})
+    earlier = _entry("retrain", ago=10 * HOUR, version="2", kind="concept_shift").model_copy(
+        update={"key": "concept_shift:carrier=EV"}
+    )
+    other = _entry("retrain", ago=10 * HOUR, version="2", kind="concept_shift").model_copy(
+        update={"key": "concept_shift:carrier=B6"}
+    )
+    found = decide(signal, ledger=[earlier], guards=GUARDS, champion_version="3", active_training_runs=0, now=NOW)
+    assert found.action == "suppress"
+    assert "duplicate: concept_shift:carrier=EV" in found.reason
+    found = decide(signal, ledger=[other], guards=GUARDS, champion_version="3", active_training_runs=0, now=NOW)
+    assert found.action == "retrain"
+    assert signal.training_conf()["degradation"]["key"] == "concept_shift:carrier=EV"

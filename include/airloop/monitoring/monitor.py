@@ -23,6 +23,14 @@ from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
 from airloop.monitoring.labels import join_labels, read_labels
 from airloop.monitoring.policy import Degradation, assess
+from airloop.monitoring.signals import (
+    Calibration,
+    SegmentShift,
+    drifted_share,
+    estimated_roc_auc,
+    persistent_shifts,
+    segment_shifts,
+)
 from airloop.monitoring.window import MonitoringWindow, served_rows
 from airloop.settings import AirloopSettings
 from airloop.training.features import feature_frame
@@ -43,7 +51,11 @@ class WindowRecord(BaseModel):
     drift: dict[str, Any] | None = None
     quality: dict[str, Any] = Field(default_factory=dict)
     performance: dict[str, float] | None = None
+    estimated_performance: dict[str, float] | None = None
     labels_used: int = 0
+    labelled_days: list[str] = Field(default_factory=list)
+    shifts: list[SegmentShift] = Field(default_factory=list)
+    persistent_shifts: list[SegmentShift] = Field(default_factory=list)
     champion_score: float | None = None
     degradations: list[Degradation] = Field(default_factory=list)
     reports: dict[str, str] = Field(default_factory=dict)
@@ -137,6 +149,10 @@ def monitor_window(
             f"{len(rows)} served rows < monitoring.drift.min_rows {config.monitoring.drift.min_rows}: no drift verdict"
         )
 
+    record.estimated_performance = {
+        "roc_auc": estimated_roc_auc(current[SCORE].to_numpy(), reference.calibration),
+        "reference_roc_auc": estimated_roc_auc(reference.holdout_scores, reference.calibration),
+    }
     labelled = join_labels(rows, read_labels(paths.labels, config.dataset.label.column), config.dataset.label)
     record.labels_used = len(labelled)
     if len(labelled) >= config.monitoring.performance.min_labels:
@@ -148,10 +164,20 @@ def monitor_window(
             len(labelled),
             config.monitoring.performance.min_labels,
         )
+    record.labelled_days, record.shifts = _segment_shifts(config, labelled, reference.calibration)
+    record.persistent_shifts = _persistent(config, paths, record)
+    for shift in record.persistent_shifts:
+        log.info(
+            "concept shift: %s=%s %.0f%% late against %.0f%% predicted on %d rows (z=%.1f)",
+            shift.column,
+            shift.value,
+            100 * shift.observed_rate,
+            100 * shift.expected_rate,
+            shift.rows,
+            shift.z,
+        )
 
-    record.degradations = assess(
-        config.monitoring, drift=record.drift, performance=record.performance, champion_score=record.champion_score
-    )
+    record.degradations = assess(config.monitoring, drift=record.drift, shifts=record.persistent_shifts)
     previous = read_window_record(paths, window.id)
     folder = paths.window_dir(window)
     shutil.rmtree(folder, ignore_errors=True)
@@ -197,19 +223,63 @@ def windows_with_new_labels(
     return stale
 
 
+def _segment_shifts(
+    config: PipelineConfig, labelled: pd.DataFrame, calibration: Calibration
+) -> tuple[list[str], list[SegmentShift]]:
+    """The window's labelled days and the segments that shifted on each (see `signals.segment_shifts`)."""
+    if labelled.empty:
+        return [], []
+    policy = config.monitoring.concept_shift
+    frame = labelled.assign(day=labelled["timestamp"].dt.strftime("%Y-%m-%d"))
+    days = sorted(d for d, n in frame["day"].value_counts().items() if n >= policy.min_rows)
+    shifts = segment_shifts(
+        frame,
+        calibration=calibration,
+        segments=config.segments,
+        min_rows=policy.min_rows,
+        min_z=policy.min_z,
+        min_effect=policy.min_effect,
+    )
+    return days, shifts
+
+
+def _persistent(config: PipelineConfig, paths: MonitoringPaths, record: WindowRecord) -> list[SegmentShift]:
+    """Segments shifted on at least the last `persist_days` labelled days the same version served, up to this window.
+
+    Up to `retrain_after_days` days are looked at, so each shift says how many days in a row it held.
+    """
+    earlier = [
+        r
+        for r in window_records(paths)
+        if r.model_version == record.model_version and r.window.end <= record.window.start
+    ]
+    days: set[str] = set(record.labelled_days)
+    shifts = list(record.shifts)
+    for previous in earlier:
+        days.update(previous.labelled_days)
+        shifts.extend(s for s in previous.shifts if s.day not in record.labelled_days)
+    policy = config.monitoring.concept_shift
+    last = sorted(d for d in days if d <= max(record.labelled_days, default=""))[-policy.retrain_after_days :]
+    return persistent_shifts(shifts, last, policy.persist_days)
+
+
 class _Reference(BaseModel):
     model_config = {"arbitrary_types_allowed": True}
     frame: pd.DataFrame
     run_id: str
     validation_score: float | None
+    calibration: Calibration
+    holdout_scores: Any
 
 
 def _reference(settings: AirloopSettings, config: PipelineConfig, paths: MonitoringPaths, version: str) -> _Reference:
     """The version's training snapshot as features, with the version's own scores on it."""
     from mlflow.tracking import MlflowClient
 
-    from airloop.data.snapshot import read_manifest, read_snapshot, snapshot_dir
+    from airloop.data.snapshot import find_snapshot, read_snapshot
     from airloop.serving.model import fetch_model, load_model_dir
+    from airloop.training.features import features_and_label
+    from airloop.training.train import holdout_split
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     model_version = client.get_model_version(config.model_name, version)
@@ -218,22 +288,35 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     if not snapshot_id:
         raise MonitoringError(f"{config.model_name} v{version} has no {TAG_PREFIX}snapshot_id tag: no reference data")
     start, _, end = snapshot_id.partition("_")
-    manifest = read_manifest(
-        snapshot_dir(settings.lake, config.dataset.name, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    content = tags.get(f"{TAG_PREFIX}snapshot_hash")
+    manifest = find_snapshot(
+        settings.lake, config.dataset.name, dt.date.fromisoformat(start), dt.date.fromisoformat(end), content
     )
     if manifest is None:
         raise MonitoringError(
-            f"the training snapshot {snapshot_id} of {config.model_name} v{version} is not in {settings.lake}; "
-            "re-run ingest for its window to restore the reference data"
+            f"the training snapshot {snapshot_id} (hash {(content or '?')[:12]}) of {config.model_name} v{version} "
+            f"is not in {settings.lake}; the data the version was trained on is gone, so no reference"
         )
-    frame = feature_frame(read_snapshot(manifest), config.dataset)
+    snapshot = read_snapshot(manifest)
+    frame = feature_frame(snapshot, config.dataset)
     model_dir = paths.models / f"v{version}"
     if not (model_dir / "MLmodel").exists():
         fetch_model(f"models:/{config.model_name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
-    _, scores = load_model_dir(model_dir).predict(frame)
+    model = load_model_dir(model_dir)
+    _, scores = model.predict(frame)
     frame[SCORE] = scores.astype("float64")
+    # The version's own held-out rows calibrate its scores (for estimated performance and concept shift).
+    _, holdout = holdout_split(snapshot, config)
+    x_holdout, y_holdout = features_and_label(holdout, config.dataset)
+    _, holdout_scores = model.predict(x_holdout.reset_index(drop=True))
     score = tags.get(f"{TAG_PREFIX}metric.{config.monitoring.performance.metric}")
-    return _Reference(frame=frame, run_id=model_version.run_id or "", validation_score=float(score) if score else None)
+    return _Reference(
+        frame=frame,
+        run_id=model_version.run_id or "",
+        validation_score=float(score) if score else None,
+        calibration=Calibration.fit(holdout_scores, y_holdout.to_numpy()),
+        holdout_scores=holdout_scores,
+    )
 
 
 class MonitoringError(RuntimeError):
@@ -360,11 +443,14 @@ def _log_to_mlflow(
     )
     metrics: dict[str, float] = {"served_rows": record.served_rows, "labels_used": record.labels_used}
     if record.drift is not None:
-        metrics["drift_share"] = sum(c["drifted"] for c in record.drift["columns"]) / len(record.drift["columns"])
+        metrics["drift_share"] = drifted_share(record.drift)
         metrics.update(
             {f"drift.{c['column']}": c["score"] for c in record.drift["columns"] if not math.isnan(c["score"])}
         )
     metrics.update({f"perf.{k}": v for k, v in (record.performance or {}).items() if not math.isnan(v)})
+    estimated = record.estimated_performance or {}
+    metrics.update({f"estimated.{k}": v for k, v in estimated.items() if not math.isnan(v)})
+    metrics["concept_shift_segments"] = len(record.persistent_shifts)
     metrics.update({f"missing.{k}": v["missing_share"] for k, v in record.quality.get("columns", {}).items()})
     with mlflow.start_run(
         run_id=found[0].info.run_id if found else None,

@@ -1,14 +1,22 @@
-"""The degradation policy: when a window's drift or measured quality calls for retraining."""
+"""The degradation policy: which evidence of a window calls for retraining, and when age does.
+
+Pure functions of what monitoring measured; time is passed in. The evidence is computed in
+`airloop.monitoring.signals`; why these signals and not others is measured by the replay
+(`make evaluate-loop`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from airloop.config import MonitoringConfig
+from airloop.config import MonitoringConfig, RetrainingConfig
+from airloop.monitoring.signals import SegmentShift, drifted_share
 
-DegradationKind = Literal["data_drift", "key_feature_drift", "performance"]
+DegradationKind = Literal["concept_shift", "stale", "data_drift", "key_feature_drift"]
 
 
 class Degradation(BaseModel):
@@ -16,52 +24,102 @@ class Degradation(BaseModel):
 
     kind: DegradationKind
     detail: str
+    key: str = ""  # what dedupe compares, e.g. `concept_shift:carrier=EV`
+    evidence_days: int = 0  # labelled days in a row the evidence holds (concept shift)
 
 
 def assess(
     policy: MonitoringConfig,
     *,
     drift: dict[str, Any] | None,
-    performance: dict[str, float] | None,
-    champion_score: float | None,
+    shifts: Sequence[SegmentShift] = (),
+    importances: dict[str, float] | None = None,
 ) -> list[Degradation]:
     """Every way the window breaks the policy; empty when the model is healthy (or too little data).
 
-    `drift` is a `DriftResult.to_dict()` (None when the window had too few rows for a verdict),
-    `performance` the labelled metrics (None below `min_labels`), `champion_score` the served
-    version's validation score of `performance.metric`.
+    `drift` is a `DriftResult.to_dict()` (None below `drift.min_rows`); `shifts` the segments that
+    shifted on each of the last `concept_shift.persist_days` labelled days
+    (`signals.persistent_shifts`); `importances` the served version's feature importances.
     """
     found: list[Degradation] = []
-    if drift is not None:
-        drifted = [c["column"] for c in drift["columns"] if c["drifted"] and c["column"] in _features(drift)]
-        total = len(_features(drift))
-        share = len(drifted) / total if total else 0.0
+    if shifts:
+        worst = shifts[0]
+        listed = "; ".join(
+            f"{s.column}={s.value}: {s.observed_rate:.0%} late, {s.expected_rate:.0%} predicted "
+            f"({s.rows} rows, z={s.z:.1f})"
+            for s in shifts[:5]
+        )
+        found.append(
+            Degradation(
+                kind="concept_shift",
+                detail=f"outcomes left the model's predictions on {worst.days_in_a_row} labelled day(s) in a row, "
+                f"after the day's overall level: {listed}",
+                key=f"concept_shift:{worst.column}={worst.value}",
+                evidence_days=worst.days_in_a_row,
+            )
+        )
+    if drift is not None and policy.drift.raises:
+        share = drifted_share(drift, importances)
+        drifted = [
+            c["column"] for c in drift["columns"] if c["drifted"] and c["column"] not in drift.get("outputs", [])
+        ]
         if share >= policy.drift.max_drifted_share:
+            weighting = "importance-weighted " if importances else ""
             found.append(
                 Degradation(
                     kind="data_drift",
-                    detail=f"{len(drifted)} of {total} features drifted ({share:.0%} >= "
-                    f"{policy.drift.max_drifted_share:.0%}): {', '.join(drifted)}",
+                    detail=f"{weighting}share of drifted features {share:.0%} >= {policy.drift.max_drifted_share:.0%}: "
+                    f"{', '.join(drifted)}",
+                    key="data_drift",
                 )
             )
         key = [c for c in policy.drift.key_features if c in drifted]
         if key:
-            found.append(Degradation(kind="key_feature_drift", detail=f"key feature(s) drifted: {', '.join(key)}"))
-    metric = policy.performance.metric
-    if performance is not None and champion_score is not None and metric in performance:
-        floor = policy.performance.floor_ratio * champion_score
-        if performance[metric] < floor:
             found.append(
                 Degradation(
-                    kind="performance",
-                    detail=f"{metric} {performance[metric]:.4f} on {int(performance.get('rows', 0))} labelled rows "
-                    f"is below the floor {floor:.4f} ({policy.performance.floor_ratio:g} x validation "
-                    f"{champion_score:.4f})",
+                    kind="key_feature_drift",
+                    detail=f"key feature(s) drifted: {', '.join(key)}",
+                    key=f"key_feature_drift:{','.join(key)}",
                 )
             )
     return found
 
 
-def _features(drift: dict[str, Any]) -> list[str]:
-    """Drift verdicts of the model's inputs; the prediction's own drift is reported, not counted."""
-    return [c["column"] for c in drift["columns"] if c["column"] not in drift.get("outputs", [])]
+def staleness(
+    retraining: RetrainingConfig, *, trained_through: dt.datetime, last_retraining: dt.datetime | None, now: dt.datetime
+) -> Degradation | None:
+    """A `stale` reason once the champion's data (or the last retraining tried) is `max_age_days` old."""
+    if not retraining.retrains_on_age:
+        return None
+    since = max(trained_through, last_retraining) if last_retraining else trained_through
+    age = now - since
+    if age < dt.timedelta(days=retraining.max_age_days):
+        return None
+    what = "the last retraining" if last_retraining and last_retraining > trained_through else "its training data"
+    return Degradation(
+        kind="stale",
+        detail=f"{what} is {age.days} days old (retraining.max_age_days {retraining.max_age_days})",
+        key=f"stale:{since:%Y-%m-%d}",
+    )
+
+
+def retraining_reasons(
+    retraining: RetrainingConfig, found: Sequence[Degradation], *, retrain_after_days: int = 1
+) -> tuple[list[Degradation], list[Degradation]]:
+    """Split what was found into (reasons to retrain, reasons only to alert) by the strategy.
+
+    A concept shift seen on fewer than `retrain_after_days` labelled days is alerted, not yet
+    retrained on (`monitoring.concept_shift.retrain_after_days` says why).
+    """
+    retrain, alert = [], []
+    for degradation in found:
+        by_age = degradation.kind == "stale"
+        early = degradation.kind == "concept_shift" and degradation.evidence_days < retrain_after_days
+        if by_age:
+            if retraining.retrains_on_age:
+                retrain.append(degradation)
+        elif retraining.retrains_on_degradation and not early:
+            retrain.append(degradation)
+        else:
+            alert.append(degradation)
+    return retrain, alert

@@ -48,6 +48,11 @@ class DegradationSignal(BaseModel):
         return "+".join(sorted({r.kind for r in self.reasons}))
 
     @property
+    def key(self) -> str:
+        """What the reasons are about, e.g. `concept_shift:carrier=EV`: what dedupe compares across versions."""
+        return "+".join(sorted({r.key or r.kind for r in self.reasons}))
+
+    @property
     def summary(self) -> str:
         return f"{self.model_name} v{self.model_version}, window {self.window_id}: " + "; ".join(
             r.detail for r in self.reasons
@@ -59,11 +64,12 @@ class DegradationSignal(BaseModel):
         The run trains on the data up to the end of the degraded window.
         """
         return {
-            "reason": f"degradation ({self.kind}): {self.summary}"[:500],
+            "reason": f"retraining ({self.kind}): {self.summary}"[:500],
             "window_end": self.window_end.date().isoformat(),
             "degradation": {
                 "signal_id": self.id,
                 "kind": self.kind,
+                "key": self.key,
                 "model_version": self.model_version,
                 "window_id": self.window_id,
                 "window_start": self.window_start.isoformat(),
@@ -115,6 +121,7 @@ class LedgerEntry(BaseModel):
     model_name: str
     model_version: str
     kind: str
+    key: str = ""
     action: Action | Literal["outcome"]
     reason: str
     training_run_id: str | None = None
@@ -168,14 +175,15 @@ def decide(
         )
     retrains = [e for e in ledger if e.action == "retrain" and e.model_name == signal.model_name]
     for entry in reversed(retrains):
-        if (
-            entry.model_version == signal.model_version
-            and entry.kind == signal.kind
-            and now - entry.at < dt.timedelta(hours=guards.dedupe_hours)
-        ):
+        if now - entry.at >= dt.timedelta(hours=guards.dedupe_hours):
+            break
+        same_reason = (entry.key and entry.key == signal.key) or (
+            entry.model_version == signal.model_version and entry.kind == signal.kind
+        )
+        if same_reason:
             return GuardDecision(
                 action="suppress",
-                reason=f"duplicate: {signal.kind} on v{signal.model_version} already retrained at "
+                reason=f"duplicate: {signal.key or signal.kind} already retrained on at "
                 f"{entry.at:%Y-%m-%d %H:%M} (signal {entry.signal_id}, dedupe {guards.dedupe_hours:g} h)",
             )
     if retrains and now - retrains[-1].at < dt.timedelta(minutes=guards.cooldown_minutes):

@@ -1,0 +1,85 @@
+"""The degradation policy: what retrains, what only alerts, and when age retrains."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from airloop.config import MonitoringConfig, RetrainingConfig
+from airloop.monitoring.policy import Degradation, assess, retraining_reasons, staleness
+from airloop.monitoring.signals import SegmentShift
+
+EVERYTHING_DRIFTED = {
+    "columns": [{"column": c, "drifted": True} for c in ("month", "day", "temp", "humid", "carrier", "score")],
+    "outputs": ["score"],
+}
+EV_LATE = SegmentShift(
+    column="carrier", value="EV", day="2013-09-10", rows=150, observed_rate=0.99, expected_rate=0.28, z=22.1
+)
+
+
+def test_drift_everywhere_is_reported_not_a_degradation_by_default():
+    assert assess(MonitoringConfig(), drift=EVERYTHING_DRIFTED) == []
+
+
+def test_drift_can_be_opted_into_and_is_weighted_by_importance():
+    policy = MonitoringConfig.model_validate({"drift": {"raises": True, "max_drifted_share": 0.5}})
+    assert [d.kind for d in assess(policy, drift=EVERYTHING_DRIFTED)] == ["data_drift"]
+    barely_used = {"month": 0.01, "day": 0.01, "temp": 0.01, "humid": 0.01, "carrier": 0.0, "dest": 1.0}
+    unused = {**EVERYTHING_DRIFTED, "columns": [*EVERYTHING_DRIFTED["columns"], {"column": "dest", "drifted": False}]}
+    assert assess(policy, drift=unused, importances=barely_used) == []
+
+
+def test_a_persistent_segment_shift_is_a_concept_shift_naming_the_segment():
+    (found,) = assess(MonitoringConfig(), drift=None, shifts=[EV_LATE])
+    assert found.kind == "concept_shift"
+    assert found.key == "concept_shift:carrier=EV"
+    assert "carrier=EV: 99% late, 28% predicted" in found.detail
+
+
+NOW = dt.datetime(2013, 9, 10, 3, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "trained_through", "last_retraining", "stale"),
+    [
+        pytest.param("both", NOW - 29 * DAY, None, False, id="younger-than-max-age"),
+        pytest.param("both", NOW - 30 * DAY, None, True, id="max-age-reached"),
+        pytest.param("schedule", NOW - 40 * DAY, None, True, id="schedule-retrains-by-age"),
+        pytest.param("degradation", NOW - 400 * DAY, None, False, id="degradation-never-by-age"),
+        pytest.param("both", NOW - 40 * DAY, NOW - 5 * DAY, False, id="a-retraining-tried-restarts-the-clock"),
+    ],
+)
+def test_staleness(strategy, trained_through, last_retraining, stale):
+    retraining = RetrainingConfig(strategy=strategy, max_age_days=30)
+    found = staleness(retraining, trained_through=trained_through, last_retraining=last_retraining, now=NOW)
+    assert (found is not None) == stale
+    if found:
+        assert found.kind == "stale"
+        assert "max_age_days 30" in found.detail
+
+
+SHIFTED = Degradation(kind="concept_shift", detail="x", key="concept_shift:carrier=EV", evidence_days=8)
+EARLY = SHIFTED.model_copy(update={"evidence_days": 2})
+OLD = Degradation(kind="stale", detail="y", key="stale:2013-08-01")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "retrain", "alert"),
+    [
+        pytest.param("both", [SHIFTED, OLD], [], id="both-retrains-on-either"),
+        pytest.param("schedule", [OLD], [SHIFTED], id="schedule-alerts-on-degradation"),
+        pytest.param("degradation", [SHIFTED], [], id="degradation-ignores-age"),
+    ],
+)
+def test_strategy_table(strategy, retrain, alert):
+    assert retraining_reasons(RetrainingConfig(strategy=strategy), [SHIFTED, OLD], retrain_after_days=8) == (
+        retrain,
+        alert,
+    )
+
+
+def test_a_concept_shift_too_young_for_a_fair_challenger_is_alerted_not_retrained():
+    assert retraining_reasons(RetrainingConfig(), [EARLY], retrain_after_days=8) == ([], [EARLY])
