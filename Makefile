@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-loop up down status test test-fast test-integration bench bench-smoke lint lock clean
+.PHONY: help install demo demo-loop up down status test test-fast test-integration bench bench-smoke evaluate-loop lint lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,9 @@ bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs:
 	@command -v wrk >/dev/null || { echo "installing wrk (the HTTP load generator) with apt-get"; \
 		apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m benchmarks.run --size full
+
+evaluate-loop: $(STAMP) ## Replay 2013 day by day: the loop's policy against never and scheduled retraining (~10 min)
+	$(BIN)/python -m benchmarks.run --size full loop
 
 bench-smoke: $(STAMP) ## The same benchmarks at tiny sizes, into a temporary folder (part of `make test`)
 	$(BIN)/pytest tests/benchmarks
