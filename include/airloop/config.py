@@ -223,7 +223,7 @@ class RetrainingConfig(_Strict):
 
     strategy: Literal["schedule", "degradation", "both"] = "both"
     max_age_days: int = Field(
-        default=35,
+        default=30,
         ge=1,
         le=3660,
         description="`schedule`/`both`: retrain once the last training is this many days old.",
