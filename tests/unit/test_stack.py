@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import signal
 import socket
 import stat
 import time
@@ -129,17 +130,39 @@ def test_write_config_command_needs_a_safe_admin_password(tmp_path, monkeypatch,
         assert "admin_username = root" in path.read_text()
 
 
-def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_path):
+def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_path, monkeypatch):
+    from airloop.stack import embedded
+
     polite = spawn(["sleep", "60"], dict(os.environ), tmp_path / "polite.log")
     # A child that ignores SIGTERM, like a Celery worker finishing its task.
     stubborn = spawn(["bash", "-c", "trap '' TERM; sleep 60 & wait"], dict(os.environ), tmp_path / "stubborn.log")
     time.sleep(0.3)
-    started = time.monotonic()
+    events: list[tuple] = []
+    real_killpg, real_wait = os.killpg, embedded._wait_for_groups
+
+    def killpg(pid: int, sig: int) -> None:
+        if sig:
+            events.append(("signal", pid, sig))
+        real_killpg(pid, sig)
+
+    def wait(remaining: set[int], timeout: float) -> None:
+        events.append(("wait", frozenset(remaining), timeout))
+        real_wait(remaining, timeout)
+
+    monkeypatch.setattr(embedded.os, "killpg", killpg)
+    monkeypatch.setattr(embedded, "_wait_for_groups", wait)
     terminate_groups([polite, stubborn], grace=2)
-    elapsed = time.monotonic() - started
     assert not alive(polite)
     assert not alive(stubborn)
-    assert 2 <= elapsed < 4, "one grace period for both, not one each"
+    # One grace period for both, not one each: both are asked first, then waited for together,
+    # and only the one that ignored SIGTERM is killed.
+    assert events == [
+        ("signal", polite, signal.SIGTERM),
+        ("signal", stubborn, signal.SIGTERM),
+        ("wait", frozenset({polite, stubborn}), 2),
+        ("signal", stubborn, signal.SIGKILL),
+        ("wait", frozenset({stubborn}), 5.0),
+    ]
 
 
 def test_up_refuses_a_port_another_process_holds(tmp_path):
