@@ -260,7 +260,7 @@ def _alert_once(run: Run, reasons: list[Any], champion: Model, morning: dt.date,
         )
 
 
-def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model) -> tuple[Run, dict[str, Any]]:
+def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model) -> Run:
     """Airloop's policy: the morning monitoring of each served day, decided by the core functions."""
     from airloop.monitoring.policy import assess, retraining_reasons, staleness
     from airloop.monitoring.retraining import DegradationSignal, LedgerEntry, decide
@@ -272,7 +272,6 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
     ledger: list[LedgerEntry] = []
     cache: dict[tuple[str, dt.date], list[Any]] = {}
     last_retraining: dt.datetime | None = None
-    evidence: list[dict[str, Any]] = []
     alerted: set[tuple[str, str]] = set()
     for day in days:
         morning = day
@@ -322,18 +321,7 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
                     else:
                         alarm.update({k: v for k, v in entry.items() if k != "morning"})
                     entry = alarm or run.alarms[-1]
-                ledger.append(
-                    LedgerEntry(
-                        at=now,
-                        signal_id=signal.id,
-                        model_name=signal.model_name,
-                        model_version=signal.model_version,
-                        kind=signal.kind,
-                        key=signal.key,
-                        action=decision.action,
-                        reason=decision.reason,
-                    )
-                )
+                ledger.append(LedgerEntry.of(signal, at=now, action=decision.action, reason=decision.reason))
                 if decision.action == "alert":
                     run.alerts.append(morning)
                 if decision.action != "retrain":
@@ -341,27 +329,14 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
                 last_retraining = now
                 reason_key = f"{signal.key} on {champion.id}"  # a reason is what was wrong with which champion
                 run.trainings_per_reason[reason_key] = run.trainings_per_reason.get(reason_key, 0) + 1
-                before = champion
                 champion, promoted = _retrain(replay, run, champion, morning, delay)
-                entry["outcome"] = "promoted" if promoted else "rejected"
-                ledger.append(
-                    LedgerEntry(
-                        at=now,
-                        signal_id=signal.id,
-                        model_name=signal.model_name,
-                        model_version=before.id,
-                        kind=signal.kind,
-                        key=signal.key,
-                        action="outcome",
-                        reason=entry["outcome"],
-                        outcome=entry["outcome"],
-                    )
-                )
+                outcome = "promoted" if promoted else "rejected"
+                entry["outcome"] = outcome
+                ledger.append(LedgerEntry.of(signal, at=now, action="outcome", reason=outcome, outcome=outcome))
                 break  # one retraining a morning: the next signal meets the new champion tomorrow
-            evidence.append({"morning": morning, "shifts": len(persistent), "stale": stale is not None})
         run.served[day] = champion
         run.daily_auc[day] = replay.auc(champion, day)
-    return run, {"evidence": evidence}
+    return run
 
 
 def candidate_signals(replay: Replay, run: Run, days: list[dt.date]) -> dict[str, dict[str, float | None]]:
@@ -450,7 +425,7 @@ def run(size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | Non
     days = [d for d in sorted(replay.by_day) if first <= d <= last]
     january = replay.model(first - dt.timedelta(days=1))
 
-    policy, _ = replay_policy(replay, days, label_delay_days, january)
+    policy = replay_policy(replay, days, label_delay_days, january)
     runs = {"policy": policy}
     runs["frozen"] = replay_schedule(
         replay, "frozen", days, delay=label_delay_days, first=january, retrain_on=lambda m: False

@@ -235,13 +235,9 @@ def apply_storm_guards(signal: Json) -> Json:
     )
     run_id = f"retrain__{degradation.id}"
     ledger.append(
-        LedgerEntry(
+        LedgerEntry.of(
+            degradation,
             at=now,
-            signal_id=degradation.id,
-            model_name=degradation.model_name,
-            model_version=degradation.model_version,
-            kind=degradation.kind,
-            key=degradation.key,
             action=decision.action,
             reason=decision.reason,
             training_run_id=run_id if decision.action == "retrain" else None,

@@ -127,6 +127,29 @@ class LedgerEntry(BaseModel):
     training_run_id: str | None = None
     outcome: Outcome | None = None
 
+    @classmethod
+    def of(
+        cls,
+        signal: DegradationSignal,
+        *,
+        at: dt.datetime,
+        action: Action | Literal["outcome"],
+        reason: str,
+        **extra: Any,
+    ) -> LedgerEntry:
+        """The entry for what was done about `signal` (its id, model, version, kind and key)."""
+        return cls(
+            at=at,
+            signal_id=signal.id,
+            model_name=signal.model_name,
+            model_version=signal.model_version,
+            kind=signal.kind,
+            key=signal.key,
+            action=action,
+            reason=reason,
+            **extra,
+        )
+
 
 class RetrainingLedger:
     """Append-only JSON lines: every decision on a signal and every retraining outcome."""
