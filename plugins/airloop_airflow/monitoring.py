@@ -49,6 +49,13 @@ def _context() -> tuple[Any, Any, Any, Any]:
     return context, settings, load_config(settings.config), lineage
 
 
+def _ledger_path(settings: Any, config: Any) -> Path:
+    """The retraining ledger, where monitoring's state layout (`MonitoringPaths`) puts it."""
+    from airloop.monitoring.monitor import MonitoringPaths
+
+    return MonitoringPaths(settings, config).ledger
+
+
 def _window(context: Any) -> Any:
     """The Params' window if given, else the run's data interval, else the day before it ran."""
     from airloop.monitoring.window import MonitoringWindow
@@ -155,7 +162,7 @@ def _reasons_to_retrain(settings: Any, config: Any, champion: str | None, record
             found.append((record, retrain))
     if champion is not None and records:
         current = records[0]
-        ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl").entries()
+        ledger = RetrainingLedger(_ledger_path(settings, config)).entries()
         attempts = [e.at for e in ledger if e.action == "retrain" and e.model_name == config.model_name]
         stale = staleness(
             config.retraining,
@@ -222,7 +229,7 @@ def apply_storm_guards(signal: Json) -> Json:
 
     context, settings, config, _ = _context()
     degradation = DegradationSignal.model_validate(signal)
-    ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl")
+    ledger = RetrainingLedger(_ledger_path(settings, config))
     active = context["ti"].get_dr_count(dag_id=TRAINING_DAG, states=["running", "queued"])
     now = dt.datetime.now(dt.UTC)
     decision = decide(
@@ -263,7 +270,7 @@ def record_outcome(guarded: Json) -> Json:
     run_id = guarded["run_id"]
     found = decision_of_run(config.model_name, run_id, tracking_uri=settings.tracking_uri)
     outcome = "failed" if found is None else ("promoted" if found[1] == "promoted" else "rejected")
-    ledger = RetrainingLedger(settings.home / "monitoring" / "retraining.jsonl")
+    ledger = RetrainingLedger(_ledger_path(settings, config))
     ledger.append(
         LedgerEntry(
             at=dt.datetime.now(dt.UTC),
