@@ -181,9 +181,8 @@ def validate_snapshot(
         log.info("all %d expectations met; reports in %s", summary.evaluated, results_path.parent)
         return summary
     quarantine = quarantine_batch(snapshot, lake, [results_path, report_path])
-    error = DataValidationError(summary, quarantine)
-    log.error("%s", error)
-    raise error
+    # Not logged here as well: whoever runs the stage shows the error (Airflow logs it with the task's failure).
+    raise DataValidationError(summary, quarantine)
 
 
 def _log_to_mlflow(config: PipelineConfig, summary: ValidationSummary, tracking_uri: str, lineage: Lineage) -> str:

@@ -1,0 +1,69 @@
+"""Task logs a person can read: stop the libraries' known floods, and nothing else.
+
+Each entry below names one flood, what causes it and the narrowest filter that stops it. Any
+other warning, and whatever the named loggers say at WARNING or above, stays in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import NamedTuple
+
+
+class IgnoredWarning(NamedTuple):
+    """A `warnings` filter: `message` and `module` are regular expressions matched from the start."""
+
+    message: str
+    category: type[Warning]
+    module: str = ""
+
+
+IGNORED_WARNINGS = (
+    # skops (MLflow's scikit-learn format) lists scipy's ufuncs when it is imported, finding each
+    # one's module by `getattr` on every loaded module. Airflow's compatibility shims
+    # (`airflow.utils.timezone` and four more) answer any name with a DeprecatedImportWarning (a
+    # FutureWarning, which skops does not silence): 232 ufuncs x 5 shims, about 1,160 lines in
+    # each task that saves or loads a model. Only warnings raised from skops's probe are dropped.
+    IgnoredWarning(r"The `airflow\.[\w.]+` (attribute )?is deprecated", FutureWarning, r"skops\.io\._utils\Z"),
+    # MLflow registers its local artifact source twice (for "" and "file:"), so every local path
+    # is "ambiguous" between a class and itself. Two different candidates still warn.
+    IgnoredWarning(
+        r"The specified dataset source can be interpreted in multiple ways: "
+        r"LocalArtifactDatasetSource, LocalArtifactDatasetSource\.",
+        UserWarning,
+    ),
+)
+
+#: Loggers that talk about the library itself at INFO; only their WARNING and above is kept.
+CHATTY_LOGGERS = (
+    "great_expectations._docs_decorators",  # "Skipping registering function ... closure", ~200 on import
+    "great_expectations.expectations.registry",  # "Multiple declarations of metric ..." on import
+    "great_expectations.data_context.types.base",  # "Created temporary directory ... docs site"
+    "great_expectations.datasource.fluent.config",  # "Loading 'datasources' -> []"
+    "mlflow.store.model_registry.abstract_store",  # "Waiting up to 300 seconds for model version ..."
+)
+
+#: Library switches set unless the environment already chose: a progress bar redrawn with
+#: carriage returns is one unreadable line in a log file.
+LIBRARY_DEFAULTS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+class WarningsAndAbove(logging.Filter):
+    """Passes records at WARNING or above. A filter, not a level: GX sets some levels on import."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def quiet_library_noise() -> None:
+    """Stop the floods named in this module in this process; calling it again changes nothing."""
+    for ignored in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", ignored.message, ignored.category, ignored.module)
+    for name in CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WarningsAndAbove) for f in logger.filters):
+            logger.addFilter(WarningsAndAbove())
+    for key, value in LIBRARY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
