@@ -1,9 +1,12 @@
 """
 ### airloop_deploy
 
-Deploy, or roll back to, a chosen model version on demand. The new version must pass its
-health check and smoke test before it takes traffic; if it does not, the version serving now
-keeps serving and this task fails with the reason.
+Deploy, or roll back to, a chosen model version on demand, through the same gate as training:
+the version starts in the target's candidate slot and must pass health, the contract test and
+the latency budget (`promotion.servability`) before traffic switches to it and (with
+`make_champion`, the default) `champion` moves to it, in one step. If it fails, alias and
+traffic stay on the version serving now, the version is tagged `airloop.servable=false` with
+the reason, and this task fails with that reason.
 """
 
 from __future__ import annotations

@@ -6,8 +6,12 @@ champion's age, or a degradation signal, each with its reason in the run's note)
 with the form's Params; no calendar schedule beside that policy. **ingest** a window of data into
 an immutable snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
 nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
-as the `challenger`, **promote** it to `champion` only if it beats the serving model, and
-**deploy** the champion behind the stable serving endpoint (a no-op if it already serves).
+as the `challenger`, **evaluate** it against the `champion` on the same held-out rows (a decision
+only: nothing moves), then **deploy_and_promote**: a winner starts in the target's candidate slot
+and must pass health, the contract test and the latency budget (`promotion.servability`); only
+then does traffic switch to it and `champion` move to it, in one step. A winner that is not
+servable is tagged `airloop.servable=false` with the reason, fails the run, and alias and
+traffic stay on the old version. A loser changes nothing (the champion keeps, or starts, serving).
 """
 
 from __future__ import annotations
@@ -74,19 +78,19 @@ def airloop_training() -> None:
         return stages.register(trained)
 
     @task
-    def promote(candidate: Json) -> Json:
-        return stages.promote(candidate)
+    def evaluate(candidate: Json) -> Json:
+        return stages.evaluate(candidate)
 
     @task
-    def deploy(decision: Json) -> Json:
-        return stages.deploy_champion(decision)
+    def deploy_and_promote(evaluation: Json) -> Json:
+        return stages.deploy_and_promote(evaluation)
 
     snapshot = ingest()
     validated = validate(snapshot)
     trained = train(validated)
     candidate = register(trained)
-    decision = promote(candidate)
-    deploy(decision)
+    evaluation = evaluate(candidate)
+    deploy_and_promote(evaluation)
 
 
 airloop_training()

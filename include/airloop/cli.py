@@ -171,8 +171,8 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
             _print_failures(client, run_id)
             _print_access(settings, creds.username, creds.password, creds.generated)
             return 1
-        decision = client.xcom(TRAINING_DAG, run_id, "promote")
-        deployment = client.xcom(TRAINING_DAG, run_id, "deploy")
+        outcome = client.xcom(TRAINING_DAG, run_id, "deploy_and_promote")
+        decision, deployment = outcome["decision"], outcome["deployment"]
         _print_recent_runs(client)
     _print_model(settings, decision)
     _print_serving(settings, deployment)
@@ -261,7 +261,7 @@ def _print_recent_runs(client: AirflowClient) -> None:
     for run in runs["dag_runs"]:
         outcome = ""
         if run["state"] == "success":
-            decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "promote")
+            decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "deploy_and_promote")["decision"]
             outcome = f"  -> version {decision['version']} {decision['decision']}"
         print(f"  {run['run_type']:9} {run['dag_run_id']:48} {run['state']:8}{outcome}")
 

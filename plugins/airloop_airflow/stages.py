@@ -42,8 +42,10 @@ def current_run() -> CurrentRun:
     """The running task's settings, Params, config and lineage; its date is the logical date."""
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions, pipeline_config
+    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
+    quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
     context = get_current_context()
     params = dict(context["params"])
     dag_run = context["dag_run"]
@@ -95,15 +97,18 @@ def register(trained: Json) -> Json:
     return candidate.model_dump(mode="json")
 
 
-def promote(candidate: Json) -> Json:
-    from airloop import pipeline
-    from airloop.registry.promotion import CandidateVersion
+def evaluate(candidate: Json) -> Json:
+    """Should the challenger replace the champion? A decision only: nothing moves here."""
+    from airloop.registry.promotion import CandidateVersion, evaluate_challenger
 
     run = current_run()
-    decision = pipeline.promote(
-        run.settings, run.config, CandidateVersion.model_validate(candidate), force=run.options.force_promote
+    evaluation = evaluate_challenger(
+        run.config,
+        CandidateVersion.model_validate(candidate),
+        tracking_uri=run.settings.tracking_uri,
+        force=run.options.force_promote,
     )
-    return decision.model_dump(mode="json")
+    return evaluation.model_dump(mode="json")
 
 
 def docker_api() -> Any:
@@ -123,26 +128,31 @@ def kubernetes_api() -> Any:
     return KubernetesHook().api_client
 
 
-def deploy_champion(decision: Json) -> Json:
-    """Put the champion behind the stable endpoint (unchanged if it already serves there)."""
-    from airloop.deploy import DeploymentError
-    from airloop.deploy.service import deploy_version
+def deploy_and_promote(evaluation: Json) -> Json:
+    """A winner serves and becomes champion once it proved servable; else the champion keeps serving."""
+    from airloop.deploy import DeploymentError, NotServableError
+    from airloop.deploy.service import deploy_and_promote as serve_and_promote
+    from airloop.registry.promotion import Evaluation
 
     run = current_run()
+    evaluated = Evaluation.model_validate(evaluation)
     try:
-        deployment = deploy_version(
+        result = serve_and_promote(
             run.settings,
-            decision["model_name"],
-            "champion",
+            run.config,
+            evaluated,
             docker_api=docker_api(),
             kubernetes_api=kubernetes_api,
             lineage=run.lineage,
         )
+    except NotServableError as err:
+        # Alias and traffic stay on the old version; the same version would fail its checks again.
+        fail_with_reason(f"{evaluated.model_name} version {err.version or evaluated.version} is not servable", err)
     except DeploymentError as err:
-        # What served before still serves. Retried once (a slow start on a busy host), then alerted.
-        record_failure(f"deploy of the {decision['model_name']} champion failed", err)
+        # Alias and traffic stay on the old version. Retried once (a slow start on a busy host), then alerted.
+        record_failure(f"deploy of {evaluated.model_name} version {evaluated.version} failed", err)
         raise
-    return deployment.model_dump(mode="json")
+    return result.model_dump(mode="json")
 
 
 def deploy_chosen() -> Json:
@@ -151,8 +161,10 @@ def deploy_chosen() -> Json:
     from airloop.deploy import DeploymentError
     from airloop.deploy.service import deploy_version
     from airloop.lineage import Lineage
+    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
+    quiet_library_noise()
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
     settings = load_settings()
@@ -171,6 +183,6 @@ def deploy_chosen() -> Json:
             make_champion=params["make_champion"],
         )
     except DeploymentError as err:
-        # The old version keeps serving; retrying the same broken version would not help.
+        # Alias and traffic stay on the old version; retrying the same broken version would not help.
         fail_with_reason(f"deploy of {model_name} version {params['version']} failed", err)
     return deployment.model_dump(mode="json")

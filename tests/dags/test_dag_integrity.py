@@ -120,7 +120,7 @@ def _callbacks(callback) -> list:
 
 def test_training_dag_reads_as_the_pipeline(dagbag):
     dag = dagbag.dags["airloop_training"]
-    chain = ["ingest", "validate", "train", "register", "promote", "deploy"]
+    chain = ["ingest", "validate", "train", "register", "evaluate", "deploy_and_promote"]
     assert [t.task_id for t in dag.topological_sort()] == chain
     for upstream, downstream in itertools.pairwise(chain):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}

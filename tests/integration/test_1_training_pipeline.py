@@ -6,6 +6,7 @@ This module runs first (hence its name): the deployment tests use the versions i
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,10 @@ LOOP_DAGS = ("airloop_monitoring", "airloop_retraining")
 GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
 CORRUPT_DAY = dt.date(2026, 3, 18)
+#: The week after GOOD_WINDOW: a normal run, judged against GOOD_WINDOW's champion.
+NEXT_WINDOW = (dt.date(2026, 3, 8), dt.date(2026, 3, 15))
+#: The most lines a task's log may have (issue 13): short enough to read top to bottom.
+MAX_LOG_LINES = 60
 
 
 def _run(airflow, end: dt.date, **conf):
@@ -54,7 +59,10 @@ def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow,
     assert state == "success", tasks
     assert set(tasks.values()) == {"success"}
 
-    decision = airflow.xcom(DAG, run_id, "promote")
+    evaluation = airflow.xcom(DAG, run_id, "evaluate")
+    assert (evaluation["promote"], evaluation["reason"]) == (True, "no champion yet")
+    outcome = airflow.xcom(DAG, run_id, "deploy_and_promote")
+    decision, deployment = outcome["decision"], outcome["deployment"]
     name, version = decision["model_name"], decision["version"]
     assert decision["decision"] == "promoted"
     model_version = mlflow_client.get_model_version(name, version)
@@ -65,7 +73,6 @@ def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow,
     assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == version
     assert str(mlflow_client.get_model_version_by_alias(name, "challenger").version) == version
 
-    deployment = airflow.xcom(DAG, run_id, "deploy")
     assert (deployment["target"], deployment["version"]) == ("local", version)
     served = httpx.get(f"{deployment['endpoint']}/version", timeout=10).json()
     assert (served["name"], served["version"]) == (name, version)
@@ -101,10 +108,11 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
         "validate": "failed",
         "train": "upstream_failed",
         "register": "upstream_failed",
-        "promote": "upstream_failed",
-        "deploy": "upstream_failed",
+        "evaluate": "upstream_failed",
+        "deploy_and_promote": "upstream_failed",
     }
     log = airflow.task_log(DAG, run_id, "validate")
+    assert len(log.splitlines()) <= MAX_LOG_LINES, log
     for fragment in (
         "expect_column_values_to_not_be_null(carrier): 25 of",
         "expect_column_values_to_be_between(distance): 9 of",
@@ -136,6 +144,44 @@ def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Aler
                 return alert
         time.sleep(2)
     raise AssertionError(f"no alert {title!r} for {run_id} within {timeout:.0f}s: {read_alerts(home)}")
+
+
+def test_every_task_log_of_a_run_is_short_and_says_what_happened(stack_settings, airflow, mlflow_client):
+    from airloop.registry.promotion import champion_version
+
+    name = "airloop-flights-delay"
+    fill_landing_zone(stack_settings.landing / "flights", GOOD_WINDOW[0], NEXT_WINDOW[1])
+    if champion_version(name, tracking_uri=stack_settings.tracking_uri) is None:
+        _, state, tasks = _run(airflow, GOOD_WINDOW[1])  # run alone: first a champion to compare with
+        assert state == "success", tasks
+    run_id, state, tasks = _run(airflow, NEXT_WINDOW[1])
+    assert state == "success", tasks
+
+    logs = {
+        ti["task_id"]: airflow.task_log(DAG, run_id, ti["task_id"], ti["try_number"])
+        for ti in airflow.task_instances(DAG, run_id)
+    }
+    lines = {task: len(log.splitlines()) for task, log in logs.items()}
+    assert max(lines.values()) <= MAX_LOG_LINES, lines
+    everything = "\n".join(logs.values())
+    for flood in ("is deprecated", "Skipping registering function", "Downloading artifacts:"):
+        assert flood not in everything, flood
+
+    # What a person needs: rows read, metrics, the decision with both scores, where the model serves.
+    rows = airflow.xcom(DAG, run_id, "ingest")["rows"]
+    assert f"read {rows} rows for {NEXT_WINDOW[0]} to {NEXT_WINDOW[1]}" in logs["ingest"]
+    assert re.search(r"all \d+ expectations met", logs["validate"]), logs["validate"]
+    assert "fitting on " in logs["train"]
+    assert "held-out metrics: roc_auc=" in logs["train"]
+    version = airflow.xcom(DAG, run_id, "register")["version"]
+    tags = mlflow_client.get_model_version(name, version).tags
+    metric, champion = tags["airloop.promotion.metric"], tags["airloop.promotion.champion_version"]
+    decision = re.search(rf"version {version} .*: {metric} (\S+) vs champion v{champion} (\S+)", everything)
+    assert decision, everything
+    logged = [float(score) for score in decision.groups()]
+    tagged = [float(tags[f"airloop.promotion.{k}_score"]) for k in ("challenger", "champion")]
+    assert logged == pytest.approx(tagged, abs=1e-4)
+    assert f"serves at http://127.0.0.1:{stack_settings.serving_port}" in everything
 
 
 def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_settings, airflow):

@@ -1,10 +1,11 @@
-"""Blue/green deployment on a real Docker engine, through the `airloop_deploy` DAG.
+"""Blue/green deployment on a real Docker engine, through the `airloop_deploy` DAG and the gate.
 
-Deploy version A, then version B (A stops, B answers on the stable port), then a deliberately
-broken version (it fails its health check): B keeps answering throughout, with no failed
-request, and the task fails with the reason. Needs a Docker engine and a base image that
-builds offline here: `.ci/run` provides both (`.ci/docker-engine.sh`,
-`include/docker/build-base-image.sh`).
+Deploy version A, then version B (A stops, B answers on the stable port and is `champion`),
+then a deliberately broken version (it fails its health check in the candidate slot): B keeps
+answering throughout, with no failed request, stays `champion`, the broken version is tagged
+not servable, and the task fails with the reason. Then the same with the serving token on.
+Needs a Docker engine and a base image that builds offline here: `.ci/run` provides both
+(`.ci/docker-engine.sh`, `include/docker/build-base-image.sh`).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     run_id, state = _deploy(airflow, first)
     assert state == "success", airflow.task_log(DAG, run_id, "deploy")
     assert httpx.get(f"{endpoint}/version").json()["version"] == first
+    assert str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version) == first
 
     watcher = Watcher(endpoint)
     watcher.start()
@@ -142,6 +144,8 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     tags = mlflow_client.get_model_version(MODEL, second).tags
     assert tags["airloop.deploy.target"] == "docker"
     assert tags["airloop.deploy.image_id"].startswith("sha256:")
+    assert tags["airloop.servable"] == "true"
+    assert str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version) == second
     image = engine.inspect_image(deployed["image"])
     assert image["Config"]["User"] == "10001"
     assert image["Config"]["Labels"]["org.opencontainers.image.revision"]
@@ -153,10 +157,14 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     watcher.join()
     assert state == "failed"
     log = airflow.task_log(DAG, run_id, "deploy")
-    assert f"version {broken} was not deployed" in log
-    assert "not healthy" in log
+    assert f"version {broken} is not servable on docker" in log
+    assert "cannot become healthy" in log
     assert "NotFittedError" in log
     assert f"version {second} keeps serving" in log
+    assert f"champion stays version {second}" in log
+    broken_tags = mlflow_client.get_model_version(MODEL, broken).tags
+    assert broken_tags["airloop.servable"] == "false"
+    assert "NotFittedError" in broken_tags["airloop.not_servable_reason"]
 
     assert watcher.failures == [], f"the stable endpoint failed {len(watcher.failures)} times: {watcher.failures[:5]}"
     assert set(watcher.versions) <= {first, second}
@@ -165,3 +173,46 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     assert str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version) == second
     left = engine.containers(all=True, filters={"label": f"ai.airloop.stable_port={stack_settings.serving_port}"})
     assert [c["Labels"]["ai.airloop.model.version"] for c in left] == [second]
+
+
+def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine):
+    """The token reaches the containers, the gate's checks send it, and switching loses no request."""
+    from airloop.deploy.checks import ServingCheck
+    from airloop.deploy.gate import promote_when_servable
+    from airloop.deploy.service import build_deployer
+    from airloop.registry.versions import ModelRegistry
+    from airloop.serving.model import fetch_model, read_model_info
+
+    token = "docker-integration-token"
+    endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
+    versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
+    first, second = str(versions[0]), str(versions[1])
+    registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
+    check = ServingCheck(requests=50, p95_latency_ms=60_000, token=token)
+    deployer = build_deployer(stack_settings, "docker", docker_api=engine, token=token)
+    deployer.remove_all()  # from nothing serving: each container is started with this token
+
+    def deploy(version: str):
+        model_dir = stack_settings.home / "token-test" / version
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        info = read_model_info(model_dir) or fetch_model(
+            f"models:/{MODEL}/{version}", model_dir, tracking_uri=stack_settings.tracking_uri
+        )
+        return promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=True)
+
+    assert deploy(first).version == first
+    watcher = Watcher(endpoint)
+    watcher.start()
+    deployed = deploy(second)
+    watcher.stop.set()
+    watcher.join()
+    assert (deployed.version, deployed.previous_version) == (second, first)
+    assert watcher.failures == [], f"the stable endpoint failed {len(watcher.failures)} times: {watcher.failures[:5]}"
+    assert watcher.versions[-1] == second
+    assert registry.champion() == second
+
+    example = (stack_settings.home / "token-test" / second / "serving_input_example.json").read_text()
+    json_type = {"Content-Type": "application/json"}
+    assert httpx.post(f"{endpoint}/invocations", content=example, headers=json_type).status_code == 401
+    authorized = {**json_type, "Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{endpoint}/invocations", content=example, headers=authorized).status_code == 200

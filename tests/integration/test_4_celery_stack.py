@@ -142,7 +142,14 @@ def test_training_runs_on_the_celery_worker_with_postgres_behind_airflow_and_mlf
     final = airflow.follow(DAG, run_id, timeout=900)
     instances = airflow.task_instances(DAG, run_id)
     assert final["state"] == "success", {ti["task_id"]: ti["state"] for ti in instances}
-    assert {ti["task_id"] for ti in instances} == {"ingest", "validate", "train", "register", "promote", "deploy"}
+    assert {ti["task_id"] for ti in instances} == {
+        "ingest",
+        "validate",
+        "train",
+        "register",
+        "evaluate",
+        "deploy_and_promote",
+    }
     assert {ti["state"] for ti in instances} == {"success"}
 
     # Each task reached the worker through the broker: the worker logged it, and its result is
@@ -160,7 +167,7 @@ def test_training_runs_on_the_celery_worker_with_postgres_behind_airflow_and_mlf
     assert succeeded >= len(instances)
     # Airflow's metadata and MLflow's registry are in Postgres.
     assert _query(urls.database_url, "SELECT state FROM dag_run WHERE run_id = %s", run_id) == [("success",)]
-    decision = airflow.xcom(DAG, run_id, "promote")
+    decision = airflow.xcom(DAG, run_id, "deploy_and_promote")["decision"]
     versions = _query(
         urls.mlflow_backend_uri,
         "SELECT version FROM model_versions WHERE name = %s ORDER BY version",

@@ -127,3 +127,78 @@ def test_too_little_data_fails_with_advice(settings, mlflow_client):
     config.training.min_rows = 5000
     with pytest.raises(TrainingDataError, match="window_days"):
         pipeline.train(settings, config, validated, lineage)
+
+
+def test_evaluation_decides_without_moving_the_champion(settings, mlflow_client):
+    from airloop.registry.promotion import evaluate_challenger
+
+    first, second = Lineage(run_id="manual__first"), Lineage(run_id="manual__second")
+    config, validated = _stages(settings, WEEK, first)
+    champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, first), first)
+    pipeline.promote(settings, config, champion, force=False)
+    other = RunOptions(window_days=7, max_iter=20)
+    other_config, other_validated = _stages(settings, other, second)
+    challenger = pipeline.register(
+        settings, other_config, pipeline.train(settings, other_config, other_validated, second), second
+    )
+
+    evaluation = evaluate_challenger(config, challenger, tracking_uri=settings.tracking_uri, force=True)
+
+    assert evaluation.promote
+    assert evaluation.champion_version == champion.version
+    name = config.model_name
+    assert _alias(mlflow_client, name, CHAMPION) == champion.version  # moved only once it proved servable
+    tags = mlflow_client.get_model_version(name, challenger.version).tags
+    assert "airloop.promotion.decision" not in tags
+    assert tags["airloop.promotion.champion_version"] == champion.version
+
+
+def test_a_winner_that_is_not_servable_leaves_alias_and_serving_on_the_champion(settings, mlflow_client, tmp_path):
+    import socket
+
+    import httpx
+
+    from airloop.deploy import NotServableError
+    from airloop.deploy.local import LocalDeployer
+    from airloop.deploy.service import deploy_and_promote
+    from airloop.registry.promotion import evaluate_challenger
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        settings.serving_port = probe.getsockname()[1]
+    lineage = Lineage(run_id="manual__servable")
+    config, validated = _stages(settings, WEEK, lineage)
+    first = pipeline.register(settings, config, pipeline.train(settings, config, validated, lineage), lineage)
+    try:
+        served = deploy_and_promote(
+            settings,
+            config,
+            evaluate_challenger(config, first, tracking_uri=settings.tracking_uri),
+            target="local",
+            lineage=lineage,
+        )
+        assert (served.decision.decision, served.deployment.version) == ("promoted", first.version)
+        name = config.model_name
+        assert _alias(mlflow_client, name, CHAMPION) == first.version
+
+        retrained = RunOptions(window_days=7, max_iter=20)
+        again = Lineage(run_id="manual__not_servable")
+        second_config, second_validated = _stages(settings, retrained, again)
+        second = pipeline.register(
+            settings, second_config, pipeline.train(settings, second_config, second_validated, again), again
+        )
+        second_config.promotion.servability.p95_latency_ms = 0  # no instance answers in no time
+        evaluation = evaluate_challenger(second_config, second, tracking_uri=settings.tracking_uri, force=True)
+        with pytest.raises(NotServableError, match="latency"):
+            deploy_and_promote(settings, second_config, evaluation, target="local", lineage=again)
+
+        assert _alias(mlflow_client, name, CHAMPION) == first.version
+        version = httpx.get(f"http://127.0.0.1:{settings.serving_port}/version", timeout=10).json()["version"]
+        assert version == first.version
+        tags = mlflow_client.get_model_version(name, second.version).tags
+        assert tags["airloop.servable"] == "false"
+        assert "p95_latency_ms" in tags["airloop.not_servable_reason"]
+        assert tags["airloop.promotion.decision"] == "not_servable"
+        assert mlflow_client.get_model_version(name, first.version).tags["airloop.servable"] == "true"
+    finally:
+        LocalDeployer(settings.home, settings.serving_port).stop()

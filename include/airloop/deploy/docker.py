@@ -1,11 +1,11 @@
 """Blue/green deployment on a Docker engine.
 
-The stable endpoint is an nginx router container on the serving port. A new version starts in
-its own container on the free one of two slot ports beside the old one; it must pass its health
-check and the smoke test there before the router is reloaded to send traffic to it, and only
-then is the old container stopped. If anything fails before the switch, the new container is
-removed and the old one never stopped serving. Containers use the host network (this engine has
-no bridge), so each listens on its own loopback port.
+The stable endpoint is an nginx router container on the serving port. The candidate slot is
+the free one of two slot ports beside the serving container: a new version starts there and is
+checked there (see `airloop.deploy.gate`) before the router is reloaded to send traffic to it;
+only once the promotion is complete is the old container stopped. A candidate that fails is
+removed, and the old container never stopped serving. Containers use the host network (this
+engine has no bridge), so each listens on its own loopback port.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airloop.deploy import Deployment, DeploymentError
-from airloop.deploy.checks import serving_version, smoke_test, wait_healthy
+from airloop.deploy import Candidate, DeploymentError, NotServableError
+from airloop.deploy.checks import serving_model, serving_version, wait_healthy
 from airloop.deploy.image import DOCKER_DIR, build_image, image_tag, prepare_context, wheelhouse
 from airloop.serving.model import ModelInfo
 
@@ -52,14 +52,79 @@ class DockerSettings:
 
 
 class DockerDeployer:
-    """Deploy model versions blue/green through a Docker API client (`docker.APIClient`)."""
+    """Model versions blue/green through a Docker API client (`docker.APIClient`)."""
 
-    def __init__(self, api: Any, settings: DockerSettings) -> None:
+    target = "docker"
+
+    def __init__(self, api: Any, settings: DockerSettings, *, token: str | None = None) -> None:
         self.api = api
         self.settings = settings
+        self.token = token
         self.router_name = f"airloop-router-{settings.stable_port}"
+        self.url = f"http://127.0.0.1:{settings.stable_port}"
+        self._previous: dict[str, Any] | None = None  # what served before the last switch: port, version, containers
 
-    # -- public ----------------------------------------------------------------------------
+    # -- Deployer ------------------------------------------------------------------------------
+
+    def endpoint(self, model_name: str) -> str:
+        return self.url
+
+    def serving_version(self, model_name: str) -> str | None:
+        if not self._router_running():
+            return None
+        served = serving_model(self.url)
+        if served is None or served[0] != model_name:
+            return None
+        live = [c for c in self._serving_containers() if c["Labels"].get(MODEL_NAME_LABEL) == model_name]
+        return served[1] if any(c["Labels"].get(MODEL_VERSION_LABEL) == served[1] for c in live) else None
+
+    def start_candidate(self, model_dir: Path, info: ModelInfo) -> Candidate:
+        tag, image_id = self.ensure_image(model_dir, info)
+        live_port = self._live_port()
+        port = next(p for p in self.settings.slot_ports if p != live_port)
+        name = f"airloop-serving-{info.name}-v{info.version}".replace("_", "-")
+        self._remove(name)
+        self._remove_slot(port)
+        container = self._start_serving(name, tag, port, info)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, timeout=self.settings.health_timeout, alive=lambda: self._running(container))
+        except NotServableError as err:
+            logs = self._logs(container)
+            self._remove(container)
+            raise NotServableError(f"{err}\nLast log lines of the new container:\n{logs}") from err
+        return Candidate(info=info, url=url, instance=name, image=tag, image_id=image_id)
+
+    def discard(self, candidate: Candidate) -> None:
+        self._remove(candidate.instance)
+
+    def switch(self, candidate: Candidate) -> None:
+        live_port = self._live_port()
+        self._previous = {
+            "port": live_port,
+            "version": serving_version(self.url) if live_port else None,
+            "containers": [
+                c["Id"] for c in self._serving_containers() if c["Names"][0].lstrip("/") != candidate.instance
+            ],
+        }
+        self._route_to(int(candidate.url.rsplit(":", 1)[1]))
+        self._wait_switched(candidate.info.version)
+
+    def switch_back(self) -> None:
+        previous, self._previous = self._previous, None
+        if previous is None or previous["port"] is None:
+            self._remove(self.router_name)  # nothing served before
+            return
+        self._route_to(previous["port"])
+        self._wait_switched(previous["version"])
+
+    def retire_previous(self) -> None:
+        previous, self._previous = self._previous, None
+        for container in (previous or {}).get("containers", []):
+            log.info("stopping %s", container[:12])
+            self._remove(container, graceful=True)
+
+    # -- images ------------------------------------------------------------------------------
 
     def ensure_image(self, model_dir: Path, info: ModelInfo) -> tuple[str, str]:
         """The version's serving image, built if this engine does not have it yet."""
@@ -80,66 +145,6 @@ class DockerDeployer:
             extra_args={"MODEL_NAME": info.name, "MODEL_VERSION": info.version},
         )
 
-    def deploy(self, model_dir: Path, info: ModelInfo) -> Deployment:
-        """Put `info`'s version behind the stable port, or raise with the old one still serving."""
-        endpoint = f"http://127.0.0.1:{self.settings.stable_port}"
-        active = self._serving_containers()
-        previous = serving_version(endpoint) if self._router_running() else None
-        live = [c for c in active if c["Labels"].get(MODEL_VERSION_LABEL) == previous]
-        current = next((c for c in live if c["Labels"].get(MODEL_NAME_LABEL) == info.name), None)
-        if current is not None and previous == info.version:
-            log.info("%s version %s already serves at %s", info.name, info.version, endpoint)
-            return Deployment(
-                target="docker",
-                model_name=info.name,
-                version=info.version,
-                endpoint=endpoint,
-                image=current["Image"],
-                image_id=current["ImageID"],
-                instance=current["Names"][0],
-                previous_version=previous,
-                unchanged=True,
-            )
-
-        tag, image_id = self.ensure_image(model_dir, info)
-        # The free slot is the one the live container does not hold.
-        live_ports = {int(c["Labels"][SLOT_LABEL]) for c in live if c["Labels"].get(SLOT_LABEL, "").isdigit()}
-        port = next(p for p in self.settings.slot_ports if p not in live_ports)
-        name = f"airloop-serving-{info.name}-v{info.version}".replace("_", "-")
-        self._remove(name)
-        self._remove_slot(port)
-        container = self._start_serving(name, tag, port, info)
-        candidate = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(candidate, timeout=self.settings.health_timeout, alive=lambda: self._running(container))
-            smoke_test(candidate, model_dir)
-        except Exception as err:
-            logs = self._logs(container)
-            self._remove(container)
-            raise DeploymentError(
-                f"{info.name} version {info.version} was not deployed: {err}. Rolled back: "
-                f"{'version ' + previous if previous else 'nothing'} keeps serving at {endpoint}.\n"
-                f"Last log lines of the new container:\n{logs}"
-            ) from err
-
-        self._route_to(port)
-        self._wait_switched(endpoint, info.version)
-        for old in active:
-            if old["Id"] != container:
-                log.info("stopping %s", old["Names"][0])
-                self._remove(old["Id"], graceful=True)
-        log.info("%s version %s serves at %s (container %s, image %s)", info.name, info.version, endpoint, name, tag)
-        return Deployment(
-            target="docker",
-            model_name=info.name,
-            version=info.version,
-            endpoint=endpoint,
-            image=tag,
-            image_id=image_id,
-            instance=name,
-            previous_version=previous,
-        )
-
     def remove_all(self) -> list[str]:
         """Remove the serving containers and the router of this stable port; returns their names."""
         found = self.api.containers(all=True, filters={"label": f"{STABLE_PORT_LABEL}={self.settings.stable_port}"})
@@ -151,9 +156,22 @@ class DockerDeployer:
     # -- containers --------------------------------------------------------------------------
 
     def _serving_containers(self) -> list[dict[str, Any]]:
-        return self.api.containers(
-            filters={"label": [f"{ROLE_LABEL}=serving", f"{STABLE_PORT_LABEL}={self.settings.stable_port}"]}
+        return list(
+            self.api.containers(
+                filters={"label": [f"{ROLE_LABEL}=serving", f"{STABLE_PORT_LABEL}={self.settings.stable_port}"]}
+            )
         )
+
+    def _live_port(self) -> int | None:
+        """The slot port the router sends traffic to, or None when it sends none."""
+        if not self._router_running():
+            return None
+        served = serving_version(self.url)
+        for container in self._serving_containers():
+            slot = container["Labels"].get(SLOT_LABEL, "")
+            if container["Labels"].get(MODEL_VERSION_LABEL) == served and slot.isdigit():
+                return int(slot)
+        return None
 
     def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
         inference = self.settings.home / "inference"
@@ -186,6 +204,7 @@ class DockerDeployer:
                 "AIRLOOP_SERVING_IMAGE": image,
                 # Replays log requests at their own times (see ServingSettings.replay_clock).
                 "AIRLOOP_SERVING_REPLAY_CLOCK": os.environ.get("AIRLOOP_SERVING_REPLAY_CLOCK", "false"),
+                **({"AIRLOOP_SERVING_TOKEN": self.token} if self.token else {}),
             },
         )
         self.api.start(created["Id"])
@@ -275,10 +294,10 @@ class DockerDeployer:
                 archive.addfile(member, io.BytesIO(data))
         self.api.put_archive(container, "/etc/airloop", buffer.getvalue())
 
-    def _wait_switched(self, endpoint: str, version: str, timeout: float = 30.0) -> None:
+    def _wait_switched(self, version: str | None, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if serving_version(endpoint) == version:
+            if serving_version(self.url) == version:
                 return
             time.sleep(0.5)
-        raise DeploymentError(f"the router at {endpoint} did not switch to version {version} within {timeout:.0f}s")
+        raise DeploymentError(f"the router at {self.url} did not switch to version {version} within {timeout:.0f}s")

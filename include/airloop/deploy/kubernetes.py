@@ -1,10 +1,13 @@
-"""Kubernetes deployment: manifests rendered from the registry, applied, rolled out or undone.
+"""Kubernetes deployment: manifests rendered from the registry, applied, checked, rolled out or undone.
 
 A Deployment (readiness and liveness probes on /health, resources, rolling update with no
 unavailable pod), a Service for load balancing across replicas, and an optional
-HorizontalPodAutoscaler for elasticity. `render_manifests` is pure; `KubernetesDeployer`
-applies them with the official client (server-side apply), waits for the rollout and, if it
-does not complete, restores the previous pod template (`kubectl rollout undo`).
+HorizontalPodAutoscaler for elasticity. `render_manifests` is pure. `KubernetesDeployer`
+applies them with the official client (server-side apply): a new version first runs as a
+one-replica candidate Deployment with a Service of its own, where it is checked; the switch is
+then a rolling update of the serving Deployment to the checked image, and switching back
+restores the previous pod template (`kubectl rollout undo`). The serving token reaches the pods
+from a Secret, never from the manifest.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from airloop.deploy import Deployment, DeploymentError
+from airloop.deploy import Candidate, DeploymentError, NotServableError
 from airloop.serving.model import ModelInfo
 
 log = logging.getLogger(__name__)
 
 KUBERNETES_VERSION = "1.30.0"  # the API version manifests are validated against
 FIELD_MANAGER = "airloop"
+VERSION_ANNOTATION = "airloop.ai/model-version"
+CANDIDATE_SUFFIX = "-candidate"
+TOKEN_KEY = "token"  #: the key of the serving token in its Secret
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,53 @@ def resource_name(model_name: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", name)[:63].strip("-")
 
 
+def _token_env(secret: str | None) -> list[dict[str, Any]]:
+    if secret is None:
+        return []
+    ref = {"secretKeyRef": {"name": secret, "key": TOKEN_KEY}}
+    return [{"name": "AIRLOOP_SERVING_TOKEN", "valueFrom": ref}]
+
+
 def _inference_log_volume(options: KubernetesOptions) -> dict[str, Any]:
     if options.inference_log_claim:
         return {"name": "inference-log", "persistentVolumeClaim": {"claimName": options.inference_log_claim}}
     return {"name": "inference-log", "emptyDir": {}}
 
 
-def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) -> list[dict[str, Any]]:
-    """Deployment, Service and (optionally) HorizontalPodAutoscaler for one model version."""
-    name = resource_name(info.name)
+def token_secret_name(model_name: str) -> str:
+    """The Secret holding the serving token of `model_name`'s pods."""
+    return f"{resource_name(model_name)[:50]}-serving-token"
+
+
+def render_token_secret(model_name: str, token: str, namespace: str) -> dict[str, Any]:
+    """The Secret the pods read `AIRLOOP_SERVING_TOKEN` from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_secret_name(model_name),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "airloop"},
+        },
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def render_manifests(
+    info: ModelInfo,
+    image: str,
+    options: KubernetesOptions,
+    *,
+    candidate: bool = False,
+    token_secret: str | None = None,
+) -> list[dict[str, Any]]:
+    """Deployment, Service and (optionally) HorizontalPodAutoscaler for one model version.
+
+    `candidate`: the one-replica Deployment and Service of the candidate slot (no autoscaler).
+    `token_secret`: the Secret whose `token` the pods require as a bearer token.
+    """
+    name = resource_name(info.name) + (CANDIDATE_SUFFIX if candidate else "")
     selector = {"app.kubernetes.io/name": name}
     labels = {**selector, "app.kubernetes.io/part-of": "airloop", "app.kubernetes.io/version": f"v{info.version}"}
     probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
@@ -67,10 +111,10 @@ def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) ->
             "name": name,
             "namespace": options.namespace,
             "labels": labels,
-            "annotations": {"airloop.ai/model-version": info.version, "airloop.ai/run-id": info.run_id or ""},
+            "annotations": {VERSION_ANNOTATION: info.version, "airloop.ai/run-id": info.run_id or ""},
         },
         "spec": {
-            "replicas": options.replicas,
+            "replicas": 1 if candidate else options.replicas,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
@@ -86,6 +130,7 @@ def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) ->
                                 {"name": "AIRLOOP_SERVING_PORT", "value": str(options.port)},
                                 {"name": "AIRLOOP_SERVING_HOST", "value": "0.0.0.0"},
                                 {"name": "AIRLOOP_SERVING_IMAGE", "value": image},
+                                *_token_env(token_secret),
                             ],
                             "readinessProbe": {**probe, "initialDelaySeconds": 5},
                             "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 3},
@@ -121,7 +166,7 @@ def render_manifests(info: ModelInfo, image: str, options: KubernetesOptions) ->
         "spec": {"selector": selector, "ports": [{"name": "http", "port": options.port, "targetPort": "http"}]},
     }
     manifests = [deployment, service]
-    if options.autoscale:
+    if options.autoscale and not candidate:
         manifests.append(
             {
                 "apiVersion": "autoscaling/v2",
@@ -159,15 +204,30 @@ def validate_manifests(manifests: list[dict[str, Any]], version: str = KUBERNETE
 
 
 class KubernetesDeployer:
-    """Apply rendered manifests and follow the rollout, through a `kubernetes.client.ApiClient`."""
+    """Candidate, switch and undo on a cluster, through a `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: Any, *, image_registry: str, options: KubernetesOptions | None = None) -> None:
+    target = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        image_registry: str,
+        options: KubernetesOptions | None = None,
+        token: str | None = None,
+    ) -> None:
         self.api_client = api_client
         self.registry = image_registry.rstrip("/")
         self.options = options or KubernetesOptions()
+        self.token = token
+        self._previous: dict[str, Any] | None = None  # the serving Deployment's pod template before the switch
+        self._switched: str | None = None  # the Deployment the last switch rolled out
+
+    def endpoint(self, model_name: str) -> str:
+        return self._endpoint(resource_name(model_name))
 
     @classmethod
-    def from_settings(cls, settings: Any, api_client: Any = None) -> KubernetesDeployer:
+    def from_settings(cls, settings: Any, api_client: Any = None, *, token: str | None = None) -> KubernetesDeployer:
         """From the environment; the client from kubeconfig or in-cluster config unless given."""
         import os
 
@@ -183,40 +243,87 @@ class KubernetesDeployer:
         if not registry:
             raise DeploymentError("the kubernetes target needs AIRLOOP_IMAGE_REGISTRY (where the cluster pulls from)")
         return cls(
-            client.ApiClient(),
+            api_client,
             image_registry=registry,
             options=KubernetesOptions(
                 namespace=os.environ.get("AIRLOOP_K8S_NAMESPACE", "airloop"),
                 inference_log_claim=os.environ.get("AIRLOOP_K8S_INFERENCE_LOG_CLAIM") or None,
             ),
+            token=token,
         )
 
-    def deploy(self, model_dir: Any, info: ModelInfo) -> Deployment:
-        from airloop.deploy.image import image_tag
+    # -- Deployer ------------------------------------------------------------------------------
 
-        image = f"{self.registry}/{image_tag(info.name, info.version)}"
-        manifests = render_manifests(info, image, self.options)
-        validate_manifests(manifests)
+    def serving_version(self, model_name: str) -> str | None:
+        deployment = self._read(resource_name(model_name))
+        if deployment is None:
+            return None
+        return (deployment.metadata.annotations or {}).get(VERSION_ANNOTATION)
+
+    def start_candidate(self, model_dir: Any, info: ModelInfo) -> Candidate:
+        image = self.image(info)
+        manifests = self._manifests(info, image, candidate=True)
         name, namespace = manifests[0]["metadata"]["name"], self.options.namespace
-        previous = self._current_template(name, namespace)
+        if self.token:
+            self._apply(render_token_secret(info.name, self.token, namespace))
         for manifest in manifests:
             self._apply(manifest)
         try:
             self._wait_rollout(name, namespace)
         except DeploymentError as err:
-            if previous is not None:
-                log.error("rollout of %s failed; restoring the previous pod template", name)
-                self._restore(name, namespace, previous)
-            raise DeploymentError(f"{err}; the rollout was undone") from err
-        endpoint = f"http://{name}.{namespace}.svc:{self.options.port}"
-        return Deployment(
-            target="kubernetes",
-            model_name=info.name,
-            version=info.version,
-            endpoint=endpoint,
-            image=image,
-            instance=f"deployment/{name}",
-        )
+            self._delete_candidate(name)
+            raise NotServableError(f"the candidate {err}") from err
+        return Candidate(info=info, url=self._endpoint(name), instance=f"deployment/{name}", image=image)
+
+    def discard(self, candidate: Candidate) -> None:
+        self._delete_candidate(resource_name(candidate.info.name) + CANDIDATE_SUFFIX)
+
+    def switch(self, candidate: Candidate) -> None:
+        manifests = self._manifests(candidate.info, str(candidate.image), candidate=False)
+        name = manifests[0]["metadata"]["name"]
+        current = self._read(name)
+        self._previous = None if current is None else self.api_client.sanitize_for_serialization(current.spec.template)
+        self._switched = name
+        for manifest in manifests:
+            self._apply(manifest)
+        self._wait_rollout(name, self.options.namespace)
+
+    def switch_back(self) -> None:
+        from kubernetes import client
+
+        name, previous = self._switched, self._previous
+        self._switched = self._previous = None
+        if name is None:
+            return
+        apps = client.AppsV1Api(self.api_client)
+        if previous is None:  # nothing served before
+            apps.delete_namespaced_deployment(name, self.options.namespace)
+            return
+        log.error("restoring the previous pod template of deployment/%s", name)
+        apps.patch_namespaced_deployment(name, self.options.namespace, {"spec": {"template": previous}})
+        self._wait_rollout(name, self.options.namespace)
+
+    def retire_previous(self) -> None:
+        # The rolling update replaced the old pods; the candidate's are no longer needed.
+        if self._switched is not None:
+            self._delete_candidate(self._switched + CANDIDATE_SUFFIX)
+        self._switched = self._previous = None
+
+    # -- manifests and the API -------------------------------------------------------------------
+
+    def image(self, info: ModelInfo) -> str:
+        from airloop.deploy.image import image_tag
+
+        return f"{self.registry}/{image_tag(info.name, info.version)}"
+
+    def _manifests(self, info: ModelInfo, image: str, *, candidate: bool) -> list[dict[str, Any]]:
+        secret = token_secret_name(info.name) if self.token else None
+        manifests = render_manifests(info, image, self.options, candidate=candidate, token_secret=secret)
+        validate_manifests(manifests)
+        return manifests
+
+    def _endpoint(self, name: str) -> str:
+        return f"http://{name}.{self.options.namespace}.svc:{self.options.port}"
 
     def _dynamic(self, manifest: dict[str, Any]) -> Any:
         from kubernetes.dynamic import DynamicClient
@@ -232,24 +339,32 @@ class KubernetesDeployer:
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )
-        log.info("applied %s/%s", manifest["kind"], manifest["metadata"]["name"])
+        log.info("applied %s/%s", manifest["kind"], manifest["metadata"]["name"])  # never the body: a Secret's
 
-    def _current_template(self, name: str, namespace: str) -> dict[str, Any] | None:
+    def _read(self, name: str) -> Any:
         from kubernetes import client
         from kubernetes.client.rest import ApiException
 
         try:
-            current = client.AppsV1Api(self.api_client).read_namespaced_deployment(name, namespace)
+            return client.AppsV1Api(self.api_client).read_namespaced_deployment(name, self.options.namespace)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
-        return self.api_client.sanitize_for_serialization(current.spec.template)
 
-    def _restore(self, name: str, namespace: str, template: dict[str, Any]) -> None:
+    def _delete_candidate(self, name: str) -> None:
         from kubernetes import client
+        from kubernetes.client.rest import ApiException
 
-        client.AppsV1Api(self.api_client).patch_namespaced_deployment(name, namespace, {"spec": {"template": template}})
+        for delete in (
+            client.AppsV1Api(self.api_client).delete_namespaced_deployment,
+            client.CoreV1Api(self.api_client).delete_namespaced_service,
+        ):
+            try:
+                delete(name, self.options.namespace)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
 
     def _wait_rollout(self, name: str, namespace: str) -> None:
         from kubernetes import client

@@ -1,9 +1,8 @@
 """Local deployment: the serving app as a uvicorn process on this machine (the embedded demo).
 
-The new version is started on a spare port and must pass its health check and smoke test
-there; only then is the process on the stable port replaced. If the new version fails, the
-old process is never touched. The switch itself leaves the port closed for a few seconds:
-zero-downtime switching is what the Docker and Kubernetes targets are for.
+The candidate slot is a process on a spare port, where the gate checks it; the stable port's
+process is replaced only after that. The switch itself leaves the port closed for a few
+seconds: zero-downtime switching is what the Docker and Kubernetes targets are for.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import socket
 import sys
 from pathlib import Path
 
-from airloop.deploy import Deployment, DeploymentError
-from airloop.deploy.checks import serving_version, smoke_test, wait_healthy
+from airloop.deploy import Candidate, DeploymentError, NotServableError
+from airloop.deploy.checks import serving_model, wait_healthy
 from airloop.serving.model import ModelInfo
 from airloop.stack.embedded import alive, spawn, terminate_group
 
@@ -23,62 +22,90 @@ log = logging.getLogger(__name__)
 
 
 class LocalDeployer:
-    """One serving process per state folder, its pid in `<home>/run/serving.pid`."""
+    """One serving process per state folder: its pid in `<home>/run/serving.pid`, its model in `serving.model`."""
 
-    def __init__(self, home: Path, stable_port: int = 8000, health_timeout: float = 120.0) -> None:
+    target = "local"
+
+    def __init__(
+        self, home: Path, stable_port: int = 8000, health_timeout: float = 120.0, *, token: str | None = None
+    ) -> None:
         self.home = home
         self.stable_port = stable_port
         self.health_timeout = health_timeout
+        self.token = token
+        self.url = f"http://127.0.0.1:{stable_port}"
         self.pid_file = home / "run" / "serving.pid"
+        self.model_file = home / "run" / "serving.model"
+        self._candidates: dict[str, tuple[int, Path]] = {}  # candidate url -> (pid, model dir)
+        self._previous_model: Path | None = None
 
-    def deploy(self, model_dir: Path, info: ModelInfo) -> Deployment:
-        endpoint = f"http://127.0.0.1:{self.stable_port}"
-        previous = serving_version(endpoint) if self._pid() else None
-        if previous == info.version:
-            return Deployment(
-                target="local",
-                model_name=info.name,
-                version=info.version,
-                endpoint=endpoint,
-                instance=f"pid {self._pid()}",
-                previous_version=previous,
-                unchanged=True,
-            )
-        spare = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
-        candidate = self._spawn(model_dir, spare, "serving-candidate")
+    # -- Deployer ------------------------------------------------------------------------------
+
+    def endpoint(self, model_name: str) -> str:
+        return self.url
+
+    def serving_version(self, model_name: str) -> str | None:
+        if self._pid() is None:
+            return None
+        served = serving_model(self.url)
+        return served[1] if served and served[0] == model_name else None
+
+    def start_candidate(self, model_dir: Path, info: ModelInfo) -> Candidate:
+        port = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
+        url = f"http://127.0.0.1:{port}"
+        # No inference log: the checks' requests are not traffic for monitoring to watch.
+        pid = self._spawn(model_dir, port, "serving-candidate", inference_log=False)
         try:
-            wait_healthy(f"http://127.0.0.1:{spare}", timeout=self.health_timeout, alive=lambda: alive(candidate))
-            smoke_test(f"http://127.0.0.1:{spare}", model_dir)
-        except Exception as err:
-            raise DeploymentError(
-                f"{info.name} version {info.version} was not deployed: {err}. Rolled back: "
-                f"{'version ' + previous if previous else 'nothing'} keeps serving at {endpoint}. "
-                f"Log: {self.home / 'logs' / 'serving-candidate.log'}"
-            ) from err
-        finally:
-            terminate_group(candidate)
-        if (old := self._pid()) is not None:
-            terminate_group(old)
-        pid = self._spawn(model_dir, self.stable_port, "serving")
-        self.pid_file.write_text(str(pid))
-        wait_healthy(endpoint, timeout=self.health_timeout, alive=lambda: alive(pid))
-        log.info("%s version %s serves at %s (pid %d)", info.name, info.version, endpoint, pid)
-        return Deployment(
-            target="local",
-            model_name=info.name,
-            version=info.version,
-            endpoint=endpoint,
-            instance=f"pid {pid}",
-            previous_version=previous,
-        )
+            wait_healthy(url, timeout=self.health_timeout, alive=lambda: alive(pid))
+        except NotServableError as err:
+            terminate_group(pid)
+            raise NotServableError(f"{err}. Log: {self.home / 'logs' / 'serving-candidate.log'}") from err
+        self._candidates[url] = (pid, model_dir)
+        return Candidate(info=info, url=url, instance=f"pid {pid}")
+
+    def discard(self, candidate: Candidate) -> None:
+        if (found := self._candidates.pop(candidate.url, None)) is not None:
+            terminate_group(found[0])
+
+    def switch(self, candidate: Candidate) -> None:
+        # One process per port: the checked candidate makes way for its twin on the stable port.
+        _, model_dir = self._candidates[candidate.url]
+        self.discard(candidate)
+        self._previous_model = self._model_dir()
+        self._serve(model_dir)
+
+    def switch_back(self) -> None:
+        if self._previous_model is None:
+            self.stop()
+            return
+        self._serve(self._previous_model)
+
+    def retire_previous(self) -> None:
+        self._previous_model = None  # its process already made way at the switch
+
+    # -- the stable port -------------------------------------------------------------------------
 
     def stop(self) -> bool:
+        """Stop the stable port's process; False if none ran."""
         pid = self._pid()
         self.pid_file.unlink(missing_ok=True)
+        self.model_file.unlink(missing_ok=True)
         if pid is None:
             return False
         terminate_group(pid)
         return True
+
+    def _serve(self, model_dir: Path) -> None:
+        if (old := self._pid()) is not None:
+            terminate_group(old)
+        pid = self._spawn(model_dir, self.stable_port, "serving")
+        self.pid_file.write_text(str(pid))
+        self.model_file.write_text(str(model_dir))
+        try:
+            wait_healthy(self.url, timeout=self.health_timeout, alive=lambda: alive(pid))
+        except NotServableError as err:  # it passed in the candidate slot: the port or the host is at fault
+            raise DeploymentError(f"{model_dir.name} did not come up on {self.url}: {err}") from err
+        log.info("%s serves at %s (pid %d)", model_dir, self.url, pid)
 
     def _pid(self) -> int | None:
         try:
@@ -87,14 +114,24 @@ class LocalDeployer:
             return None
         return pid if alive(pid) else None
 
-    def _spawn(self, model_dir: Path, port: int, name: str) -> int:
+    def _model_dir(self) -> Path | None:
+        if self._pid() is None or not self.model_file.exists():
+            return None
+        return Path(self.model_file.read_text().strip())
+
+    def _spawn(self, model_dir: Path, port: int, name: str, *, inference_log: bool = True) -> int:
         env = {
             **os.environ,
             "AIRLOOP_SERVING_MODEL_DIR": str(model_dir),
             "AIRLOOP_SERVING_PORT": str(port),
             "AIRLOOP_SERVING_HOST": "127.0.0.1",
             "AIRLOOP_SERVING_INFERENCE_LOG_DIR": str(self.home / "inference"),
+            "AIRLOOP_SERVING_TOKEN": self.token or "",
         }
+        if not inference_log:
+            del env["AIRLOOP_SERVING_INFERENCE_LOG_DIR"]
+        if not self.token:  # the token this deployer was given, not one left in the environment
+            del env["AIRLOOP_SERVING_TOKEN"]
         (self.home / "run").mkdir(parents=True, exist_ok=True)
         pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.home / "logs" / f"{name}.log")
         log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)

@@ -1,19 +1,55 @@
-"""Deploy a registered model version to the configured target and record it in the registry."""
+"""Deploy a registered model version to the configured target through the servability gate.
+
+The one place that chooses a target's :class:`~airloop.deploy.Deployer` (:func:`build_deployer`),
+and the training run's last step (:func:`deploy_and_promote`): the challenger that won its
+evaluation is served and made `champion` only if it proves servable; otherwise the champion
+keeps (or starts) serving.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airloop.deploy import Deployment, DeploymentError
-from airloop.lineage import TAG_PREFIX, Lineage
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from airloop.deploy import Deployer, Deployment, DeploymentError, NotServableError
+from airloop.deploy.checks import ServingCheck
+from airloop.lineage import Lineage
 from airloop.registry import CHAMPION
-from airloop.serving.model import ModelInfo, fetch_model, read_model_info
+from airloop.registry.promotion import Evaluation, PromotionDecision
 from airloop.settings import AirloopSettings
 
+if TYPE_CHECKING:
+    from airloop.config import PipelineConfig
+    from airloop.registry.versions import ModelRegistry
+    from airloop.serving.model import ModelInfo
+
 log = logging.getLogger(__name__)
+
+
+class ServingSecrets(BaseSettings):
+    """The bearer token every serving instance requires (`AIRLOOP_SERVING_TOKEN`; unset: none)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLOOP_SERVING_", extra="ignore")
+
+    token: SecretStr | None = None
+
+
+class PromotionResult(BaseModel):
+    """What the training run's last step did: the decision as it stands, and what serves."""
+
+    decision: PromotionDecision
+    deployment: Deployment
+
+
+def serving_token() -> str | None:
+    """The serving token from the environment, or None."""
+    token = ServingSecrets().token
+    return token.get_secret_value() if token else None
 
 
 def docker_engine(base_url: str | None = None) -> Any:
@@ -55,59 +91,19 @@ def resolve_target(settings: AirloopSettings, requested: str | None, docker_api:
     return "docker"
 
 
-def deploy_version(
+def build_deployer(
     settings: AirloopSettings,
-    model_name: str,
-    version: str,
+    target: str,
     *,
-    target: str | None = None,
     docker_api: Any = None,
     kubernetes_api: Callable[[], Any] | None = None,
-    lineage: Lineage | None = None,
-    make_champion: bool = False,
-) -> Deployment:
-    """Deploy `version` (a number, or `champion`) of `model_name`; tag the version with where it runs."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    if version == CHAMPION:
-        version = str(client.get_model_version_by_alias(model_name, CHAMPION).version)
-    chosen = resolve_target(settings, target, docker_api)
-    if chosen == "none":
-        log.info("deploy target is none: nothing deployed")
-        return Deployment(target="none", model_name=model_name, version=version, endpoint="", unchanged=True)
-    model_dir = settings.home / "serving" / "models" / model_name / f"v{version}"
-    info = _local_copy(settings, model_name, version, model_dir)
-    log.info("deploying %s version %s to %s", model_name, version, chosen)
-    deployment = _deployer(settings, chosen, docker_api, kubernetes_api).deploy(model_dir, info)
-    tags = {
-        "deploy.target": deployment.target,
-        "deploy.endpoint": deployment.endpoint,
-        "deploy.image": deployment.image or "",
-        "deploy.image_id": deployment.image_id or "",
-        "deploy.instance": deployment.instance or "",
-    }
-    if lineage and lineage.run_id:
-        tags["deploy.airflow_run_id"] = lineage.run_id
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, TAG_PREFIX + key, value)
-    if make_champion:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    return deployment
-
-
-def _local_copy(settings: AirloopSettings, name: str, version: str, model_dir: Path) -> ModelInfo:
-    if (info := read_model_info(model_dir)) is not None:
-        return info
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    return fetch_model(f"models:/{name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
-
-
-def _deployer(settings: AirloopSettings, target: str, docker_api: Any, kubernetes_api: Callable[[], Any] | None) -> Any:
+    token: str | None = None,
+) -> Deployer:
+    """The target's Deployer: the one place an implementation is chosen."""
     if target == "local":
         from airloop.deploy.local import LocalDeployer
 
-        return LocalDeployer(settings.home, settings.serving_port)
+        return LocalDeployer(settings.home, settings.serving_port, token=token)
     if target == "docker":
         from airloop.deploy.docker import DockerDeployer, DockerSettings
 
@@ -122,9 +118,129 @@ def _deployer(settings: AirloopSettings, target: str, docker_api: Any, kubernete
                 router_base_image=settings.router_base_image,
                 offline=settings.offline_build,
             ),
+            token=token,
         )
     if target == "kubernetes":
         from airloop.deploy.kubernetes import KubernetesDeployer
 
-        return KubernetesDeployer.from_settings(settings, kubernetes_api() if kubernetes_api else None)
+        return KubernetesDeployer.from_settings(settings, kubernetes_api() if kubernetes_api else None, token=token)
     raise DeploymentError(f"unknown deploy target {target!r}: use docker, kubernetes, local or none")
+
+
+def deploy_version(
+    settings: AirloopSettings,
+    model_name: str,
+    version: str,
+    *,
+    target: str | None = None,
+    docker_api: Any = None,
+    kubernetes_api: Callable[[], Any] | None = None,
+    lineage: Lineage | None = None,
+    make_champion: bool = False,
+    check: ServingCheck | None = None,
+) -> Deployment:
+    """Serve `version` (a number, or `champion`) of `model_name` through the gate; tag where it runs.
+
+    With `make_champion`, `champion` moves to it in the same step (see :mod:`airloop.deploy.gate`).
+    `check` defaults to the config's `promotion.servability` with the serving token.
+    """
+    from airloop.deploy.gate import promote_when_servable
+    from airloop.registry.versions import ModelRegistry
+
+    registry = ModelRegistry(model_name, tracking_uri=settings.tracking_uri)
+    version = registry.resolve(version)
+    chosen = resolve_target(settings, target, docker_api)
+    if chosen == "none":
+        # Nothing here serves, so nothing can be checked: the registry alone says what should serve.
+        log.warning("deploy target is none: %s version %s is not served or checked here", model_name, version)
+        if make_champion:
+            registry.move_champion(version)
+        return Deployment(target="none", model_name=model_name, version=version, endpoint="", unchanged=True)
+    token = serving_token()
+    check = check or servability_check(_config(settings), token)
+    model_dir = settings.home / "serving" / "models" / model_name / f"v{version}"
+    info = _local_copy(settings, model_name, version, model_dir)
+    deployer = build_deployer(settings, chosen, docker_api=docker_api, kubernetes_api=kubernetes_api, token=token)
+    log.info("deploying %s version %s to %s%s", model_name, version, chosen, " as champion" if make_champion else "")
+    deployment = promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=make_champion)
+    if not deployment.unchanged:
+        _tag_deployment(registry, deployment, lineage)
+    return deployment
+
+
+def deploy_and_promote(
+    settings: AirloopSettings,
+    config: PipelineConfig,
+    evaluation: Evaluation,
+    *,
+    target: str | None = None,
+    docker_api: Any = None,
+    kubernetes_api: Callable[[], Any] | None = None,
+    lineage: Lineage | None = None,
+) -> PromotionResult:
+    """The challenger that won is served and made champion through the gate; else the champion keeps serving.
+
+    A challenger that is not servable is tagged so (`airloop.promotion.decision=not_servable`)
+    and :class:`~airloop.deploy.NotServableError` is raised, with alias and traffic where they were.
+    """
+    from airloop.registry.versions import ModelRegistry
+
+    registry = ModelRegistry(evaluation.model_name, tracking_uri=settings.tracking_uri)
+    check = servability_check(config, serving_token())
+
+    def serve(version: str, *, make_champion: bool) -> Deployment:
+        return deploy_version(
+            settings,
+            evaluation.model_name,
+            version,
+            target=target,
+            docker_api=docker_api,
+            kubernetes_api=kubernetes_api,
+            lineage=lineage,
+            make_champion=make_champion,
+            check=check,
+        )
+
+    if not evaluation.promote:
+        deployment = serve(CHAMPION, make_champion=False)
+        return PromotionResult(decision=evaluation.decided("rejected", registry), deployment=deployment)
+    try:
+        deployment = serve(evaluation.version, make_champion=True)
+    except NotServableError as err:
+        evaluation.decided("not_servable", registry, reason=f"{evaluation.reason}; not servable: {err}")
+        raise
+    return PromotionResult(decision=evaluation.decided("promoted", registry), deployment=deployment)
+
+
+def servability_check(config: PipelineConfig, token: str | None) -> ServingCheck:
+    """The contract test's settings from `promotion.servability`, with the serving token."""
+    policy = config.promotion.servability
+    return ServingCheck(requests=policy.requests, p95_latency_ms=policy.p95_latency_ms, token=token)
+
+
+def _config(settings: AirloopSettings) -> PipelineConfig:
+    from airloop.config import load_config
+
+    return load_config(settings.config)
+
+
+def _tag_deployment(registry: ModelRegistry, deployment: Deployment, lineage: Lineage | None) -> None:
+    tags = {
+        "deploy.target": deployment.target,
+        "deploy.endpoint": deployment.endpoint,
+        "deploy.image": deployment.image or "",
+        "deploy.image_id": deployment.image_id or "",
+        "deploy.instance": deployment.instance or "",
+    }
+    if lineage and lineage.run_id:
+        tags["deploy.airflow_run_id"] = lineage.run_id
+    registry.tag(deployment.version, tags)
+
+
+def _local_copy(settings: AirloopSettings, name: str, version: str, model_dir: Path) -> ModelInfo:
+    from airloop.serving.model import fetch_model, read_model_info
+
+    if (info := read_model_info(model_dir)) is not None:
+        return info
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    return fetch_model(f"models:/{name}/{version}", model_dir, tracking_uri=settings.tracking_uri)

@@ -1,22 +1,31 @@
-"""Register the newest model as `challenger`; move `champion` only when it wins.
+"""Register the newest model as `challenger`; decide whether it should replace the `champion`.
 
-The alias `champion` is the source of truth for what should be serving.
+The alias `champion` is the source of truth for what should be serving. In the training DAG
+the alias moves only once the winner proved servable on the target
+(`airloop.deploy.service.deploy_and_promote`); :func:`promote_if_better` moves it at once, for
+in-process runs where nothing serves.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
-from airloop.registry import CHALLENGER, CHAMPION
+from airloop.registry import CHALLENGER
 from airloop.training.train import TrainResult, holdout_split
 
+if TYPE_CHECKING:
+    from airloop.registry.versions import ModelRegistry
+
 log = logging.getLogger(__name__)
+
+#: The `airloop.promotion.decision` tag: `promoted` only once `champion` names the version.
+Decision = Literal["promoted", "rejected", "not_servable"]
 
 
 class PromotionError(RuntimeError):
@@ -31,15 +40,32 @@ class CandidateVersion(BaseModel):
     train: TrainResult
 
 
-class PromotionDecision(BaseModel):
+class Evaluation(BaseModel):
+    """The challenger against the champion on the same held-out rows; nothing moved yet."""
+
     model_name: str
     version: str
-    decision: Literal["promoted", "rejected"]
+    promote: bool
     reason: str
     metric: str
     challenger_score: float
     champion_version: str | None
     champion_score: float | None
+
+    def decided(self, decision: Decision, registry: ModelRegistry, *, reason: str | None = None) -> PromotionDecision:
+        """Tag the final decision on the challenger's version and return it."""
+        final = PromotionDecision(**self.model_dump(), decision=decision)
+        if reason is not None:
+            final.reason = reason
+        registry.tag(self.version, {"promotion.decision": decision, "promotion.reason": final.reason})
+        log.info("model %s version %s %s: %s", self.model_name, self.version, decision, final.reason)
+        return final
+
+
+class PromotionDecision(Evaluation):
+    """The evaluation and what became of it."""
+
+    decision: Decision
 
 
 def challenger_wins(challenger_score: float, champion_score: float, config: PipelineConfig) -> bool:
@@ -77,40 +103,33 @@ def register_challenger(
     return CandidateVersion(model_name=name, version=str(version.version), train=train)
 
 
-def promote_if_better(
+def evaluate_challenger(
     config: PipelineConfig, candidate: CandidateVersion, *, tracking_uri: str, force: bool = False
-) -> PromotionDecision:
-    """Score the champion on the challenger's held-out rows; move `champion` if the challenger wins.
+) -> Evaluation:
+    """Score the champion on the challenger's held-out rows: should the challenger replace it?
 
-    It wins when there is no champion, when `force` is set, or when its score beats the
-    champion's by at least `promotion.min_improvement`. The decision and both scores are tagged
-    on the challenger's version.
+    Yes when there is no champion, when `force` is set, or when the challenger's score beats the
+    champion's by at least `promotion.min_improvement`. Both scores are tagged on the
+    challenger's version; a loser is tagged `promotion.decision=rejected` at once, a winner once
+    it proved servable (or not).
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from airloop.registry.versions import ModelRegistry
 
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
+    registry = ModelRegistry(config.model_name, tracking_uri=tracking_uri)
     name, metric = config.model_name, config.promotion.metric
     challenger_score = candidate.train.metrics[metric]
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(err).lower():
-            raise
-        champion = None
+    champion = registry.champion()
 
     champion_score: float | None = None
     if champion is None:
         promote, reason = True, "no champion yet"
-    elif str(champion.version) == candidate.version:
+    elif champion == candidate.version:
         promote, reason = True, "already the champion"
         champion_score = challenger_score
     else:
-        champion_score = _score_on_holdout(config, f"models:/{name}/{champion.version}", candidate)
+        champion_score = _score_on_holdout(config, f"models:/{name}/{champion}", candidate, tracking_uri)
         wins = challenger_wins(challenger_score, champion_score, config)
-        verdict = f"{metric} {challenger_score:.4f} vs champion v{champion.version} {champion_score:.4f}"
+        verdict = f"{metric} {challenger_score:.4f} vs champion v{champion} {champion_score:.4f}"
         if force and not wins:
             promote, reason = True, f"forced (force_promote): {verdict}"
         else:
@@ -119,33 +138,51 @@ def promote_if_better(
                 f"{'beats' if wins else 'does not beat'} champion by >= {config.promotion.min_improvement}: {verdict}"
             )
 
-    decision = PromotionDecision(
+    evaluation = Evaluation(
         model_name=name,
         version=candidate.version,
-        decision="promoted" if promote else "rejected",
+        promote=promote,
         reason=reason,
         metric=metric,
         challenger_score=challenger_score,
-        champion_version=str(champion.version) if champion else None,
+        champion_version=champion,
         champion_score=champion_score,
     )
-    tags = {
-        "promotion.decision": decision.decision,
-        "promotion.reason": reason,
-        "promotion.metric": metric,
-        "promotion.challenger_score": f"{challenger_score:.6f}",
-        "promotion.champion_version": decision.champion_version or "none",
-        "promotion.champion_score": "none" if champion_score is None else f"{champion_score:.6f}",
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, candidate.version, TAG_PREFIX + key, value)
-    if promote:
-        client.set_registered_model_alias(name, CHAMPION, candidate.version)
-    log.info("model %s version %s %s: %s", name, candidate.version, decision.decision, reason)
-    return decision
+    registry.tag(
+        candidate.version,
+        {
+            "promotion.reason": reason,
+            "promotion.metric": metric,
+            "promotion.challenger_score": f"{challenger_score:.6f}",
+            "promotion.champion_version": champion or "none",
+            "promotion.champion_score": "none" if champion_score is None else f"{champion_score:.6f}",
+        },
+    )
+    if not promote:
+        evaluation.decided("rejected", registry)
+    else:  # decided once it proved servable (or not); an earlier run's decision no longer holds
+        registry.untag(candidate.version, ["promotion.decision"])
+        log.info("model %s version %s should replace the champion: %s", name, candidate.version, reason)
+    return evaluation
 
 
-def _score_on_holdout(config: PipelineConfig, champion_uri: str, candidate: CandidateVersion) -> float:
+def promote_if_better(
+    config: PipelineConfig, candidate: CandidateVersion, *, tracking_uri: str, force: bool = False
+) -> PromotionDecision:
+    """Evaluate the challenger and move `champion` to it at once if it wins (nothing serves to check)."""
+    from airloop.registry.versions import ModelRegistry
+
+    evaluation = evaluate_challenger(config, candidate, tracking_uri=tracking_uri, force=force)
+    registry = ModelRegistry(config.model_name, tracking_uri=tracking_uri)
+    if not evaluation.promote:
+        return PromotionDecision(**evaluation.model_dump(), decision="rejected")
+    registry.move_champion(candidate.version)
+    return evaluation.decided("promoted", registry)
+
+
+def _score_on_holdout(
+    config: PipelineConfig, champion_uri: str, candidate: CandidateVersion, tracking_uri: str
+) -> float:
     import mlflow
 
     from airloop.data.snapshot import read_snapshot
@@ -154,6 +191,8 @@ def _score_on_holdout(config: PipelineConfig, champion_uri: str, candidate: Cand
 
     _, holdout_rows = holdout_split(read_snapshot(candidate.train.snapshot), config)
     features, label = features_and_label(holdout_rows, config.dataset)
+    log.info("scoring champion %s on the challenger's %d held-out rows", champion_uri, len(features))
+    mlflow.set_tracking_uri(tracking_uri)  # models:/ URIs resolve through it
     try:
         champion = mlflow.sklearn.load_model(champion_uri)
         proba = champion.predict_proba(features)[:, 1]
@@ -167,15 +206,9 @@ def _score_on_holdout(config: PipelineConfig, champion_uri: str, candidate: Cand
 
 def champion_version(model_name: str, *, tracking_uri: str) -> str | None:
     """The version the `champion` alias points at, or None when there is none yet."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from airloop.registry.versions import ModelRegistry
 
-    try:
-        return str(MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(model_name, CHAMPION).version)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(err).lower():
-            raise
-        return None
+    return ModelRegistry(model_name, tracking_uri=tracking_uri).champion()
 
 
 def decision_of_run(model_name: str, airflow_run_id: str, *, tracking_uri: str) -> tuple[str, str] | None:

@@ -108,7 +108,8 @@ def _play(
     timeline: Timeline,
     timeout: float,
 ) -> None:
-    from airloop.monitoring.monitor import MonitoringPaths, read_window_record
+    from airloop.monitoring.monitor import read_window_record
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
     from airloop.monitoring.window import MonitoringWindow
 
@@ -168,7 +169,9 @@ def _play(
                 continue
             seen_runs.add(training["dag_run_id"])
             decision = (
-                client.xcom(TRAINING, training["dag_run_id"], "promote") if training["state"] == "success" else None
+                client.xcom(TRAINING, training["dag_run_id"], "deploy_and_promote")["decision"]
+                if training["state"] == "success"
+                else None
             )
             outcome = (
                 f"v{decision['version']} {decision['decision']}: {decision['reason']}"
@@ -196,9 +199,11 @@ def _ledger_news(paths: Any, seen: set[str]) -> list[str]:
 
 def _settle(client: Any, settings: AirloopSettings, timeout: float) -> None:
     """Wait until no signal is pending and only the retraining sensor is running (waiting)."""
+    from airloop.config import load_config
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.retraining import SignalStore
 
-    signals = SignalStore(settings.home / "monitoring" / "signals")
+    signals = SignalStore(MonitoringPaths(settings, load_config(settings.config)).signals)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = [
@@ -234,7 +239,8 @@ def _print_monthly_quality(settings: AirloopSettings, config: Any, january: str)
     from sklearn.metrics import roc_auc_score
 
     from airloop.monitoring.labels import join_labels, read_labels
-    from airloop.monitoring.monitor import MonitoringPaths, window_records
+    from airloop.monitoring.monitor import window_records
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.window import served_rows
     from airloop.serving.model import fetch_model, load_model_dir
 

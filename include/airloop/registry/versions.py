@@ -1,0 +1,74 @@
+"""One registered model in MLflow: its `champion` alias and what is tagged on its versions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airloop.lineage import TAG_PREFIX
+from airloop.registry import CHAMPION
+
+log = logging.getLogger(__name__)
+
+SERVABLE = "servable"
+NOT_SERVABLE_REASON = "not_servable_reason"
+MAX_TAG_VALUE = 5000  # MLflow refuses longer model-version tag values
+
+
+class ModelRegistry:
+    """The registry side of a promotion, through an explicit `MlflowClient` (no global tracking URI)."""
+
+    def __init__(self, model_name: str, *, tracking_uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.model_name = model_name
+        self.client: Any = MlflowClient(tracking_uri=tracking_uri)
+
+    def champion(self) -> str | None:
+        """The version `champion` names, or None when there is none yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, CHAMPION).version)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(err).lower():
+                raise
+            return None
+
+    def resolve(self, version: str) -> str:
+        """A version number as given, or the number the alias `version` names."""
+        if version.isdigit():
+            return version
+        return str(self.client.get_model_version_by_alias(self.model_name, version).version)
+
+    def move_champion(self, version: str) -> None:
+        """Point `champion` at `version` (the registry then says it serves)."""
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        log.info("champion of %s -> version %s", self.model_name, version)
+
+    def tag(self, version: str, tags: Mapping[str, str]) -> None:
+        """Set `airloop.<key>` tags on `version`."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, TAG_PREFIX + key, value[:MAX_TAG_VALUE])
+
+    def untag(self, version: str, keys: Iterable[str]) -> None:
+        """Remove `airloop.<key>` tags from `version`, if present."""
+        present = self.client.get_model_version(self.model_name, version).tags
+        for key in keys:
+            if TAG_PREFIX + key in present:
+                self.client.delete_model_version_tag(self.model_name, version, TAG_PREFIX + key)
+
+    def tags(self, version: str) -> dict[str, str]:
+        """The `airloop.` tags on `version`, without the prefix."""
+        found = self.client.get_model_version(self.model_name, version).tags
+        return {k.removeprefix(TAG_PREFIX): v for k, v in found.items() if k.startswith(TAG_PREFIX)}
+
+    def mark_not_servable(self, version: str, reason: str) -> None:
+        """Tag why `version` did not pass its checks on the target (it took no traffic)."""
+        self.tag(version, {SERVABLE: "false", NOT_SERVABLE_REASON: reason})
+
+    def mark_servable(self, version: str) -> None:
+        """Tag that `version` passed its checks and serves; an older not-servable reason goes."""
+        self.tag(version, {SERVABLE: "true"})
+        self.untag(version, [NOT_SERVABLE_REASON])
