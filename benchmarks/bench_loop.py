@@ -248,22 +248,10 @@ def _persistent_shifts(
     return persistent_shifts(found, [str(d) for d in recent], shift.persist_days)
 
 
-def _alert_once(run: Run, reasons: list[Any], champion: Model, morning: dt.date, alerted: set[tuple[str, str]]) -> None:
-    """Alert-only reasons, alerted once per reason and served version, as `raise_signals` does."""
-    for reason in reasons:
-        if (reason.key, champion.id) in alerted:
-            continue
-        alerted.add((reason.key, champion.id))
-        run.alerts.append(morning)
-        run.alarms.append(
-            {"morning": morning, "key": reason.key, "kind": reason.kind, "action": "alert", "version": champion.id}
-        )
-
-
 def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model) -> Run:
     """Airloop's policy: the morning monitoring of each served day, decided by the core functions."""
-    from airloop.monitoring.policy import assess, retraining_reasons, staleness
-    from airloop.monitoring.retraining import DegradationSignal, LedgerEntry, decide
+    from airloop.monitoring.policy import WindowFinding, alert_key, assess, plan_signals, staleness
+    from airloop.monitoring.retraining import DegradationSignal, LedgerEntry, decide, last_retraining
 
     config = replay.config
     shift = config.monitoring.concept_shift
@@ -271,31 +259,51 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
     champion = first
     ledger: list[LedgerEntry] = []
     cache: dict[tuple[str, dt.date], list[Any]] = {}
-    last_retraining: dt.datetime | None = None
-    alerted: set[tuple[str, str]] = set()
+    alerted: set[str] = set()
     for day in days:
         morning = day
         if day != days[0]:
             now = dt.datetime.combine(morning, dt.time(3), tzinfo=dt.UTC)
+            window_id = f"{morning - dt.timedelta(days=1)}"
             persistent = _persistent_shifts(replay, run, champion, morning - dt.timedelta(days=delay), cache)
-            found = assess(config.monitoring, drift=None, shifts=persistent)
-            stale = staleness(
+            plan = plan_signals(
                 config.retraining,
-                trained_through=dt.datetime.combine(champion.trained_through + dt.timedelta(days=1), dt.time(), dt.UTC),
-                last_retraining=last_retraining,
-                now=now,
+                retrain_after_days=shift.retrain_after_days,
+                windows=[
+                    WindowFinding(
+                        window_id=window_id,
+                        model_version=champion.id,
+                        degradations=assess(config.monitoring, drift=None, shifts=persistent),
+                    )
+                ],
+                champion=champion.id,
+                stale=staleness(
+                    config.retraining,
+                    trained_through=dt.datetime.combine(
+                        champion.trained_through + dt.timedelta(days=1), dt.time(), dt.UTC
+                    ),
+                    last_retraining=last_retraining(ledger, config.model_name),
+                    now=now,
+                ),
             )
-            if stale:
-                found.append(stale)
-            retrain, alert_only = retraining_reasons(
-                config.retraining, found, retrain_after_days=shift.retrain_after_days
-            )
-            _alert_once(run, alert_only, champion, morning, alerted)
-            for reasons in [[r] for r in retrain if r.kind != "stale"] + [[r] for r in retrain if r.kind == "stale"]:
+            for _, reason, _why in plan.alert:  # alert-only: once per reason and served version
+                if alert_key(champion.id, reason) not in alerted:
+                    alerted.add(alert_key(champion.id, reason))
+                    run.alerts.append(morning)
+                    run.alarms.append(
+                        {
+                            "morning": morning,
+                            "key": reason.key,
+                            "kind": reason.kind,
+                            "action": "alert",
+                            "version": champion.id,
+                        }
+                    )
+            for _, reasons in plan.retrain:
                 signal = DegradationSignal(
                     model_name=config.model_name,
                     model_version=champion.id,
-                    window_id=f"{morning - dt.timedelta(days=1)}",
+                    window_id=window_id,
                     window_start=now - dt.timedelta(days=1),
                     window_end=now,
                     reasons=reasons,
@@ -309,24 +317,23 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
                     active_training_runs=0,
                     now=now,
                 )
-                entry = {"morning": morning, "key": signal.key, "kind": signal.kind, "action": decision.action}
-                if signal.kind != "stale":
-                    # the alert it raised when first seen stands for it: one alarm per reason and version
-                    alarm = next(
-                        (a for a in run.alarms if a["key"] == signal.key and a.get("version") == champion.id), None
-                    )
+                entry: dict[str, Any] = {"morning": morning, "action": decision.action}
+                evidence = sorted({r.key for r in reasons if r.kind != "stale"})
+                if evidence:  # an alarm (age alone is not one): one per reason and version
+                    key = "+".join(evidence)
+                    alarm = next((a for a in run.alarms if a["key"] == key and a["version"] == champion.id), None)
                     if alarm is None:
-                        run.alarms.append({**entry, "version": champion.id})
+                        alarm = {**entry, "key": key, "kind": "concept_shift", "version": champion.id}
+                        run.alarms.append(alarm)
                         run.alerts.append(morning)
                     else:
-                        alarm.update({k: v for k, v in entry.items() if k != "morning"})
-                    entry = alarm or run.alarms[-1]
+                        alarm["action"] = decision.action
+                    entry = alarm
                 ledger.append(LedgerEntry.of(signal, at=now, action=decision.action, reason=decision.reason))
                 if decision.action == "alert":
                     run.alerts.append(morning)
                 if decision.action != "retrain":
                     continue
-                last_retraining = now
                 reason_key = f"{signal.key} on {champion.id}"  # a reason is what was wrong with which champion
                 run.trainings_per_reason[reason_key] = run.trainings_per_reason.get(reason_key, 0) + 1
                 champion, promoted = _retrain(replay, run, champion, morning, delay)

@@ -9,7 +9,9 @@ snapshot in the Evidently workspace. **backfill_late_labels** recomputes past wi
 have reached since. **raise_signals** raises a retraining signal (and an alert) when the pipeline's
 `retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's
 predictions, day after day) or the champion's age; drift is reported, not acted on by default.
-`airloop_retraining` takes it from there.
+`airloop_retraining` takes it from there. **check_serving** reads the endpoint's `/metrics`:
+its p50/p99 latency and 5xx rate since the last window (`monitoring/serving/<model>/<window>.json`),
+alerted against `monitoring.serving_health`, never a reason to retrain.
 """
 
 from __future__ import annotations
@@ -54,8 +56,13 @@ def airloop_monitoring() -> None:
     def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
         return monitoring.raise_signals(current, backfilled)
 
+    @task(trigger_rule="all_done")  # the endpoint is checked even when the window could not be monitored
+    def check_serving() -> Json | None:
+        return monitoring.check_serving()
+
     current = monitor()
     raise_signals(current, backfill_late_labels(current))
+    current >> check_serving()
 
 
 airloop_monitoring()

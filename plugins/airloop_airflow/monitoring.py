@@ -26,9 +26,12 @@ TRAINING_DAG = "airloop_training"
 
 
 def signals_dir() -> Path:
+    from airloop.config import load_config
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.settings import load_settings
 
-    return load_settings().home / "monitoring" / "signals"
+    settings = load_settings()
+    return MonitoringPaths(settings, load_config(settings.config)).signals
 
 
 def signal_poll_seconds() -> float:
@@ -40,20 +43,15 @@ def signal_poll_seconds() -> float:
 def _context() -> tuple[Any, Any, Any, Any]:
     from airloop.config import load_config
     from airloop.lineage import Lineage
+    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
+    quiet_library_noise()  # monitor loads the served model (skops): a task log a person can read
     context = get_current_context()
     settings = load_settings()
     dag_run = context["dag_run"]
     lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=context["params"].get("reason"))
     return context, settings, load_config(settings.config), lineage
-
-
-def _ledger_path(settings: Any, config: Any) -> Path:
-    """The retraining ledger, where monitoring's state layout (`MonitoringPaths`) puts it."""
-    from airloop.monitoring.monitor import MonitoringPaths
-
-    return MonitoringPaths(settings, config).ledger
 
 
 def _window(context: Any) -> Any:
@@ -85,6 +83,29 @@ def monitor_window() -> Json:
     return _summary(record)
 
 
+def check_serving() -> Json | None:
+    """`check_serving`: the endpoint's latency and error rate since the last window, against the budget.
+
+    A breach alerts; it never fails the run and never retrains (a slow endpoint is not a model problem).
+    """
+    from airloop.monitoring.alerts import Alert, send_alert
+    from airloop.monitoring.serving_health import check_serving as check
+
+    context, settings, config, _ = _context()
+    window = _window(context)
+    health = check(settings, config, window, now=dt.datetime.now(dt.UTC))
+    if health is None:
+        return None
+    if health.breaches:
+        alert = Alert(
+            title=f"{config.model_name} serving over budget",
+            detail=f"{health.summary}; " + "; ".join(health.breaches),
+            context={"window": window.id, "endpoint": health.endpoint},
+        )
+        send_alert(alert, home=settings.home, channels=config.monitoring.alerts)
+    return health.model_dump(mode="json")
+
+
 def backfill_late_labels(current: Json) -> list[Json]:
     """`backfill_late_labels`: recompute past windows that more labels have reached since."""
     from airloop.monitoring.monitor import monitor_window as monitor
@@ -103,18 +124,49 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     """`raise_signals`: a retraining signal for each degraded window of the champion, and for its age.
 
     Which reasons retrain and which only alert is the pipeline's `retraining.strategy`
-    (`airloop.monitoring.policy.retraining_reasons`).
+    (`airloop.monitoring.policy.plan_signals`).
     """
     from airloop.monitoring.monitor import WindowRecord
-    from airloop.monitoring.retraining import DegradationSignal, SignalStore
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.monitoring.policy import WindowFinding, plan_signals, staleness
+    from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore, last_retraining
     from airloop.registry.promotion import champion_version
 
     context, settings, config, _ = _context()
+    paths = MonitoringPaths(settings, config)
     champion = champion_version(config.model_name, tracking_uri=settings.tracking_uri)
-    store = SignalStore(signals_dir())
-    records = [WindowRecord.model_validate(r) for r in [current, *backfilled]]
+    records = {r.window.id: r for r in (WindowRecord.model_validate(j) for j in [current, *backfilled])}
+    now = next(iter(records.values())).window.end  # the window's time: a backfilled run judges its own day
+    stale = None
+    if champion is not None:
+        stale = staleness(
+            config.retraining,
+            trained_through=_trained_through(settings, config, champion),
+            last_retraining=last_retraining(RetrainingLedger(paths.ledger).entries(), config.model_name),
+            now=now,
+        )
+    plan = plan_signals(
+        config.retraining,
+        retrain_after_days=config.monitoring.concept_shift.retrain_after_days,
+        windows=[
+            WindowFinding(window_id=r.window.id, model_version=r.model_version, degradations=r.degradations)
+            for r in records.values()
+        ],
+        champion=champion,
+        stale=stale,
+    )
+    for window_id in plan.not_served:
+        log.info(
+            "window %s degraded, but v%s no longer serves as champion: no signal",
+            window_id,
+            records[window_id].model_version,
+        )
+    for window_id, reason, why in plan.alert:
+        _alert_once(settings, config, paths, records[window_id], reason, why=why)
+    store = SignalStore(paths.signals)
     raised = []
-    for record, reasons in _reasons_to_retrain(settings, config, champion, records):
+    for window_id, reasons in plan.retrain:
+        record = records[window_id]
         signal = DegradationSignal(
             model_name=record.model_name,
             model_version=str(champion),
@@ -135,61 +187,12 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     return raised
 
 
-def _reasons_to_retrain(settings: Any, config: Any, champion: str | None, records: list[Any]) -> list[tuple[Any, Any]]:
-    """(window record, reasons) to raise, by the strategy; alert-only reasons are alerted here."""
-    from airloop.monitoring.policy import retraining_reasons, staleness
-    from airloop.monitoring.retraining import RetrainingLedger
-
-    found = []
-    for record in records:
-        if not record.degradations:
-            continue
-        if record.model_version != champion:
-            log.info(
-                "window %s degraded, but v%s no longer serves as champion: no signal",
-                record.window.id,
-                record.model_version,
-            )
-            continue
-        retrain, alert = retraining_reasons(
-            config.retraining,
-            record.degradations,
-            retrain_after_days=config.monitoring.concept_shift.retrain_after_days,
-        )
-        for reason in alert:
-            _alert_once(settings, record, reason, config)
-        if retrain:
-            found.append((record, retrain))
-    if champion is not None and records:
-        current = records[0]
-        ledger = RetrainingLedger(_ledger_path(settings, config)).entries()
-        attempts = [e.at for e in ledger if e.action == "retrain" and e.model_name == config.model_name]
-        stale = staleness(
-            config.retraining,
-            trained_through=_trained_through(settings, config, champion),
-            last_retraining=max(attempts) if attempts else None,
-            now=current.window.end,  # the window's time, so a replayed or backfilled run judges its own day
-        )
-        if stale is not None:
-            log.info("champion v%s: %s", champion, stale.detail)
-            if found and found[0][0].window.id == current.window.id:
-                found[0] = (current, [*found[0][1], stale])
-            else:
-                found.insert(0, (current, [stale]))
-    return found
-
-
-def _alert_once(settings: Any, record: Any, reason: Any, config: Any) -> None:
+def _alert_once(settings: Any, config: Any, paths: Any, record: Any, reason: Any, *, why: str) -> None:
     """Alert a degradation that does not retrain (yet) once per reason and served version."""
     from airloop.monitoring.alerts import Alert, send_alert
+    from airloop.monitoring.policy import alert_key
 
-    why = (
-        f"retraining once it holds for {config.monitoring.concept_shift.retrain_after_days} labelled days "
-        "(monitoring.concept_shift.retrain_after_days)"
-        if reason.kind == "concept_shift" and config.retraining.retrains_on_degradation
-        else f"retraining.strategy is {config.retraining.strategy}: alert only"
-    )
-    marker = signals_dir() / "alerted" / f"{record.model_version}-{(reason.key or reason.kind).replace('/', '_')}"
+    marker = paths.alerted / alert_key(record.model_version, reason)
     log.info("window %s: %s; %s", record.window.id, reason.detail, why)
     if marker.exists():
         return
@@ -218,6 +221,7 @@ def _trained_through(settings: Any, config: Any, version: str) -> dt.datetime:
 
 def apply_storm_guards(signal: Json) -> Json:
     """`apply_storm_guards`: retrain, or skip with the guard's reason (alerting if the breaker is open)."""
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.retraining import (
         DegradationSignal,
         LedgerEntry,
@@ -229,7 +233,7 @@ def apply_storm_guards(signal: Json) -> Json:
 
     context, settings, config, _ = _context()
     degradation = DegradationSignal.model_validate(signal)
-    ledger = RetrainingLedger(_ledger_path(settings, config))
+    ledger = RetrainingLedger(MonitoringPaths(settings, config).ledger)
     active = context["ti"].get_dr_count(dag_id=TRAINING_DAG, states=["running", "queued"])
     now = dt.datetime.now(dt.UTC)
     decision = decide(
@@ -250,7 +254,7 @@ def apply_storm_guards(signal: Json) -> Json:
             training_run_id=run_id if decision.action == "retrain" else None,
         )
     )
-    SignalStore(signals_dir()).mark_handled(degradation, decision)
+    SignalStore(MonitoringPaths(settings, config).signals).mark_handled(degradation, decision)
     log.info("signal %s (%s): %s — %s", degradation.id, degradation.summary, decision.action, decision.reason)
     if decision.action == "alert":
         AirloopNotifier(title="retraining stopped", detail=decision.reason, severity="critical").notify(context)
@@ -262,6 +266,7 @@ def apply_storm_guards(signal: Json) -> Json:
 
 def record_outcome(guarded: Json) -> Json:
     """`record_outcome`: did the challenger win? Losses count toward the circuit breaker."""
+    from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.retraining import LedgerEntry, RetrainingLedger, consecutive_losses
     from airloop.registry.promotion import decision_of_run
 
@@ -270,7 +275,7 @@ def record_outcome(guarded: Json) -> Json:
     run_id = guarded["run_id"]
     found = decision_of_run(config.model_name, run_id, tracking_uri=settings.tracking_uri)
     outcome = "failed" if found is None else ("promoted" if found[1] == "promoted" else "rejected")
-    ledger = RetrainingLedger(_ledger_path(settings, config))
+    ledger = RetrainingLedger(MonitoringPaths(settings, config).ledger)
     ledger.append(
         LedgerEntry(
             at=dt.datetime.now(dt.UTC),

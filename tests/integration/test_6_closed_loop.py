@@ -19,6 +19,7 @@ departure hour). The steps build on each other and run in file order:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import httpx
@@ -28,7 +29,8 @@ import pytest
 from airloop.config import load_config
 from airloop.data.replay import fill_landing_zone
 from airloop.monitoring.alerts import read_alerts
-from airloop.monitoring.monitor import MonitoringPaths, read_window_record
+from airloop.monitoring.monitor import read_window_record
+from airloop.monitoring.paths import MonitoringPaths
 from airloop.monitoring.policy import Degradation
 from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore, consecutive_losses
 from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
@@ -149,6 +151,12 @@ def test_2_traffic_like_the_training_data_raises_no_signal(stack_settings, airfl
     assert record.performance is None  # no labels yet
     assert airflow.xcom(MONITORING, run_id, "raise_signals") == []
     assert not SignalStore(paths.signals).has_pending()
+    # The endpoint's own /metrics, beside the window: the traffic just sent, all answered.
+    health = airflow.xcom(MONITORING, run_id, "check_serving")
+    assert health["reachable"], health
+    assert health["requests"] >= 1, health
+    assert health["server_errors"] == 0, health
+    assert json.loads(paths.serving_health(JANUARY).read_text())["requests"] == health["requests"]
     links = airflow.extra_links(MONITORING, run_id, "monitor")
     assert record.mlflow_run_id in (links["MLflow run"] or "")
     assert record.evidently_snapshot_ids[0] in (links["Evidently report"] or "")

@@ -10,6 +10,7 @@ window overwrites all of them, which is how late labels are folded in.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import shutil
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
 from airloop.monitoring.labels import join_labels, read_labels
+from airloop.monitoring.paths import MonitoringPaths
 from airloop.monitoring.policy import Degradation, assess
 from airloop.monitoring.signals import (
     Calibration,
@@ -68,24 +70,6 @@ class WindowRecord(BaseModel):
     note: str = ""
 
 
-class MonitoringPaths:
-    """Where monitoring keeps its state under the state folder."""
-
-    def __init__(self, settings: AirloopSettings, config: PipelineConfig) -> None:
-        root = settings.home / "monitoring"
-        self.windows = root / "windows" / config.model_name
-        self.signals = root / "signals"
-        self.ledger = root / "retraining.jsonl"
-        self.models = root / "models" / config.model_name
-        self.inference = settings.home / "inference"
-        labels = config.monitoring.labels_path
-        self.labels = labels if labels.is_absolute() else settings.home / labels
-        self.workspace = settings.evidently_workspace
-
-    def window_dir(self, window: MonitoringWindow) -> Path:
-        return self.windows / window.id
-
-
 def read_window_record(paths: MonitoringPaths, window_id: str) -> WindowRecord | None:
     path = paths.windows / window_id / "window.json"
     return WindowRecord.model_validate_json(path.read_text()) if path.exists() else None
@@ -107,32 +91,71 @@ def monitor_window(
 ) -> WindowRecord:
     """Compute, report and record one window (idempotent: a rerun overwrites the window)."""
     paths = MonitoringPaths(settings, config)
-    now = now or dt.datetime.now(dt.UTC)
-    served = served_rows(paths.inference, window, config.model_name)
-    record = WindowRecord(window=window, model_name=config.model_name, computed_at=now)
-    if served.empty:
-        record.note = "no traffic in this window"
-        log.info("window %s: %s", window, record.note)
-        return _save(paths, record)
+    observed = read_window(settings, config, paths, window)
+    record = assess_window(config, observed, earlier=window_records(paths), now=now or dt.datetime.now(dt.UTC))
+    return publish_window(settings, config, paths, record, observed, lineage=lineage)
 
+
+class ObservedWindow(BaseModel):
+    """What one window holds: the rows its main version served, that version's reference, the labels landed."""
+
+    model_config = {"arbitrary_types_allowed": True}
+    window: MonitoringWindow
+    model_name: str
+    version: str | None = None  # None: no traffic
+    other_versions: dict[str, int] = Field(default_factory=dict)
+    reference: _Reference | None = None
+    current: pd.DataFrame | None = None  # the served features, typed as in training, and the score
+    labelled: pd.DataFrame | None = None  # served rows joined with the labels that landed
+
+
+def read_window(
+    settings: AirloopSettings, config: PipelineConfig, paths: MonitoringPaths, window: MonitoringWindow
+) -> ObservedWindow:
+    """Read the window's served rows (of the version that served most of them), its reference and labels."""
+    served = served_rows(paths.inference, window, config.model_name)
+    observed = ObservedWindow(window=window, model_name=config.model_name)
+    if served.empty:
+        return observed
     counts = served["model_version"].value_counts()
     version = str(counts.index[0])
     rows = served[served["model_version"] == version].reset_index(drop=True)
-    record.model_version = version
-    record.served_rows = len(rows)
-    record.other_versions = {str(v): int(n) for v, n in counts.items() if str(v) != version}
     log.info("window %s: %d rows served by %s v%s", window, len(rows), config.model_name, version)
-
-    reference = _reference(settings, config, paths, version)
-    record.champion_score = reference.validation_score
-    features = config.dataset.features
     current = feature_frame(rows, config.dataset)  # typed as in training, whatever the log's JSON held
     current[SCORE] = rows["score"].astype("float64")
-    record.quality = _quality(reference.frame, current, features)
+    return observed.model_copy(
+        update={
+            "version": version,
+            "other_versions": {str(v): int(n) for v, n in counts.items() if str(v) != version},
+            "reference": _reference(settings, config, paths, version),
+            "current": current,
+            "labelled": join_labels(rows, read_labels(paths.labels, config.dataset.label.column), config.dataset.label),
+        }
+    )
+
+
+def assess_window(
+    config: PipelineConfig, observed: ObservedWindow, *, earlier: list[WindowRecord], now: dt.datetime
+) -> WindowRecord:
+    """What the window shows against its reference, and which degradations (pure: no I/O).
+
+    `earlier` are the model's recorded windows: a concept shift is judged over consecutive days.
+    """
+    record = WindowRecord(window=observed.window, model_name=observed.model_name, computed_at=now)
+    reference, current, labelled = observed.reference, observed.current, observed.labelled
+    if observed.version is None or reference is None or current is None or labelled is None:
+        record.note = "no traffic in this window"
+        log.info("window %s: %s", observed.window, record.note)
+        return record
+    record.model_version = observed.version
+    record.served_rows = len(current)
+    record.other_versions = observed.other_versions
+    record.champion_score = reference.validation_score
+    record.quality = _quality(reference.frame, current, config.dataset.features)
 
     from airloop.monitoring.drift import compute_drift
 
-    if len(rows) >= config.monitoring.drift.min_rows:
+    if len(current) >= config.monitoring.drift.min_rows:
         numeric = [*config.dataset.numeric_features, SCORE]
         drift = compute_drift(
             reference.frame, current, numeric=numeric, categorical=config.dataset.categorical_features
@@ -146,14 +169,14 @@ def monitor_window(
         )
     else:
         record.note = (
-            f"{len(rows)} served rows < monitoring.drift.min_rows {config.monitoring.drift.min_rows}: no drift verdict"
+            f"{len(current)} served rows < monitoring.drift.min_rows {config.monitoring.drift.min_rows}: "
+            "no drift verdict"
         )
 
     record.estimated_performance = {
         "roc_auc": estimated_roc_auc(current[SCORE].to_numpy(), reference.calibration),
         "reference_roc_auc": estimated_roc_auc(reference.holdout_scores, reference.calibration),
     }
-    labelled = join_labels(rows, read_labels(paths.labels, config.dataset.label.column), config.dataset.label)
     record.labels_used = len(labelled)
     if len(labelled) >= config.monitoring.performance.min_labels:
         record.performance = _performance(labelled)
@@ -165,7 +188,7 @@ def monitor_window(
             config.monitoring.performance.min_labels,
         )
     record.labelled_days, record.shifts = _segment_shifts(config, labelled, reference.calibration)
-    record.persistent_shifts = _persistent(config, paths, record)
+    record.persistent_shifts = _persistent(config, earlier, record)
     for shift in record.persistent_shifts:
         log.info(
             "concept shift: %s=%s %.0f%% late against %.0f%% predicted on %d rows (z=%.1f)",
@@ -176,24 +199,37 @@ def monitor_window(
             shift.rows,
             shift.z,
         )
-
     record.degradations = assess(config.monitoring, drift=record.drift, shifts=record.persistent_shifts)
-    previous = read_window_record(paths, window.id)
-    folder = paths.window_dir(window)
+    return record
+
+
+def publish_window(
+    settings: AirloopSettings,
+    config: PipelineConfig,
+    paths: MonitoringPaths,
+    record: WindowRecord,
+    observed: ObservedWindow,
+    *,
+    lineage: Lineage,
+) -> WindowRecord:
+    """Replace the window's folder: Evidently reports and snapshots, the MLflow run, `window.json`."""
+    if observed.reference is None or observed.current is None or observed.labelled is None:
+        return _save(paths, record)
+    previous = read_window_record(paths, record.window.id)
+    folder = paths.window_dir(record.window)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    stale_snapshots = previous.evidently_snapshot_ids if previous else []
     _evidently_reports(
         settings,
         config=config,
         paths=paths,
         record=record,
-        reference=reference.frame,
-        current=current,
-        labelled=labelled,
-        stale_snapshots=stale_snapshots,
+        reference=observed.reference.frame,
+        current=observed.current,
+        labelled=observed.labelled,
+        stale_snapshots=previous.evidently_snapshot_ids if previous else [],
     )
-    _log_to_mlflow(settings, config, record, reference.run_id, lineage)
+    _log_to_mlflow(settings, config, record, observed.reference.run_id, lineage)
     return _save(paths, record)
 
 
@@ -243,16 +279,12 @@ def _segment_shifts(
     return days, shifts
 
 
-def _persistent(config: PipelineConfig, paths: MonitoringPaths, record: WindowRecord) -> list[SegmentShift]:
+def _persistent(config: PipelineConfig, records: list[WindowRecord], record: WindowRecord) -> list[SegmentShift]:
     """Segments shifted on at least the last `persist_days` labelled days the same version served, up to this window.
 
     Up to `retrain_after_days` days are looked at, so each shift says how many days in a row it held.
     """
-    earlier = [
-        r
-        for r in window_records(paths)
-        if r.model_version == record.model_version and r.window.end <= record.window.start
-    ]
+    earlier = [r for r in records if r.model_version == record.model_version and r.window.end <= record.window.start]
     days: set[str] = set(record.labelled_days)
     shifts = list(record.shifts)
     for previous in earlier:
@@ -305,18 +337,42 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     model = load_model_dir(model_dir)
     _, scores = model.predict(frame)
     frame[SCORE] = scores.astype("float64")
-    # The version's own held-out rows calibrate its scores (for estimated performance and concept shift).
-    _, holdout = holdout_split(snapshot, config)
-    x_holdout, y_holdout = features_and_label(holdout, config.dataset)
-    _, holdout_scores = model.predict(x_holdout.reset_index(drop=True))
+    holdout_scores, holdout_labels = _holdout_scores(client, model_version.run_id, paths.models / f"v{version}-eval")
+    if holdout_scores is None:  # a version trained before runs logged their held-out scores
+        _, holdout = holdout_split(snapshot, config)
+        x_holdout, y_holdout = features_and_label(holdout, config.dataset)
+        _, holdout_scores = model.predict(x_holdout.reset_index(drop=True))
+        holdout_labels = y_holdout.to_numpy()
     score = tags.get(f"{TAG_PREFIX}metric.{config.monitoring.performance.metric}")
     return _Reference(
         frame=frame,
         run_id=model_version.run_id or "",
         validation_score=float(score) if score else None,
-        calibration=Calibration.fit(holdout_scores, y_holdout.to_numpy()),
+        # Scores of rows the evaluated model never saw calibrate the served scores (estimated
+        # performance, concept shift); the refitted model that serves has seen them.
+        calibration=Calibration.fit(holdout_scores, holdout_labels),
         holdout_scores=holdout_scores,
     )
+
+
+def _holdout_scores(client: Any, run_id: str | None, into: Path) -> tuple[Any, Any]:
+    """The training run's held-out scores and labels (`HOLDOUT_ARTIFACT`), or (None, None) if it has none."""
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from airloop.training.train import HOLDOUT_ARTIFACT
+
+    if not run_id:
+        return None, None
+    target = into / HOLDOUT_ARTIFACT
+    if not target.exists():
+        into.mkdir(parents=True, exist_ok=True)
+        try:
+            client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into))
+        except (MlflowException, OSError):
+            return None, None
+    found = json.loads(target.read_text())
+    return np.asarray(found["scores"], dtype="float64"), np.asarray(found["labels"])
 
 
 class MonitoringError(RuntimeError):

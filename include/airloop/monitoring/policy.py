@@ -123,3 +123,69 @@ def retraining_reasons(
         else:
             alert.append(degradation)
     return retrain, alert
+
+
+class WindowFinding(BaseModel):
+    """What monitoring found in one window, as far as the decision needs it."""
+
+    window_id: str
+    model_version: str | None
+    degradations: list[Degradation]
+
+
+class SignalPlan(BaseModel):
+    """What `raise_signals` does with the windows it was given."""
+
+    retrain: list[tuple[str, list[Degradation]]] = []  # (window id, reasons): one retraining signal each
+    alert: list[tuple[str, Degradation, str]] = []  # (window id, reason, why it does not retrain): alert once
+    not_served: list[str] = []  # degraded windows of a version that is no longer champion: nothing
+
+
+def plan_signals(
+    retraining: RetrainingConfig,
+    *,
+    retrain_after_days: int,
+    windows: Sequence[WindowFinding],
+    champion: str | None,
+    stale: Degradation | None,
+) -> SignalPlan:
+    """Which windows raise a retraining signal and which reasons only alert, by the strategy.
+
+    `windows` is the current window first, then recomputed past ones; `stale` the champion's age
+    reason (`staleness`), which joins the current window's signal. A window of a version that no
+    longer serves as champion raises nothing: its model is already gone.
+    """
+    plan = SignalPlan()
+    for window in windows:
+        if not window.degradations:
+            continue
+        if window.model_version != champion:
+            plan.not_served.append(window.window_id)
+            continue
+        retrain, alert = retraining_reasons(retraining, window.degradations, retrain_after_days=retrain_after_days)
+        plan.alert.extend(
+            (window.window_id, reason, _why_not_yet(retraining, reason, retrain_after_days)) for reason in alert
+        )
+        if retrain:
+            plan.retrain.append((window.window_id, retrain))
+    if stale is not None and windows:
+        current = windows[0].window_id
+        if plan.retrain and plan.retrain[0][0] == current:
+            plan.retrain[0] = (current, [*plan.retrain[0][1], stale])
+        else:
+            plan.retrain.insert(0, (current, [stale]))
+    return plan
+
+
+def alert_key(version: str | None, reason: Degradation) -> str:
+    """What an alert-only reason is alerted once for: the served version and what the reason is about."""
+    return f"{version}-{(reason.key or reason.kind).replace('/', '_')}"
+
+
+def _why_not_yet(retraining: RetrainingConfig, reason: Degradation, retrain_after_days: int) -> str:
+    if reason.kind == "concept_shift" and retraining.retrains_on_degradation:
+        return (
+            f"retraining once it holds for {retrain_after_days} labelled days "
+            "(monitoring.concept_shift.retrain_after_days)"
+        )
+    return f"retraining.strategy is {retraining.strategy}: alert only"

@@ -230,6 +230,12 @@ def consecutive_losses(ledger: list[LedgerEntry], model_name: str, champion_vers
     return count
 
 
+def last_retraining(ledger: list[LedgerEntry], model_name: str) -> dt.datetime | None:
+    """When a retraining of `model_name` was last started (the age clock restarts there), if ever."""
+    started = [e.at for e in ledger if e.action == "retrain" and e.model_name == model_name]
+    return max(started) if started else None
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")

@@ -31,6 +31,9 @@ class TrainResult(BaseModel):
     reused: bool = False
 
 
+HOLDOUT_ARTIFACT = "evaluation/holdout_scores.json"  # a training run's held-out scores and labels
+
+
 def holdout_split(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The train and held-out rows of a snapshot; deterministic, so promotion sees the same."""
     return time_split(frame, config.dataset.time_column, config.training.holdout_fraction)
@@ -49,7 +52,7 @@ class FittedModel(BaseModel):
 
 
 def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str = "the data") -> FittedModel:
-    """Fit the pipeline on the earlier rows of `frame` and score it on the latest (no MLflow).
+    """Fit the pipeline on the earlier rows of `frame`, score it on the latest, refit on all (no MLflow).
 
     The one training procedure: `train_and_log` logs what this returns; the loop's replay calls it
     directly. Raises `TrainingDataError` when there is too little labelled data.
@@ -67,16 +70,35 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
         )
     pipeline = build_pipeline(config.dataset, config.training.model)
     log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
-    pipeline.fit(x_train, y_train)
+    pipeline.fit(x_train, y_train, **_weights(train_rows, config))
     scores = pipeline.predict_proba(x_holdout)[:, 1]
+    served = pipeline
+    if config.training.refit:
+        # Scored on the latest days it never saw, then refitted with them: the held-out score judges
+        # the procedure, and the model that serves is not six days behind its own data.
+        log.info("refitting on all %d rows of the window", len(x_train) + len(x_holdout))
+        served = build_pipeline(config.dataset, config.training.model)
+        whole = pd.concat([train_rows, holdout_rows])
+        served.fit(pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(whole, config))
     return FittedModel(
-        pipeline=pipeline,
+        pipeline=served,
         metrics=classification_metrics(y_holdout, scores),
         train_rows=len(x_train),
         holdout_rows=len(x_holdout),
         holdout_scores=scores,
         holdout_labels=y_holdout.to_numpy(),
     )
+
+
+def _weights(rows: pd.DataFrame, config: PipelineConfig) -> dict[str, Any]:
+    """`fit` keyword arguments weighing the labelled rows by age (`training.recency_half_life_days`), if set."""
+    half_life = config.training.recency_half_life_days
+    if half_life is None:
+        return {}
+    labelled = rows[rows[config.dataset.label.column].notna()]
+    times = pd.to_datetime(labelled[config.dataset.time_column], utc=True)
+    age_days = (times.max() - times).dt.total_seconds().to_numpy() / 86_400
+    return {"model__sample_weight": 0.5 ** (age_days / half_life)}
 
 
 def params_digest(params: ModelConfig, config: PipelineConfig) -> str:
@@ -143,6 +165,7 @@ def train_and_log(
                 "train_rows": len(x_train),
                 "holdout_rows": len(holdout_rows),
                 "features": ",".join(config.dataset.features),
+                "refit": config.training.refit,
             }
         )
         data_digest = snapshot.content_hash[:32]  # MLflow keeps at most 36 characters of a digest
@@ -160,6 +183,10 @@ def train_and_log(
         pipeline, metrics = fitted.pipeline, fitted.metrics
         mlflow.log_metrics(metrics)
         log.info("held-out metrics: %s", _fmt(metrics))
+        # What monitoring calibrates the served scores with: scores of rows the evaluated model never saw.
+        mlflow.log_dict(
+            {"scores": fitted.holdout_scores.tolist(), "labels": fitted.holdout_labels.tolist()}, HOLDOUT_ARTIFACT
+        )
 
         example = x_train.head(5)
         model_info = mlflow.sklearn.log_model(
@@ -171,6 +198,7 @@ def train_and_log(
             pip_requirements=_pip_requirements(),
         )
         mlflow.set_tag(f"{TAG_PREFIX}model_uri", model_info.model_uri)
+        log.info("logged the model %s in MLflow run %s", model_info.model_uri, run.info.run_id)
     return TrainResult(
         mlflow_run_id=run.info.run_id, model_uri=model_info.model_uri, metrics=metrics, snapshot=snapshot
     )

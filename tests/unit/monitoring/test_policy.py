@@ -7,7 +7,15 @@ import datetime as dt
 import pytest
 
 from airloop.config import MonitoringConfig, RetrainingConfig
-from airloop.monitoring.policy import Degradation, assess, retraining_reasons, staleness
+from airloop.monitoring.policy import (
+    Degradation,
+    WindowFinding,
+    alert_key,
+    assess,
+    plan_signals,
+    retraining_reasons,
+    staleness,
+)
 from airloop.monitoring.signals import SegmentShift
 
 EVERYTHING_DRIFTED = {
@@ -83,3 +91,81 @@ def test_strategy_table(strategy, retrain, alert):
 
 def test_a_concept_shift_too_young_for_a_fair_challenger_is_alerted_not_retrained():
     assert retraining_reasons(RetrainingConfig(), [EARLY], retrain_after_days=8) == ([], [EARLY])
+
+
+def _window(window_id: str, version: str | None, *found: Degradation) -> WindowFinding:
+    return WindowFinding(window_id=window_id, model_version=version, degradations=list(found))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "windows", "stale", "expected"),
+    [
+        # expected: (retraining signals, alert-only reasons, windows of a replaced version)
+        pytest.param("both", [_window("d2", "3")], None, ([], [], []), id="healthy-window-raises-nothing"),
+        pytest.param("both", [_window("d2", "3", SHIFTED)], None, ([("d2", [SHIFTED])], [], []), id="shift-retrains"),
+        pytest.param(
+            "both", [_window("d2", "3", EARLY)], None, ([], [("d2", "concept_shift")], []), id="young-shift-alerts"
+        ),
+        pytest.param(
+            "schedule",
+            [_window("d2", "3", SHIFTED)],
+            None,
+            ([], [("d2", "concept_shift")], []),
+            id="schedule-only-alerts-a-shift",
+        ),
+        pytest.param(
+            "both",
+            [_window("d2", "3", SHIFTED)],
+            OLD,
+            ([("d2", [SHIFTED, OLD])], [], []),
+            id="age-joins-the-current-windows-signal",
+        ),
+        pytest.param(
+            "both",
+            [_window("d2", "3"), _window("d1", "3", SHIFTED)],
+            OLD,
+            ([("d2", [OLD]), ("d1", [SHIFTED])], [], []),
+            id="age-raises-on-the-current-window-a-backfilled-shift-on-its-own",
+        ),
+        pytest.param(
+            "both",
+            [_window("d2", "3"), _window("d1", "2", SHIFTED)],
+            None,
+            ([], [], ["d1"]),
+            id="a-replaced-versions-window-raises-nothing",
+        ),
+        pytest.param("degradation", [_window("d2", "3")], None, ([], [], []), id="no-age-reason-without-schedule"),
+    ],
+)
+def test_plan_signals(strategy, windows, stale, expected):
+    retrain, alert, not_served = expected
+    plan = plan_signals(
+        RetrainingConfig(strategy=strategy),
+        retrain_after_days=8,
+        windows=windows,
+        champion="3",
+        stale=stale if strategy != "degradation" else None,
+    )
+    assert plan.retrain == retrain
+    assert [(w, r.kind) for w, r, _ in plan.alert] == alert
+    assert plan.not_served == not_served
+
+
+def test_an_alert_only_reason_says_why_it_does_not_retrain():
+    (young,) = plan_signals(
+        RetrainingConfig(), retrain_after_days=8, windows=[_window("d2", "3", EARLY)], champion="3", stale=None
+    ).alert
+    assert "retrain_after_days" in young[2]
+    (scheduled,) = plan_signals(
+        RetrainingConfig(strategy="schedule"),
+        retrain_after_days=8,
+        windows=[_window("d2", "3", SHIFTED)],
+        champion="3",
+        stale=None,
+    ).alert
+    assert "strategy is schedule: alert only" in scheduled[2]
+
+
+def test_an_alert_is_keyed_by_version_and_what_it_is_about():
+    assert alert_key("3", SHIFTED) == "3-concept_shift:carrier=EV"
+    assert alert_key("3", SHIFTED) != alert_key("4", SHIFTED)

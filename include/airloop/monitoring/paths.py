@@ -1,0 +1,34 @@
+"""Where monitoring keeps its state under the state folder: the one place that names the layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airloop.config import PipelineConfig
+from airloop.monitoring.window import MonitoringWindow
+from airloop.settings import AirloopSettings
+
+
+class MonitoringPaths:
+    """Monitoring's folders and files for one pipeline (windows, signals, ledger, model caches, scrapes)."""
+
+    def __init__(self, settings: AirloopSettings, config: PipelineConfig) -> None:
+        root = settings.home / "monitoring"
+        self.windows = root / "windows" / config.model_name
+        self.signals = root / "signals"
+        self.alerted = self.signals / "alerted"  # one marker per (served version, reason) already alerted
+        self.ledger = root / "retraining.jsonl"
+        self.models = root / "models" / config.model_name
+        self.serving = root / "serving" / config.model_name  # the endpoint's health per window, and its scrapes
+        self.serving_scrapes = self.serving / "scrapes.jsonl"
+        self.inference = settings.home / "inference"
+        labels = config.monitoring.labels_path
+        self.labels = labels if labels.is_absolute() else settings.home / labels
+        self.workspace = settings.evidently_workspace
+
+    def window_dir(self, window: MonitoringWindow) -> Path:
+        return self.windows / window.id
+
+    def serving_health(self, window: MonitoringWindow) -> Path:
+        """The endpoint's health in the window (kept apart from the window's folder, which a recompute replaces)."""
+        return self.serving / f"{window.id}.json"
