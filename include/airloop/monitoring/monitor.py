@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
@@ -68,6 +68,14 @@ class WindowRecord(BaseModel):
     evidently_url: str | None = None
     computed_at: dt.datetime
     note: str = ""
+
+    @field_validator("performance", "estimated_performance", mode="before")
+    @classmethod
+    def _undefined_is_nan(cls, value: Any) -> Any:
+        """A metric undefined on the window (NaN, e.g. one class only) is written as null: read it back as NaN."""
+        if isinstance(value, dict):
+            return {k: math.nan if v is None else v for k, v in value.items()}
+        return value
 
 
 def read_window_record(paths: MonitoringPaths, window_id: str) -> WindowRecord | None:
@@ -364,11 +372,11 @@ def _holdout_scores(client: Any, run_id: str | None, into: Path) -> tuple[Any, A
 
     if not run_id:
         return None, None
-    target = into / HOLDOUT_ARTIFACT
+    target = into / Path(HOLDOUT_ARTIFACT).name
     if not target.exists():
         into.mkdir(parents=True, exist_ok=True)
-        try:
-            client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into))
+        try:  # a single file lands in `into` under its own name, whatever folder it had in the run
+            target = Path(client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into)))
         except (MlflowException, OSError):
             return None, None
     found = json.loads(target.read_text())
