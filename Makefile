@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-loop up down status test test-fast test-integration bench bench-smoke evaluate-loop lint lock clean
+.PHONY: help install demo demo-loop up down status test test-fast test-integration test-ui bench bench-smoke evaluate-loop lint lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ test-fast: $(STAMP) ## Unit and DAG tests only (no services)
 
 test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow on free ports)
 	$(BIN)/pytest -m integration
+
+test-ui: $(STAMP) ## Browser tests of the Airloop page (Debian's Chromium via Playwright; starts the services)
+	$(BIN)/pytest tests/ui
 
 bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs: benchmarks/RESULTS.md (~30 min)
 	@command -v wrk >/dev/null || { echo "installing wrk (the HTTP load generator) with apt-get"; \

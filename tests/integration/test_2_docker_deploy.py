@@ -10,7 +10,6 @@ Needs a Docker engine and a base image that builds offline here: `.ci/run` provi
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -20,6 +19,7 @@ import pytest
 from airloop.deploy.docker import DockerDeployer, DockerSettings
 from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,7 @@ MODEL = "airloop-flights-delay"
 def engine(stack_settings):
     api = docker_engine()
     if api is None:
-        reason = "no Docker engine answers (run .ci/docker-engine.sh)"
-        if os.environ.get("AIRLOOP_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("no Docker engine answers (run .ci/docker-engine.sh)")
     if stack_settings.base_image == "python:3.11-slim-bookworm":
         try:
             api.inspect_image(stack_settings.base_image)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from airloop.settings import PROJECT_ROOT
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +28,7 @@ PASSWORD = "a1b2c3d4e5f6a7b8c9d0"
 def postgres_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
     if not found:
-        reason = "Debian's postgresql is not installed"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; .ci/run installs it")
-        pytest.skip(reason)
+        unavailable("Debian's postgresql is not installed")
     return found[0].parent
 
 

@@ -29,6 +29,7 @@ import yaml
 
 from airloop.deploy.kubernetes import KUBERNETES_VERSION, validate_manifests
 from airloop.settings import PROJECT_ROOT
+from tests.conftest import unavailable
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
@@ -135,10 +136,7 @@ def compose_tool() -> list[str]:
         return [docker, "compose"]
     if legacy := shutil.which("docker-compose"):
         return [legacy]
-    reason = "no compose tool: install Debian's docker-compose (apt-get install docker-compose) or Docker's plugin"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; .ci/run installs it")
-    pytest.skip(reason)
+    unavailable("no compose tool: install Debian's docker-compose (apt-get install docker-compose) or Docker's plugin")
 
 
 def run_compose(env_file: Path, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
