@@ -50,7 +50,7 @@ def _missing(reason: str) -> None:
     unavailable(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # closed after tests/ui: Playwright's sync API runs an event loop until then
 def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's, at /usr/bin/chromium or AIRLOOP_CHROMIUM)."""
     if not CHROMIUM.exists():
