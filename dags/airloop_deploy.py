@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import DEPLOY_PARAMS
 
@@ -36,7 +36,7 @@ from airloop_airflow.params import DEPLOY_PARAMS
     doc_md=__doc__,
 )
 def airloop_deploy() -> None:
-    @task
+    @task(pool=SERVING_POOL)  # never interleaved with a promotion or a reconcile
     def deploy() -> dict[str, Any]:
         return stages.deploy_chosen()
 

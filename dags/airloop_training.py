@@ -22,7 +22,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import TRAINING_PARAMS
 from airloop_airflow.pod import train_pod_options
@@ -81,7 +81,7 @@ def airloop_training() -> None:
     def evaluate(candidate: Json) -> Json:
         return stages.evaluate(candidate)
 
-    @task
+    @task(pool=SERVING_POOL)  # never interleaved with a deploy or a reconcile
     def deploy_and_promote(evaluation: Json) -> Json:
         return stages.deploy_and_promote(evaluation)
 

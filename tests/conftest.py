@@ -4,15 +4,49 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from airloop.config import PipelineConfig, load_config
 from airloop.settings import PROJECT_ROOT, AirloopSettings
 
+if TYPE_CHECKING:
+    from airloop.registry.promotion import PromotionDecision
+
 FLIGHTS_CONFIG = PROJECT_ROOT / "include" / "config" / "flights.yaml"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sqlite_champion(
+    root: Path, landing_home: Path, *, max_iter: int, run_id: str
+) -> tuple[AirloopSettings, PromotionDecision]:
+    """A SQLite MLflow store under `root` whose flights model, trained on a week of `landing_home`, is champion."""
+    from airloop import pipeline
+    from airloop.lineage import Lineage
+
+    home = root / "home"
+    home.mkdir()
+    (home / "landing").symlink_to(landing_home / "landing")
+    settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    cwd = Path.cwd()
+    os.chdir(root)  # the SQLite store keeps artifacts under the working directory
+    try:
+        decision = pipeline.run_in_process(
+            settings, pipeline.RunOptions(window_days=7, max_iter=max_iter), dt.date(2026, 3, 8), Lineage(run_id=run_id)
+        )
+    finally:
+        os.chdir(cwd)
+    assert decision.decision == "promoted"
+    return settings, decision
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -44,3 +78,39 @@ def settings(landing_home: Path, tmp_path: Path) -> AirloopSettings:
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
     return AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_version: str, scratch: Path) -> str:
+    """Register a pipeline that was never fitted, with version `like_version`'s signature and input example.
+
+    It loads and passes the signature, but its warm-up prediction fails: a version that must never serve.
+    """
+    import json
+
+    import mlflow
+    import pandas as pd
+    import yaml
+    from mlflow.models import ModelSignature
+
+    from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline
+
+    good = Path(
+        mlflow.artifacts.download_artifacts(
+            f"models:/{name}/{like_version}", dst_path=str(scratch), tracking_uri=tracking_uri
+        )
+    )
+    example = pd.DataFrame(**json.loads((good / "input_example.json").read_text()))
+    raw = yaml.safe_load((good / "MLmodel").read_text())["signature"]
+    signature = ModelSignature.from_dict({k: v for k, v in raw.items() if k in ("inputs", "outputs")})
+    config = load_config(config_path)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(config.experiment)
+    with mlflow.start_run(run_name="never fitted"):
+        logged = mlflow.sklearn.log_model(
+            build_pipeline(config.dataset, config.training.model),
+            name="model",
+            signature=signature,
+            input_example=example,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+    return str(mlflow.register_model(logged.model_uri, name).version)

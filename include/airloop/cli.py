@@ -161,6 +161,7 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
             run_id,
             timeout=timeout,
             on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"),
+            on_wait=lambda why: print(f"  {time.monotonic() - begun:6.0f}s  waiting: {why}"),
         )
         duration = time.monotonic() - begun
         print(f"\nrun {run_id}: {final['state']} in {duration:.0f}s")
@@ -310,12 +311,14 @@ def _print_serving(settings: AirloopSettings, deployment: dict) -> None:
 
 def _print_access(settings: AirloopSettings, user: str, password: str, generated: bool) -> None:
     print(f"\nAirflow UI  {settings.airflow_url}   login: {user} / ", end="")
+    page = f"Airloop page {settings.airflow_url}/plugin/airloop   (champion, what serves, monitoring, ledger)"
     if generated:
         print(f"{password}   (generated; kept in {settings.home / 'admin_password'})")
     elif settings.admin_password:
         print("$AIRLOOP_ADMIN_PASSWORD")
     else:
         print(f"the password in {settings.home / 'admin_password'}")
+    print(page)
     if settings.mlflow_auth:
         stored = settings.home / "secrets" / "mlflow_admin_password"
         secret = "$AIRLOOP_MLFLOW_ADMIN_PASSWORD" if settings.mlflow_admin_password else f"the password in {stored}"

@@ -7,6 +7,10 @@ from typing import Any
 
 import pendulum
 
+from airloop.stack.airflow_api import SERVING_POOL
+
+__all__ = ["SERVING_POOL", "START_DATE", "task_defaults"]  # SERVING_POOL: see airloop.stack.airflow_api
+
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 

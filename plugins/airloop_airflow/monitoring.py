@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airloop_airflow import stages
 from airloop_airflow.links import EvidentlyReportLink, MLflowRunLink, push_link
 from airloop_airflow.notifiers import AirloopNotifier
 
@@ -77,6 +78,7 @@ def monitor_window() -> Json:
     from airloop.monitoring.monitor import monitor_window as monitor
 
     context, settings, config, lineage = _context()
+    stages.check_champion_serves()  # a mismatch is logged here and repaired by airloop_reconcile
     record = monitor(settings, config, _window(context), lineage=lineage)
     push_link(context, MLflowRunLink, record.mlflow_run_url)
     push_link(context, EvidentlyReportLink, record.evidently_url)

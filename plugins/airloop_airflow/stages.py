@@ -7,6 +7,7 @@ libraries are imported inside each call, in the worker.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from airloop.settings import AirloopSettings
 
 Json = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,20 +159,13 @@ def deploy_and_promote(evaluation: Json) -> Json:
 
 def deploy_chosen() -> Json:
     """`airloop_deploy`: deploy the version and target chosen in the Params."""
-    from airloop.config import load_config
     from airloop.deploy import DeploymentError
     from airloop.deploy.service import deploy_version
-    from airloop.lineage import Lineage
-    from airloop.quiet_logs import quiet_library_noise
-    from airloop.settings import load_settings
 
-    quiet_library_noise()
-    context = get_current_context()
-    params, dag_run = context["params"], context["dag_run"]
-    settings = load_settings()
-    model_name = params.get("model_name") or load_config(settings.config).model_name
+    settings, model_name, lineage = _deploy_context()
+    params = get_current_context()["params"]
+    model_name = params.get("model_name") or model_name
     target = None if params["target"] == "auto" else params["target"]
-    lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=params.get("reason"))
     try:
         deployment = deploy_version(
             settings,
@@ -186,3 +181,45 @@ def deploy_chosen() -> Json:
         # Alias and traffic stay on the old version; retrying the same broken version would not help.
         fail_with_reason(f"deploy of {model_name} version {params['version']} failed", err)
     return deployment.model_dump(mode="json")
+
+
+def reconcile() -> Json:
+    """`airloop_reconcile`: the endpoint serves the version `champion` names, or the run says why not.
+
+    A champion that fails the gate fails the task (and alerts) once; one already tagged not
+    servable is reported in the log on each run, and what serves keeps serving.
+    """
+    from airloop.deploy.reconcile import reconcile_serving
+
+    settings, model_name, lineage = _deploy_context()
+    found = reconcile_serving(
+        settings, model_name, docker_api=docker_api(), kubernetes_api=kubernetes_api, lineage=lineage
+    )
+    if found.outcome == "not_servable" and found.attempted:
+        fail_with_reason(f"{model_name} champion version {found.champion} cannot serve", RuntimeError(found.message))
+    return found.model_dump(mode="json")
+
+
+def check_champion_serves() -> None:
+    """Log whether the endpoint serves `champion` (a check only: `airloop_reconcile` repairs)."""
+    from airloop.deploy.reconcile import reconcile_serving
+
+    settings, model_name, _ = _deploy_context()
+    try:
+        reconcile_serving(settings, model_name, docker_api=docker_api(), kubernetes_api=kubernetes_api, repair=False)
+    except Exception:
+        log.warning("could not compare what serves %s with its champion", model_name, exc_info=True)
+
+
+def _deploy_context() -> tuple[AirloopSettings, str, Lineage]:
+    from airloop.config import load_config
+    from airloop.lineage import Lineage
+    from airloop.quiet_logs import quiet_library_noise
+    from airloop.settings import load_settings
+
+    quiet_library_noise()
+    context = get_current_context()
+    settings = load_settings()
+    dag_run = context["dag_run"]
+    lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=context["params"].get("reason"))
+    return settings, load_config(settings.config).model_name, lineage

@@ -21,6 +21,7 @@ EXPECTED_SCHEDULES = {
     "airloop_deploy": None,
     "airloop_monitoring": "0 3 * * *",
     "airloop_retraining": "@continuous",
+    "airloop_reconcile": "*/10 * * * *",
 }
 # Tasks that must not retry: each acts once per signal (a retry would be judged a duplicate of
 # itself, or trigger the same training run twice); the sensor soft-fails into the next run.
@@ -29,6 +30,7 @@ NO_RETRY = {
     ("airloop_retraining", "apply_storm_guards"),
     ("airloop_retraining", "trigger_training"),
     ("airloop_retraining", "record_outcome"),
+    ("airloop_reconcile", "reconcile"),  # the next run, minutes later, is its retry
 }
 EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 
@@ -124,6 +126,15 @@ def test_training_dag_reads_as_the_pipeline(dagbag):
     assert [t.task_id for t in dag.topological_sort()] == chain
     for upstream, downstream in itertools.pairwise(chain):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+
+
+def test_every_task_that_changes_what_serves_shares_one_pool_slot(dagbag):
+    from airloop.stack.airflow_api import SERVING_POOL
+
+    changers = {("airloop_training", "deploy_and_promote"), ("airloop_deploy", "deploy")}
+    changers.add(("airloop_reconcile", "reconcile"))
+    pooled = {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks if t.pool == SERVING_POOL}
+    assert pooled == changers
 
 
 def test_training_params_render_as_a_typed_form(dagbag):

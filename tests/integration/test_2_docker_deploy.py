@@ -19,7 +19,7 @@ import pytest
 from airloop.deploy.docker import DockerDeployer, DockerSettings
 from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
-from tests.conftest import unavailable
+from tests.conftest import register_unfitted, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -76,49 +76,13 @@ def _deploy(airflow, version: str):
     return run["dag_run_id"], final["state"]
 
 
-def _register_broken_version(stack_settings, mlflow_client) -> str:
+def _register_broken_version(stack_settings, mlflow_client, tmp_path) -> str:
     """A version whose pipeline was never fitted: it loads, but its warm-up prediction fails."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    import mlflow
-    import pandas as pd
-    from mlflow.models import ModelSignature
-
-    from airloop.config import load_config
-    from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline
-
-    mlflow.set_tracking_uri(stack_settings.tracking_uri)  # models:/ URIs resolve through it
     champion = mlflow_client.get_model_version_by_alias(MODEL, "champion")
-    with tempfile.TemporaryDirectory() as tmp:
-        good = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{MODEL}/{champion.version}", dst_path=tmp, tracking_uri=stack_settings.tracking_uri
-            )
-        )
-        example = pd.DataFrame(**json.loads((good / "input_example.json").read_text()))
-        signature = ModelSignature.from_dict(
-            {
-                k: v
-                for k, v in __import__("yaml").safe_load((good / "MLmodel").read_text())["signature"].items()
-                if k in ("inputs", "outputs")
-            }
-        )
-    config = load_config(stack_settings.config)
-    mlflow.set_experiment(config.experiment)
-    with mlflow.start_run(run_name="broken on purpose"):
-        info = mlflow.sklearn.log_model(
-            build_pipeline(config.dataset, config.training.model),
-            name="model",
-            signature=signature,
-            input_example=example,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-    return str(mlflow.register_model(info.model_uri, MODEL).version)
+    return register_unfitted(stack_settings.config, stack_settings.tracking_uri, MODEL, champion.version, tmp_path)
 
 
-def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflow_client, engine):
+def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflow_client, engine, tmp_path):
     versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
     assert len(versions) >= 2, "the training tests register at least two versions"
     first, second = str(versions[0]), str(versions[1])
@@ -148,7 +112,7 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     assert image["Config"]["Labels"]["org.opencontainers.image.revision"]
     assert image["Config"]["Healthcheck"]["Test"]
 
-    broken = _register_broken_version(stack_settings, mlflow_client)
+    broken = _register_broken_version(stack_settings, mlflow_client, tmp_path)
     run_id, state = _deploy(airflow, broken)
     watcher.stop.set()
     watcher.join()

@@ -8,10 +8,8 @@ serve it with the token required and predictions in the inference log.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +20,12 @@ import httpx
 import pytest
 import yaml
 
-from airloop import pipeline
-from airloop.lineage import Lineage
 from airloop.registry.promotion import PromotionDecision
-from airloop.settings import PROJECT_ROOT, AirloopSettings
+from airloop.settings import PROJECT_ROOT
+from tests.conftest import free_port, sqlite_champion
 
 pytestmark = pytest.mark.integration
 
-FLIGHTS_CONFIG = PROJECT_ROOT / "include" / "config" / "flights.yaml"
 TOKEN = "compose-serving-test-token"
 
 
@@ -39,31 +35,12 @@ def serving_script() -> str:
     return command[2]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, landing_home) -> tuple[Path, str, PromotionDecision]:
     """A SQLite MLflow store with the flights model trained on a week and promoted to champion."""
     root = tmp_path_factory.mktemp("compose-serving")
-    home = root / "home"
-    home.mkdir()
-    (home / "landing").symlink_to(landing_home / "landing")
-    tracking = f"sqlite:///{root / 'mlflow.db'}"
-    settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=tracking)
-    cwd = Path.cwd()
-    os.chdir(root)  # the SQLite store keeps artifacts under the working directory
-    try:
-        decision = pipeline.run_in_process(
-            settings, pipeline.RunOptions(window_days=7, max_iter=50), dt.date(2026, 3, 8), Lineage(run_id="compose")
-        )
-    finally:
-        os.chdir(cwd)
-    assert decision.decision == "promoted"
-    return root, tracking, decision
+    settings, decision = sqlite_champion(root, landing_home, max_iter=50, run_id="compose")
+    return root, settings.tracking_uri, decision
 
 
 def start_serving(root: Path, tracking: str, model_name: str, port: int) -> subprocess.Popen[str]:

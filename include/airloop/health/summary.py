@@ -34,6 +34,7 @@ STAGE_DAGS = {
     "deploy": "airloop_deploy",
     "monitoring": "airloop_monitoring",
     "retraining": "airloop_retraining",
+    "reconcile": "airloop_reconcile",
 }
 
 

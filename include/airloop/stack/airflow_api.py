@@ -13,6 +13,11 @@ import httpx
 TERMINAL_STATES = {"success", "failed"}
 #: The tag every Airloop DAG carries (see DESIGN.md): what `unpause_tagged` makes live.
 AIRLOOP_TAG = "airloop"
+#: The one-slot pool of the tasks that change what serves (promote, deploy, reconcile).
+SERVING_POOL = "airloop_serving"
+SERVING_POOL_DESCRIPTION = "Airloop: one task at a time changes what serves (promote, deploy, reconcile)"
+#: After this long queued, `follow` says what the run waits for.
+WAIT_NOTICE_S = 15.0
 #: The API's page size for lists (its maximum by default).
 PAGE = 100
 
@@ -134,6 +139,19 @@ class AirflowClient:
                 self.unpause(dag["dag_id"])
         return self.dags(tag=tag)
 
+    def ensure_pool(self, name: str, slots: int, description: str) -> None:
+        """Create the pool `name`, or set its slots and description if it exists."""
+        path = f"/api/v2/pools/{quote(name, safe='')}"
+        try:
+            self.request("GET", path)
+        except AirflowApiError as err:
+            if "HTTP 404" not in str(err):
+                raise
+            self.request("POST", "/api/v2/pools", json={"name": name, "slots": slots, "description": description})
+            return
+        patch = {"pool": name, "slots": slots, "description": description, "include_deferred": False}
+        self.request("PATCH", path, json=patch)
+
     def trigger(self, dag_id: str, *, logical_date: str | None, conf: dict[str, Any] | None = None) -> dict[str, Any]:
         """Start a run; `logical_date` (ISO 8601) keys its data, None dates it by trigger time.
 
@@ -185,12 +203,20 @@ class AirflowClient:
         timeout: float = 1800.0,
         poll: float = 2.0,
         on_task: Callable[[str, str], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the run ends; `on_task(task_id, state)` is told of each task's new state."""
+        """Poll until the run ends; `on_task(task_id, state)` is told of each task's new state.
+
+        `on_wait(why)` is told, once, what a run still queued after `WAIT_NOTICE_S` waits for.
+        """
         seen: dict[str, str] = {}
         deadline = time.monotonic() + timeout
+        notice = time.monotonic() + WAIT_NOTICE_S
         while True:
             run = self.dag_run(dag_id, run_id)
+            if on_wait and run["state"] == "queued" and time.monotonic() > notice:
+                on_wait(self.queued_because(dag_id, run_id))
+                on_wait = None
             for ti in self.task_instances(dag_id, run_id):
                 state = ti["state"] or "none"
                 if seen.get(ti["task_id"]) != state:
@@ -204,6 +230,18 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
             time.sleep(poll)
+
+    def queued_because(self, dag_id: str, run_id: str) -> str:
+        """What a queued run waits for: an earlier run (one at a time) or the scheduler."""
+        dag = self.dag(dag_id)
+        running = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"state": "running"})["dag_runs"]
+        active = [r["dag_run_id"] for r in running if r["dag_run_id"] != run_id]
+        if active and len(active) >= (dag.get("max_active_runs") or 1):
+            return (
+                f"run {active[0]} of {dag_id} is still running, and {dag_id} runs "
+                f"{dag.get('max_active_runs') or 1} at a time: this run starts when it ends"
+            )
+        return "the scheduler has not started this run yet (it does within a minute on an idle machine)"
 
 
 def unparsed_files(files: Iterable[str], dags: Iterable[dict[str, Any]]) -> list[str]:

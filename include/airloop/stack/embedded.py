@@ -202,9 +202,17 @@ class EmbeddedStack:
                 raise StackError(f"{err}; see {self.log_dir / 'mlflow.log'}") from err
         self._wait(f"{self.settings.evidently_url}/api/version", "evidently", timeout)
         self._wait_healthy(timeout)
+        self._create_pools(creds)
         for worker in self.celery_workers:
             self._wait_for_log(worker, " ready.", timeout)
         return creds
+
+    def _create_pools(self, creds: Credentials) -> None:
+        """The pool the DAGs' serving tasks share (without it, Airflow never schedules them)."""
+        from airloop.stack.airflow_api import SERVING_POOL, SERVING_POOL_DESCRIPTION, AirflowClient
+
+        with AirflowClient(self.settings.airflow_url, creds.username, creds.password) as client:
+            client.ensure_pool(SERVING_POOL, 1, SERVING_POOL_DESCRIPTION)
 
     def unpause_dags(self, client: AirflowClient, *, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Make the loop live: once every DAG file is parsed, unpause every DAG tagged `airloop`.

@@ -55,6 +55,9 @@ class FakeAirflow:
         if rest == ["dagRuns"] and request.method == "POST":
             runs.append({"dag_run_id": f"manual__{len(runs)}", "state": "queued"})
             return httpx.Response(200, json=runs[-1])
+        if rest == ["dagRuns"]:  # GET, with the state filter the client uses
+            states = request.url.params.get_list("state")
+            return httpx.Response(200, json={"dag_runs": [r for r in runs if not states or r["state"] in states]})
         if rest[-1] == "taskInstances":
             return httpx.Response(200, json={"task_instances": []})
         return httpx.Response(200, json=next(r for r in runs if r["dag_run_id"] == rest[1]))
@@ -120,6 +123,33 @@ def test_following_a_run_whose_dag_was_paused_meanwhile_stops_with_the_reason():
         fake.dags["airloop_retraining"]["is_paused"] = True
         with pytest.raises(DagPausedError, match="airloop_retraining is paused"):
             client.follow("airloop_retraining", run["dag_run_id"], timeout=60, poll=0)
+
+
+def test_following_a_queued_run_says_once_what_it_waits_for(monkeypatch):
+    from airloop.stack import airflow_api
+
+    monkeypatch.setattr(airflow_api, "WAIT_NOTICE_S", 0.0)
+    fake = FakeAirflow([{**DAGS[3], "is_paused": False, "max_active_runs": 1}])
+    told: list[str] = []
+    with _client(fake) as client:
+        earlier = client.trigger("airloop_training", logical_date=None)
+        fake.runs["airloop_training"][0]["state"] = "running"
+        queued = client.trigger("airloop_training", logical_date=None)
+
+        def wait(why: str) -> None:
+            told.append(why)
+            fake.runs["airloop_training"][1]["state"] = "running"  # told once: later polls find it running
+
+        with pytest.raises(AirflowApiError, match="still running after 0s"):
+            client.follow("airloop_training", queued["dag_run_id"], timeout=0.2, poll=0, on_wait=wait)
+        for run in fake.runs["airloop_training"]:
+            run["state"] = "success"
+        alone = client.trigger("airloop_training", logical_date=None)
+        why_alone = client.queued_because("airloop_training", alone["dag_run_id"])
+    assert len(told) == 1
+    assert f"run {earlier['dag_run_id']} of airloop_training is still running" in told[0]
+    assert "1 at a time" in told[0]
+    assert "the scheduler has not started this run yet" in why_alone
 
 
 def test_triggering_an_unknown_dag_names_it():

@@ -1,0 +1,44 @@
+"""
+### airloop_reconcile
+
+Every 10 minutes: does the serving endpoint serve the version `champion` names? If it serves
+another version, or nothing (a container died, or someone moved `champion` in the MLflow UI to roll
+back), the champion is deployed through the same servability gate as a promotion. A champion
+that fails the gate is tagged `airloop.servable=false` with the reason, the run fails and alerts,
+and what serves keeps serving; a champion already tagged so is reported in the log, not retried.
+Runs in the `airloop_serving` pool with every other task that changes what serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from airloop_airflow import stages
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
+from airloop_airflow.notifiers import AirloopNotifier
+
+
+@dag(
+    dag_id="airloop_reconcile",
+    schedule="*/10 * * * *",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(minutes=30),
+    default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
+    on_failure_callback=AirloopNotifier(),
+    tags=["airloop", "deployment"],
+    doc_md=__doc__,
+)
+def airloop_reconcile() -> None:
+    @task(pool=SERVING_POOL, retries=0)  # the next run, minutes later, is the retry
+    def reconcile() -> dict[str, Any]:
+        return stages.reconcile()
+
+    reconcile()
+
+
+airloop_reconcile()
