@@ -137,18 +137,24 @@ class Replay:
             self._aucs[key] = float(roc_auc_score(self.features[day][1], self.scores(model, day)))
         return self._aucs[key]
 
-    def score_on_holdout(self, champion: Model, challenger: Model) -> float:
-        """The champion's promotion metric on the challenger's held-out rows (as `promote_if_better`)."""
+    def scores_on_holdout(self, champion: Model, challenger: Model) -> tuple[float, float]:
+        """Challenger and champion on the challenger's held-out rows the champion was not fitted on (as the DAG)."""
+        from airloop.registry.promotion import unseen_by_champion
         from airloop.training.features import features_and_label
         from airloop.training.model import classification_metrics
         from airloop.training.train import holdout_split
 
-        start = challenger.trained_through - dt.timedelta(days=self.config.training.window_days - 1)
+        config = self.config
+        start = challenger.trained_through - dt.timedelta(days=config.training.window_days - 1)
         rows = self.world[(self.world["_day"] >= start) & (self.world["_day"] <= challenger.trained_through)]
-        _, holdout = holdout_split(rows, self.config)
-        x, y = features_and_label(holdout, self.config.dataset)
-        proba = champion.fitted.pipeline.predict_proba(x)[:, 1]
-        return classification_metrics(y, proba)[self.config.promotion.metric]
+        _, holdout = holdout_split(rows, config)
+        x, y = features_and_label(holdout, config.dataset)
+        times = holdout.loc[y.index, config.dataset.time_column]
+        unseen = unseen_by_champion(times, champion.fitted.fitted_through)
+        metric = config.promotion.metric
+        proba = champion.fitted.pipeline.predict_proba(x[unseen])[:, 1]
+        challenger_score = classification_metrics(y[unseen], challenger.fitted.holdout_scores[unseen])[metric]
+        return challenger_score, classification_metrics(y[unseen], proba)[metric]
 
     def _importances(self, model: Model) -> dict[str, float]:
         """Permutation importances on the last served-like rows (the training window's holdout)."""
@@ -188,12 +194,9 @@ def _retrain(replay: Replay, run: Run, champion: Model, morning: dt.date, delay:
 
     challenger = replay.model(morning - dt.timedelta(days=delay))
     run.retrains.append(morning)
-    metric = replay.config.promotion.metric
     if challenger.id == champion.id:
         return champion, False
-    wins = challenger_wins(
-        challenger.fitted.metrics[metric], replay.score_on_holdout(champion, challenger), replay.config
-    )
+    wins = challenger_wins(*replay.scores_on_holdout(champion, challenger), replay.config)
     if wins:
         run.promotions.append(morning)
         return challenger, True
@@ -415,10 +418,14 @@ def _recovery_days(run: Run, start: dt.date) -> float:
     return float((days[-1] - start).days + 1)
 
 
-def run(size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(
+    size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | None = None, quick: bool = False
+) -> dict[str, Any]:
     """Replay the loop at `size` ("smoke" or "full") and return the `loop.*` figures.
 
     `overrides` are merged over the shipped flights config (e.g. another `retraining` policy).
+    `quick` leaves out what needs a fit a day or a week (nightly, weekly, the candidate signals):
+    for trying a policy against monthly and cost-matched in a third of the time.
     """
     from airloop.config import load_config
     from airloop.settings import PROJECT_ROOT
@@ -437,12 +444,13 @@ def run(size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | Non
     runs["frozen"] = replay_schedule(
         replay, "frozen", days, delay=label_delay_days, first=january, retrain_on=lambda m: False
     )
-    runs["nightly"] = replay_schedule(
-        replay, "nightly", days, delay=label_delay_days, first=january, retrain_on=lambda m: True
-    )
-    runs["weekly"] = replay_schedule(
-        replay, "weekly", days, delay=label_delay_days, first=january, retrain_on=lambda m: m.weekday() == 0
-    )
+    if not quick:
+        runs["nightly"] = replay_schedule(
+            replay, "nightly", days, delay=label_delay_days, first=january, retrain_on=lambda m: True
+        )
+        runs["weekly"] = replay_schedule(
+            replay, "weekly", days, delay=label_delay_days, first=january, retrain_on=lambda m: m.weekday() == 0
+        )
     runs["monthly"] = replay_schedule(
         replay, "monthly", days, delay=label_delay_days, first=january, retrain_on=lambda m: m.day == 1
     )
@@ -452,7 +460,7 @@ def run(size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | Non
     runs["cost_matched"] = replay_schedule(
         replay, "cost_matched", days, delay=label_delay_days, first=january, retrain_on=mornings.__contains__
     )
-    candidates = candidate_signals(replay, policy, days)
+    candidates = {} if quick else candidate_signals(replay, policy, days)
 
     harmless_end = harmless_from + dt.timedelta(days=7 + 2 + label_delay_days)
     harmless_alarms = [a for a in policy.alarms if harmless_from < a["morning"] <= harmless_end]
@@ -518,10 +526,13 @@ def main() -> None:
     parser.add_argument("--label-delay-days", type=int, default=1)
     parser.add_argument("--strategy", choices=("schedule", "degradation", "both"), help="instead of the config's")
     parser.add_argument("--max-age-days", type=int, help="instead of the config's retraining.max_age_days")
+    parser.add_argument("--override", default="{}", help='config keys as JSON, e.g. \'{"training": {"refit": true}}\'')
+    parser.add_argument("--quick", action="store_true", help="policy, frozen, monthly and cost-matched only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     retraining = {k: v for k, v in (("strategy", args.strategy), ("max_age_days", args.max_age_days)) if v}
-    figures = run(args.size, label_delay_days=args.label_delay_days, overrides={"retraining": retraining})
+    overrides = {"retraining": retraining, **json.loads(args.override)}
+    figures = run(args.size, label_delay_days=args.label_delay_days, overrides=overrides, quick=args.quick)
     print(json.dumps(figures, indent=2, default=str))
 
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 DAG = "airloop_training"
 #: The DAGs the later modules drive themselves, from a paused start (see test_6_closed_loop).
-LOOP_DAGS = ("airloop_monitoring", "airloop_retraining")
+LOOP_DAGS = ("airloop_monitoring", "airloop_retraining", "airloop_reconcile")
+RECONCILE = "airloop_reconcile"
 GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
 CORRUPT_DAY = dt.date(2026, 3, 18)
@@ -221,3 +222,30 @@ def _pause_the_loop_again(airflow) -> None:
             if run["state"] in {"queued", "running"}:
                 path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}"
                 airflow.request("PATCH", path, json={"state": "failed"})
+
+
+def test_champion_moved_by_hand_is_served_after_the_next_reconcile(stack_settings, airflow, mlflow_client):
+    """A rollback (or roll-forward) done in the MLflow UI: move the alias, and reconcile serves it."""
+    from airloop.deploy.checks import serving_model
+
+    model = "airloop-flights-delay"
+    endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
+    before = mlflow_client.get_model_version_by_alias(model, "champion").version
+    assert serving_model(endpoint) == (model, str(before))
+    other = next(v.version for v in mlflow_client.search_model_versions(f"name = '{model}'") if v.version != before)
+    airflow.unpause(RECONCILE)
+    try:
+        for champion in (other, before):  # there and back: later modules start from `before` serving
+            mlflow_client.set_registered_model_alias(model, "champion", champion)
+            run = airflow.trigger(RECONCILE, logical_date=None)
+            final = airflow.follow(RECONCILE, run["dag_run_id"], timeout=600)
+            assert final["state"] == "success"
+            found = airflow.xcom(RECONCILE, run["dag_run_id"], "reconcile")
+            # Unpausing starts the latest interval's scheduled run too: whichever ran first repaired it.
+            assert found["outcome"] in ("repaired", "in_sync"), found["message"]
+            assert found["champion"] == str(champion)
+            assert serving_model(endpoint) == (model, str(champion))
+            log = airflow.task_log(RECONCILE, run["dag_run_id"], "reconcile")
+            assert f"champion version {champion} serves at {endpoint}" in log
+    finally:
+        _pause_the_loop_again(airflow)

@@ -202,3 +202,59 @@ def test_a_winner_that_is_not_servable_leaves_alias_and_serving_on_the_champion(
         assert mlflow_client.get_model_version(name, first.version).tags["airloop.servable"] == "true"
     finally:
         LocalDeployer(settings.home, settings.serving_port).stop()
+
+
+def test_a_refitted_champion_is_scored_only_on_rows_it_was_not_fitted_on(settings, mlflow_client):
+    """Refitted on its whole week, the champion has seen the start of a younger challenger's held-out rows."""
+    import pandas as pd
+
+    from airloop.data.snapshot import read_snapshot
+    from airloop.registry.promotion import evaluate_challenger
+    from airloop.training.model import classification_metrics
+    from airloop.training.train import holdout_split
+
+    older, younger = Lineage(run_id="manual__older"), Lineage(run_id="manual__younger")
+    refit = RunOptions(window_days=7, max_iter=30)
+    config, validated = _stages(settings, refit, older)
+    config.training.refit = True
+    champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, older), older)
+    pipeline.promote(settings, config, champion, force=False)
+    fitted_through = pd.Timestamp(mlflow_client.get_run(champion.train.mlflow_run_id).data.params["fitted_through"])
+
+    later = RunOptions(window_days=7, max_iter=30, window_end=RUN_DATE + dt.timedelta(days=1))
+    later_config, later_validated = _stages(settings, later, younger)
+    later_config.training.refit = True
+    challenger = pipeline.register(
+        settings, later_config, pipeline.train(settings, later_config, later_validated, younger), younger
+    )
+    evaluation = evaluate_challenger(later_config, challenger, tracking_uri=settings.tracking_uri)
+
+    _, holdout = holdout_split(read_snapshot(challenger.train.snapshot), later_config)
+    x, y = features_and_label(holdout, later_config.dataset)
+    times = pd.to_datetime(holdout.loc[y.index, later_config.dataset.time_column], utc=True)
+    seen = (times <= fitted_through).to_numpy()
+    assert 0 < seen.sum() < len(seen) - 200  # the champion saw some of these rows, and 200+ it did not
+    model = __import__("mlflow").sklearn.load_model(f"models:/{config.model_name}/{champion.version}")
+    on = {
+        "unseen": classification_metrics(y[~seen], model.predict_proba(x[~seen])[:, 1])["roc_auc"],
+        "all": classification_metrics(y, model.predict_proba(x)[:, 1])["roc_auc"],
+    }
+    assert evaluation.champion_score == pytest.approx(on["unseen"])
+    assert on["all"] > on["unseen"]  # what the champion would have been credited with on rows it had seen
+    assert evaluation.challenger_score != challenger.train.metrics["roc_auc"]  # the same rows for both
+
+
+@pytest.mark.parametrize(
+    ("hours_after", "fitted", "expected"),
+    [
+        pytest.param([1, 2, 3], None, [True, True, True], id="no-record-every-row"),
+        pytest.param([-2, -1, *range(1, 201)], 0, [False, False, *[True] * 200], id="rows-after-the-champion"),
+        pytest.param([-2, -1, 1, 2], 0, [True, True, True, True], id="too-few-left-every-row"),
+    ],
+)
+def test_unseen_by_champion(hours_after, fitted, expected):
+    from airloop.registry.promotion import unseen_by_champion
+
+    origin = dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
+    times = [origin + dt.timedelta(hours=h) for h in hours_after]
+    assert unseen_by_champion(times, None if fitted is None else origin).tolist() == expected

@@ -10,7 +10,6 @@ window overwrites all of them, which is how late labels are folded in.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import shutil
@@ -319,7 +318,7 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     from airloop.data.snapshot import find_snapshot, read_snapshot
     from airloop.serving.model import fetch_model, load_model_dir
     from airloop.training.features import features_and_label
-    from airloop.training.train import holdout_split
+    from airloop.training.train import holdout_split, read_holdout_scores
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     model_version = client.get_model_version(config.model_name, version)
@@ -345,7 +344,8 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     model = load_model_dir(model_dir)
     _, scores = model.predict(frame)
     frame[SCORE] = scores.astype("float64")
-    holdout_scores, holdout_labels = _holdout_scores(client, model_version.run_id, paths.models / f"v{version}-eval")
+    cache = paths.models / f"v{version}-eval"
+    holdout_scores, holdout_labels = read_holdout_scores(client, model_version.run_id, cache)
     if holdout_scores is None:  # a version trained before runs logged their held-out scores
         _, holdout = holdout_split(snapshot, config)
         x_holdout, y_holdout = features_and_label(holdout, config.dataset)
@@ -361,26 +361,6 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
         calibration=Calibration.fit(holdout_scores, holdout_labels),
         holdout_scores=holdout_scores,
     )
-
-
-def _holdout_scores(client: Any, run_id: str | None, into: Path) -> tuple[Any, Any]:
-    """The training run's held-out scores and labels (`HOLDOUT_ARTIFACT`), or (None, None) if it has none."""
-    import numpy as np
-    from mlflow.exceptions import MlflowException
-
-    from airloop.training.train import HOLDOUT_ARTIFACT
-
-    if not run_id:
-        return None, None
-    target = into / Path(HOLDOUT_ARTIFACT).name
-    if not target.exists():
-        into.mkdir(parents=True, exist_ok=True)
-        try:  # a single file lands in `into` under its own name, whatever folder it had in the run
-            target = Path(client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into)))
-        except (MlflowException, OSError):
-            return None, None
-    found = json.loads(target.read_text())
-    return np.asarray(found["scores"], dtype="float64"), np.asarray(found["labels"])
 
 
 class MonitoringError(RuntimeError):

@@ -8,9 +8,10 @@ in-process runs where nothing serves.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -20,6 +21,8 @@ from airloop.registry import CHALLENGER
 from airloop.training.train import TrainResult, holdout_split
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from airloop.registry.versions import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,28 @@ class PromotionDecision(Evaluation):
     """The evaluation and what became of it."""
 
     decision: Decision
+
+
+#: Fewer held-out rows than this after the champion's own training data: all held-out rows are used.
+MIN_UNSEEN_ROWS = 200
+
+
+def unseen_by_champion(times: Any, fitted_through: dt.datetime | None) -> np.ndarray:
+    """Which held-out rows (by their times) come after the latest row the champion was fitted on.
+
+    A champion refitted on its whole window (`training.refit`) has seen the first of a younger
+    challenger's held-out days: scored on them it looks better than it is, and a challenger that
+    should win loses. So both are scored on the rows neither was fitted on. Too few such rows
+    (a challenger trained on the champion's own days): every held-out row, as before.
+    """
+    import numpy as np
+    import pandas as pd
+
+    stamps = pd.to_datetime(pd.Series(times), utc=True)
+    if fitted_through is None:
+        return np.ones(len(stamps), dtype=bool)
+    unseen = (stamps > pd.Timestamp(fitted_through)).to_numpy()
+    return unseen if unseen.sum() >= MIN_UNSEEN_ROWS else np.ones(len(stamps), dtype=bool)
 
 
 def challenger_wins(challenger_score: float, champion_score: float, config: PipelineConfig) -> bool:
@@ -127,7 +152,7 @@ def evaluate_challenger(
         promote, reason = True, "already the champion"
         champion_score = challenger_score
     else:
-        champion_score = _score_on_holdout(config, f"models:/{name}/{champion}", candidate, tracking_uri)
+        challenger_score, champion_score = _scores_on_holdout(config, registry, champion, candidate, tracking_uri)
         wins = challenger_wins(challenger_score, champion_score, config)
         verdict = f"{metric} {challenger_score:.4f} vs champion v{champion} {champion_score:.4f}"
         if force and not wins:
@@ -180,28 +205,49 @@ def promote_if_better(
     return evaluation.decided("promoted", registry)
 
 
-def _score_on_holdout(
-    config: PipelineConfig, champion_uri: str, candidate: CandidateVersion, tracking_uri: str
-) -> float:
+def _scores_on_holdout(
+    config: PipelineConfig, registry: ModelRegistry, champion: str, candidate: CandidateVersion, tracking_uri: str
+) -> tuple[float, float]:
+    """Challenger and champion scored on the challenger's held-out rows the champion was not fitted on."""
+    import tempfile
+    from pathlib import Path
+
     import mlflow
 
     from airloop.data.snapshot import read_snapshot
     from airloop.training.features import features_and_label
     from airloop.training.model import classification_metrics
+    from airloop.training.train import read_holdout_scores
 
+    metric = config.promotion.metric
     _, holdout_rows = holdout_split(read_snapshot(candidate.train.snapshot), config)
     features, label = features_and_label(holdout_rows, config.dataset)
-    log.info("scoring champion %s on the challenger's %d held-out rows", champion_uri, len(features))
+    times = holdout_rows.loc[label.index, config.dataset.time_column]  # of the labelled rows
+    unseen = unseen_by_champion(times, registry.fitted_through(champion))
+    challenger_score = candidate.train.metrics[metric]
+    if not unseen.all():
+        with tempfile.TemporaryDirectory() as scratch:
+            scores, labels = read_holdout_scores(registry.client, candidate.train.mlflow_run_id, Path(scratch))
+        if scores is None or len(scores) != len(label) or (labels != label.to_numpy()).any():
+            unseen[:] = True  # no held-out scores to subset (an older run): every held-out row
+        else:
+            challenger_score = classification_metrics(label[unseen], scores[unseen])[metric]
+    uri = f"models:/{config.model_name}/{champion}"
+    log.info(
+        "scoring champion v%s on %d of the challenger's %d held-out rows (those after the champion's own data)",
+        champion,
+        int(unseen.sum()),
+        len(features),
+    )
     mlflow.set_tracking_uri(tracking_uri)  # models:/ URIs resolve through it
     try:
-        champion = mlflow.sklearn.load_model(champion_uri)
-        proba = champion.predict_proba(features)[:, 1]
+        proba = mlflow.sklearn.load_model(uri).predict_proba(features[unseen])[:, 1]
     except Exception as err:
         raise PromotionError(
-            f"champion {champion_uri} could not score the held-out data ({err}); its inputs may "
+            f"champion {uri} could not score the held-out data ({err}); its inputs may "
             "differ from this dataset's. Rerun with Param force_promote=true to replace it."
         ) from err
-    return classification_metrics(label, proba)[config.promotion.metric]
+    return challenger_score, classification_metrics(label[unseen], proba)[metric]
 
 
 def champion_version(model_name: str, *, tracking_uri: str) -> str | None:

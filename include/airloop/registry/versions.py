@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -63,6 +64,24 @@ class ModelRegistry:
         """The `airloop.` tags on `version`, without the prefix."""
         found = self.client.get_model_version(self.model_name, version).tags
         return {k.removeprefix(TAG_PREFIX): v for k, v in found.items() if k.startswith(TAG_PREFIX)}
+
+    def fitted_through(self, version: str) -> dt.datetime | None:
+        """When the latest row `version`'s pipeline was fitted on is from (its training run's parameters).
+
+        Runs before the parameter existed: the end of the data window (exclusive), or None.
+        """
+        from airloop.training.train import FITTED_THROUGH_PARAM
+
+        run_id = self.client.get_model_version(self.model_name, version).run_id
+        if not run_id:
+            return None
+        params = self.client.get_run(run_id).data.params
+        if FITTED_THROUGH_PARAM in params:
+            return dt.datetime.fromisoformat(params[FITTED_THROUGH_PARAM])
+        if "window_end" in params:
+            end = dt.datetime.fromisoformat(params["window_end"])
+            return end.replace(tzinfo=end.tzinfo or dt.UTC) - dt.timedelta(microseconds=1)
+        return None
 
     def mark_not_servable(self, version: str, reason: str) -> None:
         """Tag why `version` did not pass its checks on the target (it took no traffic)."""

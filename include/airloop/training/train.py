@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,6 +34,8 @@ class TrainResult(BaseModel):
 
 
 HOLDOUT_ARTIFACT = "evaluation/holdout_scores.json"  # a training run's held-out scores and labels
+#: The run parameter holding when the served pipeline's latest training row is from (ISO 8601).
+FITTED_THROUGH_PARAM = "fitted_through"
 
 
 def holdout_split(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,6 +53,7 @@ class FittedModel(BaseModel):
     holdout_rows: int
     holdout_scores: Any  # np.ndarray of positive-class probabilities on the held-out rows
     holdout_labels: Any  # np.ndarray
+    fitted_through: dt.datetime  #: the time of the latest row the served pipeline was fitted on
 
 
 def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str = "the data") -> FittedModel:
@@ -72,14 +77,14 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
     log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
     pipeline.fit(x_train, y_train, **_weights(train_rows, config))
     scores = pipeline.predict_proba(x_holdout)[:, 1]
-    served = pipeline
+    served, fitted_rows = pipeline, train_rows
     if config.training.refit:
         # Scored on the latest days it never saw, then refitted with them: the held-out score judges
         # the procedure, and the model that serves is not six days behind its own data.
         log.info("refitting on all %d rows of the window", len(x_train) + len(x_holdout))
         served = build_pipeline(config.dataset, config.training.model)
-        whole = pd.concat([train_rows, holdout_rows])
-        served.fit(pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(whole, config))
+        fitted_rows = pd.concat([train_rows, holdout_rows])
+        served.fit(pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(fitted_rows, config))
     return FittedModel(
         pipeline=served,
         metrics=classification_metrics(y_holdout, scores),
@@ -87,6 +92,7 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
         holdout_rows=len(x_holdout),
         holdout_scores=scores,
         holdout_labels=y_holdout.to_numpy(),
+        fitted_through=pd.to_datetime(fitted_rows[config.dataset.time_column], utc=True).max().to_pydatetime(),
     )
 
 
@@ -166,6 +172,7 @@ def train_and_log(
                 "holdout_rows": len(holdout_rows),
                 "features": ",".join(config.dataset.features),
                 "refit": config.training.refit,
+                FITTED_THROUGH_PARAM: fitted.fitted_through.isoformat(),
             }
         )
         data_digest = snapshot.content_hash[:32]  # MLflow keeps at most 36 characters of a digest
@@ -225,3 +232,23 @@ def _pip_requirements() -> list[str]:
 
 def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+
+
+def read_holdout_scores(client: Any, run_id: str | None, into: Path) -> tuple[Any, Any]:
+    """A training run's held-out scores and labels (`HOLDOUT_ARTIFACT`), or (None, None) if it has none."""
+    import json
+
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None, None
+    target = into / Path(HOLDOUT_ARTIFACT).name
+    if not target.exists():
+        into.mkdir(parents=True, exist_ok=True)
+        try:  # a single file lands in `into` under its own name, whatever folder it had in the run
+            target = Path(client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into)))
+        except (MlflowException, OSError):
+            return None, None
+    found = json.loads(target.read_text())
+    return np.asarray(found["scores"], dtype="float64"), np.asarray(found["labels"])
