@@ -94,6 +94,7 @@ def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_vers
 
     from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline
 
+    mlflow.set_tracking_uri(tracking_uri)  # models:/ URIs resolve through the registry it names
     good = Path(
         mlflow.artifacts.download_artifacts(
             f"models:/{name}/{like_version}", dst_path=str(scratch), tracking_uri=tracking_uri
@@ -103,7 +104,6 @@ def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_vers
     raw = yaml.safe_load((good / "MLmodel").read_text())["signature"]
     signature = ModelSignature.from_dict({k: v for k, v in raw.items() if k in ("inputs", "outputs")})
     config = load_config(config_path)
-    mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(config.experiment)
     with mlflow.start_run(run_name="never fitted"):
         logged = mlflow.sklearn.log_model(
