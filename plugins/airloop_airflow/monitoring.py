@@ -78,7 +78,7 @@ def monitor_window() -> Json:
     from airloop.monitoring.monitor import monitor_window as monitor
 
     context, settings, config, lineage = _context()
-    stages.check_champion_serves()  # a mismatch is logged here and repaired by airloop_reconcile
+    stages.check_champion_serves(settings, config.model_name)  # a mismatch is repaired by airloop_reconcile
     record = monitor(settings, config, _window(context), lineage=lineage)
     push_link(context, MLflowRunLink, record.mlflow_run_url)
     push_link(context, EvidentlyReportLink, record.evidently_url)

@@ -200,11 +200,10 @@ def reconcile() -> Json:
     return found.model_dump(mode="json")
 
 
-def check_champion_serves() -> None:
+def check_champion_serves(settings: AirloopSettings, model_name: str) -> None:
     """Log whether the endpoint serves `champion` (a check only: `airloop_reconcile` repairs)."""
     from airloop.deploy.reconcile import reconcile_serving
 
-    settings, model_name, _ = _deploy_context()
     try:
         reconcile_serving(settings, model_name, docker_api=docker_api(), kubernetes_api=kubernetes_api, repair=False)
     except Exception:
