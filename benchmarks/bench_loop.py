@@ -45,7 +45,7 @@ SIZES = {
     "full": (dt.date(2013, 2, 1), dt.date(2013, 12, 31), dt.date(2013, 9, 9), dt.date(2013, 5, 13), None),
     "smoke": (dt.date(2013, 2, 1), dt.date(2013, 3, 20), dt.date(2013, 3, 4), dt.date(2013, 2, 18), 20),
 }
-RECOVERY_TOLERANCE = 0.02  # quality is back when the 3-day mean ROC AUC is this close to its pre-shift level
+RECOVERY_TOLERANCE = 0.01  # quality is back when the served model trails a fresh one by at most this (3-day mean)
 USEFUL_HORIZON_DAYS = 7  # a signal was useful when a fresh model beat the served one over the next week
 
 
@@ -286,6 +286,7 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
                         champion.trained_through + dt.timedelta(days=1), dt.time(), dt.UTC
                     ),
                     last_retraining=last_retraining(ledger, config.model_name),
+                    landed_through=dt.datetime.combine(morning, dt.time(), dt.UTC),  # a day's flights land by its end
                     now=now,
                 ),
             )
@@ -401,19 +402,22 @@ def candidate_signals(replay: Replay, run: Run, days: list[dt.date]) -> dict[str
     }
 
 
-def _recovery_days(run: Run, start: dt.date) -> float:
-    """Days from `start` until the served model was trained on shifted data and quality was back.
+def _recovery_days(replay: Replay, run: Run, start: dt.date, delay: int) -> float:
+    """Days from `start` until the served model, fitted on shifted data, is as good as a fresh one.
 
-    Not back by the end of the replay: the days to its end plus one (a lower bound, never NaN).
+    Paired, so one day's noise (a day's ROC AUC varies by about 0.08) cancels: each served day's
+    ROC AUC is set against that of the model fitted on the labelled window before its morning (what
+    nightly retraining would serve that day). Back: over three days the served model trails the
+    fresh one by at most `RECOVERY_TOLERANCE`. Not back by the end of the replay: the days to its
+    end plus one (a lower bound, never NaN).
     """
     days = sorted(run.daily_auc)
-    before = [run.daily_auc[d] for d in days if start - dt.timedelta(days=14) <= d < start]
-    level = float(np.mean(before)) - RECOVERY_TOLERANCE
     for i, day in enumerate(days):
         if day < start or run.served[day].trained_through < start:
             continue
-        ahead = [run.daily_auc[d] for d in days[i : i + 3]]
-        if np.mean(ahead) >= level:
+        ahead = days[i : i + 3]
+        gap = np.mean([replay.auc(replay.model(d - dt.timedelta(days=delay)), d) - run.daily_auc[d] for d in ahead])
+        if gap <= RECOVERY_TOLERANCE:
             return float((day - start).days)
     return float((days[-1] - start).days + 1)
 
@@ -482,8 +486,8 @@ def run(
         "harmful_shift_detection_days": (harmful[0]["morning"] - harmful_from).days
         if harmful
         else (days[-1] - harmful_from).days + 1,
-        "harmful_shift_recovery_days": _recovery_days(policy, harmful_from),
-        "monthly_harmful_shift_recovery_days": _recovery_days(runs["monthly"], harmful_from),
+        "harmful_shift_recovery_days": _recovery_days(replay, policy, harmful_from, label_delay_days),
+        "monthly_harmful_shift_recovery_days": _recovery_days(replay, runs["monthly"], harmful_from, label_delay_days),
         "harmless_shift_alarms": len(harmless_alarms),
         "max_trainings_per_reason": max(
             [n for k, n in policy.trainings_per_reason.items() if not k.startswith("stale")], default=0

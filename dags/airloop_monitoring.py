@@ -8,7 +8,8 @@ recall once labels have landed — with Evidently reports (HTML/JSON), an MLflow
 snapshot in the Evidently workspace. **backfill_late_labels** recomputes past windows that labels
 have reached since. **raise_signals** raises a retraining signal (and an alert) when the pipeline's
 `retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's
-predictions, day after day) or the champion's age; drift is reported, not acted on by default.
+predictions, day after day) or the champion's age, counted in days of data landed since its
+training window (nothing landed: no retraining by age); drift is reported, not acted on by default.
 `airloop_retraining` takes it from there. **check_serving** reads the endpoint's `/metrics`:
 its p50/p99 latency and 5xx rate since the last window (`monitoring/serving/<model>/<window>.json`),
 alerted against `monitoring.serving_health`, never a reason to retrain.

@@ -251,8 +251,9 @@ class MonitoringConfig(_Strict):
 class RetrainingConfig(_Strict):
     """When the pipeline trains: one policy for the calendar and the degradation trigger.
 
-    - `schedule`: retrain when the champion's training data is `max_age_days` old, and promote
-      if the challenger wins; degradations are alerted, never retrained on.
+    - `schedule`: retrain once `max_age_days` of data have landed after the champion's training
+      data (or the last retraining), and promote if the challenger wins; degradations are
+      alerted, never retrained on. Age counts landed data, not the clock.
     - `degradation`: retrain only on a degradation signal (a concept shift).
     - `both` (the default, chosen on the 2013 replay): the age bound, and degradation signals
       between, each retraining restarting the clock.
@@ -265,7 +266,7 @@ class RetrainingConfig(_Strict):
         default=30,
         ge=1,
         le=3660,
-        description="`schedule`/`both`: retrain once the last training is this many days old.",
+        description="`schedule`/`both`: retrain once this many days of data have landed since the last training.",
     )
 
     @property

@@ -141,10 +141,12 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     now = next(iter(records.values())).window.end  # the window's time: a backfilled run judges its own day
     stale = None
     if champion is not None:
+        trained_through = _trained_through(settings, config, champion)
         stale = staleness(
             config.retraining,
-            trained_through=_trained_through(settings, config, champion),
+            trained_through=trained_through,
             last_retraining=last_retraining(RetrainingLedger(paths.ledger).entries(), config.model_name),
+            landed_through=_landed_through(settings, config, trained_through, now),
             now=now,
         )
     plan = plan_signals(
@@ -219,6 +221,25 @@ def _trained_through(settings: Any, config: Any, version: str) -> dt.datetime:
     if not end:  # registered by hand: its age counts from its registration
         return dt.datetime.fromtimestamp(found.creation_timestamp / 1000, dt.UTC)
     return dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC)
+
+
+def _landed_through(settings: Any, config: Any, trained_through: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The end of the newest day of data in the source after the champion's training window, or None."""
+    from airloop.data.sources import newest_landed
+
+    newest = newest_landed(
+        config.dataset.source,
+        home=settings.home,
+        time_column=config.dataset.time_column,
+        since=trained_through.date(),
+        until=now.date() + dt.timedelta(days=1),
+    )
+    if newest is None:
+        log.info("no data has landed since the champion's training data (before %s)", f"{trained_through:%Y-%m-%d}")
+        return None
+    ends = f"{trained_through:%Y-%m-%d}"
+    log.info("data has landed through %s; the champion's training data ends before %s", newest, ends)
+    return dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(), dt.UTC)
 
 
 def apply_storm_guards(signal: Json) -> Json:

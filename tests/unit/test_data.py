@@ -10,7 +10,7 @@ import pytest
 from airloop.config import FilesSource, SqlSource
 from airloop.data.replay import fill_landing_zone
 from airloop.data.snapshot import content_hash, find_snapshot, read_snapshot, write_snapshot
-from airloop.data.sources import NoDataError, read_window
+from airloop.data.sources import NoDataError, newest_landed, read_window
 
 MARCH_1 = dt.date(2026, 3, 1)
 
@@ -73,6 +73,25 @@ def test_sql_source_reads_the_interval(tmp_path):
     frame, origin = read_window(source, home=tmp_path, start=dt.date(2026, 1, 2), end=dt.date(2026, 1, 4))
     assert frame["x"].tolist() == [2, 3]
     assert "warehouse.db" in origin
+
+
+def test_newest_landed_is_the_last_partition_in_the_interval(landing_home):
+    source = FilesSource(path=landing_home / "landing" / "flights")
+    find = dict(home=landing_home, time_column="time_hour")
+    assert newest_landed(source, **find, since=MARCH_1, until=dt.date(2026, 3, 8)) == dt.date(2026, 3, 7)
+    assert newest_landed(source, **find, since=MARCH_1, until=dt.date(2030, 1, 1)) == dt.date(2026, 3, 14)
+    assert newest_landed(source, **find, since=dt.date(2026, 3, 15), until=dt.date(2026, 4, 1)) is None
+
+
+def test_newest_landed_asks_a_sql_source_for_its_newest_row(tmp_path):
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        pd.DataFrame({"day": ["2026-01-01", "2026-01-02", "2026-01-05"], "x": [1, 2, 3]}).to_sql("t", conn)
+    source = SqlSource(url=f"sqlite:///{db}", query="SELECT day, x FROM t WHERE day >= :start AND day < :end")
+    find = dict(home=tmp_path, time_column="day")
+    assert newest_landed(source, **find, since=dt.date(2026, 1, 1), until=dt.date(2026, 1, 4)) == dt.date(2026, 1, 2)
+    assert newest_landed(source, **find, since=dt.date(2026, 1, 1), until=dt.date(2026, 2, 1)) == dt.date(2026, 1, 5)
+    assert newest_landed(source, **find, since=dt.date(2026, 1, 6), until=dt.date(2026, 2, 1)) is None
 
 
 def test_snapshot_rewrite_of_the_same_data_is_the_same_snapshot(tmp_path):

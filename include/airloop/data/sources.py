@@ -32,6 +32,26 @@ def read_window(
     return frame, origin
 
 
+def newest_landed(
+    source: FilesSource | SqlSource, *, home: Path, time_column: str, since: dt.date, until: dt.date
+) -> dt.date | None:
+    """The last day in [since, until) the source holds rows for, or None when nothing landed.
+
+    What a retraining could learn from that its predecessor could not: a files source is looked up
+    by partition (nothing is read), a SQL source asks for its newest `time_column` in the interval.
+    """
+    if isinstance(source, SqlSource):
+        return _newest_in_sql(source, time_column, since, until)
+    folder = source.path if source.path.is_absolute() else home / source.path
+    day = until - dt.timedelta(days=1)
+    while day >= since:
+        part = folder / source.partition.format(date=day)
+        if part.is_file() or (part.is_dir() and any(part.rglob(f"*.{source.format}"))):
+            return day
+        day -= dt.timedelta(days=1)
+    return None
+
+
 def _read_files(source: FilesSource, home: Path, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, str]:
     folder = source.path if source.path.is_absolute() else home / source.path
     frames: list[pd.DataFrame] = []
@@ -72,9 +92,24 @@ def _read_sql(source: SqlSource, start: dt.date, end: dt.date) -> tuple[pd.DataF
     engine = sqlalchemy.create_engine(source.url)
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql(
-                sqlalchemy.text(source.query), conn, params={"start": start.isoformat(), "end": end.isoformat()}
-            )
+            frame = pd.read_sql(sqlalchemy.text(source.query), conn, params=_interval(start, end))
     finally:
         engine.dispose()
     return frame, engine.url.render_as_string(hide_password=True)
+
+
+def _newest_in_sql(source: SqlSource, time_column: str, since: dt.date, until: dt.date) -> dt.date | None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(source.url)
+    query = sqlalchemy.text(f"SELECT max(landed.{time_column}) FROM ({source.query}) AS landed")
+    try:
+        with engine.connect() as conn:
+            newest = conn.execute(query, _interval(since, until)).scalar()
+    finally:
+        engine.dispose()
+    return None if newest is None else pd.Timestamp(newest).date()
+
+
+def _interval(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {"start": start.isoformat(), "end": end.isoformat()}

@@ -86,19 +86,29 @@ def assess(
 
 
 def staleness(
-    retraining: RetrainingConfig, *, trained_through: dt.datetime, last_retraining: dt.datetime | None, now: dt.datetime
+    retraining: RetrainingConfig,
+    *,
+    trained_through: dt.datetime,
+    last_retraining: dt.datetime | None,
+    landed_through: dt.datetime | None,
+    now: dt.datetime,
 ) -> Degradation | None:
-    """A `stale` reason once the champion's data (or the last retraining tried) is `max_age_days` old."""
-    if not retraining.retrains_on_age:
+    """A `stale` reason once `max_age_days` of data have landed after the champion's (or the last retraining's).
+
+    Age counts data, not the clock: `landed_through` is the end of the newest day the source holds
+    (None: nothing landed since), so a source that stops delivering never retrains a model on the
+    rows it was already fitted on.
+    """
+    if not retraining.retrains_on_age or landed_through is None:
         return None
     since = max(trained_through, last_retraining) if last_retraining else trained_through
-    age = now - since
+    age = min(landed_through, now) - since
     if age < dt.timedelta(days=retraining.max_age_days):
         return None
     what = "the last retraining" if last_retraining and last_retraining > trained_through else "its training data"
     return Degradation(
         kind="stale",
-        detail=f"{what} is {age.days} days old (retraining.max_age_days {retraining.max_age_days})",
+        detail=f"{age.days} days of data have landed since {what} (retraining.max_age_days {retraining.max_age_days})",
         key=f"stale:{since:%Y-%m-%d}",
     )
 

@@ -51,22 +51,44 @@ DAY = dt.timedelta(days=1)
 
 
 @pytest.mark.parametrize(
-    ("strategy", "trained_through", "last_retraining", "stale"),
+    ("strategy", "trained_through", "last_retraining", "landed_through", "stale"),
     [
-        pytest.param("both", NOW - 29 * DAY, None, False, id="younger-than-max-age"),
-        pytest.param("both", NOW - 30 * DAY, None, True, id="max-age-reached"),
-        pytest.param("schedule", NOW - 40 * DAY, None, True, id="schedule-retrains-by-age"),
-        pytest.param("degradation", NOW - 400 * DAY, None, False, id="degradation-never-by-age"),
-        pytest.param("both", NOW - 40 * DAY, NOW - 5 * DAY, False, id="a-retraining-tried-restarts-the-clock"),
+        pytest.param("both", NOW - 29 * DAY, None, NOW, False, id="younger-than-max-age"),
+        pytest.param("both", NOW - 30 * DAY, None, NOW, True, id="max-age-reached"),
+        pytest.param("schedule", NOW - 40 * DAY, None, NOW, True, id="schedule-retrains-by-age"),
+        pytest.param("degradation", NOW - 400 * DAY, None, NOW, False, id="degradation-never-by-age"),
+        pytest.param("both", NOW - 40 * DAY, NOW - 5 * DAY, NOW, False, id="a-retraining-tried-restarts-the-clock"),
+        pytest.param("both", NOW - 40 * DAY, None, None, False, id="nothing-landed-since-training"),
+        pytest.param("both", NOW - 40 * DAY, None, NOW - 20 * DAY, False, id="age-counts-landed-data-not-the-clock"),
+        pytest.param("both", NOW - 40 * DAY, None, NOW + 9 * DAY, True, id="data-ahead-of-the-window-counts-to-now"),
     ],
 )
-def test_staleness(strategy, trained_through, last_retraining, stale):
+def test_staleness(strategy, trained_through, last_retraining, landed_through, stale):
     retraining = RetrainingConfig(strategy=strategy, max_age_days=30)
-    found = staleness(retraining, trained_through=trained_through, last_retraining=last_retraining, now=NOW)
+    found = staleness(
+        retraining,
+        trained_through=trained_through,
+        last_retraining=last_retraining,
+        landed_through=landed_through,
+        now=NOW,
+    )
     assert (found is not None) == stale
     if found:
         assert found.kind == "stale"
         assert "max_age_days 30" in found.detail
+
+
+def test_staleness_says_how_much_data_landed():
+    found = staleness(
+        RetrainingConfig(max_age_days=30),
+        trained_through=NOW - 40 * DAY,
+        last_retraining=None,
+        landed_through=NOW - 5 * DAY,
+        now=NOW,
+    )
+    assert found is not None
+    assert found.detail == "35 days of data have landed since its training data (retraining.max_age_days 30)"
+    assert found.key == "stale:2013-08-01"
 
 
 SHIFTED = Degradation(kind="concept_shift", detail="x", key="concept_shift:carrier=EV", evidence_days=8)
