@@ -7,9 +7,12 @@ with the form's Params; no calendar schedule beside that policy. **ingest** a wi
 an immutable snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
 nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
 as the `challenger`, **evaluate** it against the `champion` on the same held-out rows (a decision
-only: nothing moves), then **deploy_and_promote**: a winner starts in the target's candidate slot
-and must pass health, the contract test and the latency budget (`promotion.servability`); only
-then does traffic switch to it and `champion` move to it, in one step. A winner that is not
+only: nothing moves), **approve** when the pipeline wants a person to (`promotion.approval:
+required`, or the Param `require_approval`: the question waits in Required Actions, answered
+there or through the REST API; Reject or a timeout leaves the champion serving), then
+**deploy_and_promote**: a winner starts in the target's candidate slot and must pass health, the
+contract test and the latency budget (`promotion.servability`); only then does traffic switch to
+it and `champion` move to it, in one step. A winner that is not
 servable is tagged `airloop.servable=false` with the reason, fails the run, and alias and
 traffic stay on the old version. A loser changes nothing (the champion keeps, or starts, serving).
 """
@@ -24,6 +27,7 @@ from airflow.sdk import dag, task
 from airloop_airflow import stages
 from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
+from airloop_airflow.operators import ApprovePromotionOperator
 from airloop_airflow.params import TRAINING_PARAMS
 from airloop_airflow.pod import train_pod_options
 
@@ -90,7 +94,9 @@ def airloop_training() -> None:
     trained = train(validated)
     candidate = register(trained)
     evaluation = evaluate(candidate)
-    deploy_and_promote(evaluation)
+    # Asks a person only when the challenger wins and promotion.approval (or the Param) wants it.
+    approve = ApprovePromotionOperator(task_id="approve", retries=0)
+    evaluation >> approve >> deploy_and_promote(evaluation)
 
 
 airloop_training()

@@ -130,6 +130,14 @@ class PromotionConfig(_Strict):
         default=0.001, ge=0, description="The challenger must beat the champion by at least this much."
     )
     servability: ServabilityPolicy = Field(default_factory=ServabilityPolicy)
+    approval: Literal["none", "required"] = Field(
+        default="none",
+        description="`required`: a person approves each winner in the Airflow UI (Required Actions) or the "
+        "REST API before it takes traffic and `champion`; no answer within `approval_timeout_hours` rejects.",
+    )
+    approval_timeout_hours: float = Field(
+        default=24, gt=0, le=24 * 30, description="How long an approval request waits before it counts as rejected."
+    )
 
 
 class DriftPolicy(_Strict):

@@ -34,15 +34,18 @@ class RunOptions(BaseModel):
     max_iter: int | None = Field(default=None, ge=1, le=5000)
     max_leaf_nodes: int | None = Field(default=None, ge=2, le=1024)
     force_promote: bool = False
+    require_approval: bool = False  # ask a person even when the config does not (never the other way)
 
 
 def pipeline_config(settings: AirloopSettings, options: RunOptions) -> PipelineConfig:
     """The config file with the run's choices laid over it."""
     model = {k: v for k in ("learning_rate", "max_iter", "max_leaf_nodes") if (v := getattr(options, k)) is not None}
-    training: dict[str, Any] = {"model": model}
+    overrides: dict[str, Any] = {"training": {"model": model}}
     if options.window_days is not None:
-        training["window_days"] = options.window_days
-    return load_config(settings.config, {"training": training})
+        overrides["training"]["window_days"] = options.window_days
+    if options.require_approval:
+        overrides["promotion"] = {"approval": "required"}
+    return load_config(settings.config, overrides)
 
 
 def data_window(config: PipelineConfig, options: RunOptions, run_date: dt.date) -> tuple[dt.date, dt.date]:

@@ -36,6 +36,12 @@ TRAINING_PARAMS = {
         title="Force promotion",
         description="Make this run's model the champion even if it does not beat the current one.",
     ),
+    "require_approval": Param(
+        False,
+        type="boolean",
+        title="Require approval",
+        description="Ask a person (Required Actions) before a winner takes traffic, even when the config does not.",
+    ),
     "reason": Param(
         "scheduled",
         type="string",

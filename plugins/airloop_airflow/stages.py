@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from airloop.config import PipelineConfig
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions
+    from airloop.registry.approval import ApprovalRequest
     from airloop.settings import AirloopSettings
 
 Json = dict[str, Any]
@@ -111,6 +112,52 @@ def evaluate(candidate: Json) -> Json:
         force=run.options.force_promote,
     )
     return evaluation.model_dump(mode="json")
+
+
+def approval_request(context: Any) -> ApprovalRequest | None:
+    """What the `approve` step asks a person, or None when this run's evaluation needs no approval."""
+    from airloop.registry.approval import approval_request as request_for
+    from airloop.registry.approval import needs_approval
+    from airloop.registry.promotion import CandidateVersion, Evaluation
+    from airloop.registry.versions import ModelRegistry
+
+    run = current_run()
+    evaluation = Evaluation.model_validate(context["ti"].xcom_pull(task_ids="evaluate"))
+    if not needs_approval(run.config, evaluation):
+        why = "the challenger does not replace the champion" if not evaluation.promote else "promotion.approval is none"
+        log.info("no approval asked: %s", why)
+        return None
+    candidate = CandidateVersion.model_validate(context["ti"].xcom_pull(task_ids="register"))
+    registry = ModelRegistry(evaluation.model_name, tracking_uri=run.settings.tracking_uri)
+    challenger_run = _run_url(run.settings, registry, candidate.train.mlflow_run_id)
+    links = {f"challenger v{evaluation.version}: MLflow run": challenger_run}
+    if evaluation.champion_version:
+        champion_run = registry.client.get_model_version(evaluation.model_name, evaluation.champion_version).run_id
+        links[f"champion v{evaluation.champion_version}: MLflow run"] = _run_url(run.settings, registry, champion_run)
+    degradation = (context["dag_run"].conf or {}).get("degradation") or {}
+    if degradation.get("report"):
+        links["the degraded window's report"] = str(degradation["report"])
+    request = request_for(run.config, evaluation, candidate, run_reason=run.lineage.reason, links=links)
+    log.info("asking for approval (Required Actions in the Airflow UI, or the REST API): %s", request.subject)
+    return request
+
+
+def _run_url(settings: AirloopSettings, registry: Any, run_id: str) -> str:
+    experiment = registry.client.get_run(run_id).info.experiment_id
+    return f"{settings.tracking_uri}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def record_approval(context: Any, chosen: str, by: str | None, at: dt.datetime) -> None:
+    """Tag the reviewer's answer on the version; a rejection (or no answer in time) is its promotion decision."""
+    from airloop.registry.approval import APPROVE, ApprovalAnswer, record_answer
+    from airloop.registry.promotion import Evaluation
+    from airloop.registry.versions import ModelRegistry
+
+    run = current_run()
+    evaluation = Evaluation.model_validate(context["ti"].xcom_pull(task_ids="evaluate"))
+    answer = ApprovalAnswer(approved=chosen == APPROVE, by=by, at=at)
+    record_answer(ModelRegistry(evaluation.model_name, tracking_uri=run.settings.tracking_uri), evaluation, answer)
+    log.info("model %s version %s %s by %s", evaluation.model_name, evaluation.version, answer.verdict, by or "nobody")
 
 
 def docker_api() -> Any:

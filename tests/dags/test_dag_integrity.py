@@ -31,6 +31,7 @@ NO_RETRY = {
     ("airloop_retraining", "trigger_training"),
     ("airloop_retraining", "record_outcome"),
     ("airloop_reconcile", "reconcile"),  # the next run, minutes later, is its retry
+    ("airloop_training", "approve"),  # a retry would ask the reviewer again
 }
 EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 
@@ -98,7 +99,9 @@ def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
             assert task.retries == 0, f"{task.task_id} must act once"
         else:
             assert task.retries >= 1, f"{task.task_id} has no retries"
-        assert task.execution_timeout is not None, f"{task.task_id} has no execution_timeout"
+        # A human-in-the-loop wait is bounded by its response timeout (promotion.approval_timeout_hours).
+        timeout = task.execution_timeout or getattr(task, "response_timeout", None)
+        assert timeout is not None, f"{task.task_id} has no execution_timeout"
 
 
 def test_every_airloop_dag_alerts_when_it_fails(dagbag):
@@ -122,10 +125,12 @@ def _callbacks(callback) -> list:
 
 def test_training_dag_reads_as_the_pipeline(dagbag):
     dag = dagbag.dags["airloop_training"]
-    chain = ["ingest", "validate", "train", "register", "evaluate", "deploy_and_promote"]
+    chain = ["ingest", "validate", "train", "register", "evaluate", "approve", "deploy_and_promote"]
     assert [t.task_id for t in dag.topological_sort()] == chain
-    for upstream, downstream in itertools.pairwise(chain):
+    for upstream, downstream in itertools.pairwise(chain[:-1]):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    # The evaluation is deploy_and_promote's input; approval (when asked) must come first.
+    assert dag.get_task("deploy_and_promote").upstream_task_ids == {"evaluate", "approve"}
 
 
 def test_every_task_that_changes_what_serves_shares_one_pool_slot(dagbag):

@@ -54,6 +54,7 @@ class Evaluation(BaseModel):
     challenger_score: float
     champion_version: str | None
     champion_score: float | None
+    rows: int | None = None  # the held-out rows both were scored on (None: no champion to compare with)
 
     def decided(self, decision: Decision, registry: ModelRegistry, *, reason: str | None = None) -> PromotionDecision:
         """Tag the final decision on the challenger's version and return it."""
@@ -146,13 +147,14 @@ def evaluate_challenger(
     champion = registry.champion()
 
     champion_score: float | None = None
+    rows: int | None = None
     if champion is None:
         promote, reason = True, "no champion yet"
     elif champion == candidate.version:
         promote, reason = True, "already the champion"
         champion_score = challenger_score
     else:
-        challenger_score, champion_score = _scores_on_holdout(config, registry, champion, candidate, tracking_uri)
+        challenger_score, champion_score, rows = _scores_on_holdout(config, registry, champion, candidate, tracking_uri)
         wins = challenger_wins(challenger_score, champion_score, config)
         verdict = f"{metric} {challenger_score:.4f} vs champion v{champion} {champion_score:.4f}"
         if force and not wins:
@@ -172,6 +174,7 @@ def evaluate_challenger(
         challenger_score=challenger_score,
         champion_version=champion,
         champion_score=champion_score,
+        rows=rows,
     )
     registry.tag(
         candidate.version,
@@ -207,8 +210,8 @@ def promote_if_better(
 
 def _scores_on_holdout(
     config: PipelineConfig, registry: ModelRegistry, champion: str, candidate: CandidateVersion, tracking_uri: str
-) -> tuple[float, float]:
-    """Challenger and champion scored on the challenger's held-out rows the champion was not fitted on."""
+) -> tuple[float, float, int]:
+    """Challenger and champion scored on the challenger's held-out rows the champion was not fitted on, and how many."""
     import tempfile
     from pathlib import Path
 
@@ -247,7 +250,7 @@ def _scores_on_holdout(
             f"champion {uri} could not score the held-out data ({err}); its inputs may "
             "differ from this dataset's. Rerun with Param force_promote=true to replace it."
         ) from err
-    return challenger_score, classification_metrics(label[unseen], proba)[metric]
+    return challenger_score, classification_metrics(label[unseen], proba)[metric], int(unseen.sum())
 
 
 def champion_version(model_name: str, *, tracking_uri: str) -> str | None:

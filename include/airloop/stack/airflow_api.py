@@ -183,6 +183,20 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", path)["value"]
 
+    def approval(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """A human-in-the-loop task's question and answer (subject, body, options, chosen_options...)."""
+        return self.request("GET", self._hitl_path(dag_id, run_id, task_id))
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str) -> dict[str, Any]:
+        """Answer a human-in-the-loop task (e.g. `Approve` or `Reject`) as this client's user."""
+        return self.request(
+            "PATCH", self._hitl_path(dag_id, run_id, task_id), json={"chosen_options": [option], "params_input": {}}
+        )
+
+    @staticmethod
+    def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:
+        return f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
         content = self.request("GET", path).get("content") or []
