@@ -36,8 +36,8 @@ def _mean_score(config, fitted, rows) -> float:
 
 def test_the_refit_serves_what_the_held_out_days_taught_and_keeps_their_score(shifted):
     frame, late_rows = shifted
-    config, refitted = _fit(frame, refit=True)
-    _, evaluated = _fit(frame, refit=False)
+    config, refitted = _fit(frame, refit=True, recency_half_life_days=None)
+    _, evaluated = _fit(frame, refit=False, recency_half_life_days=None)
     assert refitted.metrics == evaluated.metrics  # the held-out score judges the procedure, before the refit
     assert refitted.holdout_scores.tolist() == evaluated.holdout_scores.tolist()
     assert _mean_score(config, refitted, late_rows) > _mean_score(config, evaluated, late_rows) + 0.05
@@ -45,7 +45,7 @@ def test_the_refit_serves_what_the_held_out_days_taught_and_keeps_their_score(sh
 
 def test_recency_weights_learn_a_recent_change_faster(shifted):
     frame, late_rows = shifted
-    config, even = _fit(frame, refit=True)
+    config, even = _fit(frame, refit=True, recency_half_life_days=None)
     _, recent = _fit(frame, refit=True, recency_half_life_days=2)
     assert _mean_score(config, recent, late_rows) > _mean_score(config, even, late_rows)
 
