@@ -110,6 +110,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
         "train": "upstream_failed",
         "register": "upstream_failed",
         "evaluate": "upstream_failed",
+        "approve": "upstream_failed",
         "deploy_and_promote": "upstream_failed",
     }
     log = airflow.task_log(DAG, run_id, "validate")

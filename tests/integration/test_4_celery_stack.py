@@ -147,6 +147,7 @@ def test_training_runs_on_the_celery_worker_with_postgres_behind_airflow_and_mlf
         "train",
         "register",
         "evaluate",
+        "approve",
         "deploy_and_promote",
     }
     assert {ti["state"] for ti in instances} == {"success"}
