@@ -344,17 +344,22 @@ FINDINGS = {
 FINDINGS.update(
     {
         "loop.harmful_shift_recovery_days <= 3": (
-            "Detection is fast (the concept shift is flagged on the second labelled day), recovery is not: "
-            "promotion scores a challenger on the latest 20% of its 30-day window (6 days), so a challenger "
-            "trained two days into the change has none of it in its training rows and loses on held-out rows "
-            "full of it (measured: retraining on the second day, that challenger was rejected and the same "
-            "reason was retrained on four times). The policy therefore waits `concept_shift.retrain_after_days` "
-            "(8) labelled days, until the change is in both, and its first challenger wins. Measured since on "
-            "July-October 2013 (policy only): `training.refit` alone (score on the held-out days, then fit "
-            "the whole window) with `retrain_after_days: 2` brought quality back in 9 days; with "
-            "`training.recency_half_life_days: 7` as well, in 2. Those options are in the code, off by "
-            "default until this full-year replay has run with them (about 2 hours here: the nightly "
-            "schedule's 333 fits double with the refit)."
+            "Recovery is now paired: the served model against a model fitted on the labelled window before "
+            "the same morning, on the same days (within 0.01 ROC AUC over 3 days), where it used to be a "
+            "3-day mean of daily ROC AUC (sd 0.08) against the 14 days before the shift. With refit and a "
+            "7-day half-life the shift is flagged on its second labelled day and retrained on the next "
+            "morning (9/12, promoted), but a model fitted on three days of a change still trails a fresh one "
+            "by more than 0.01 for a week: quality counted as back on 9/21, after the retraining of 9/19 (the "
+            "monthly schedule: 53 days). What would fix it: retraining again while the same concept shift "
+            "persists on the new champion (it is deduplicated for `guards.dedupe_hours`, 168), or a shorter "
+            "half-life for a retraining a concept shift caused."
+        ),
+        "loop.max_trainings_per_reason <= 1": (
+            "With refit, a 7-day half-life and `retrain_after_days: 3`, one reason key was trained on twice for "
+            "the same champion in the full year (the retraining dates are in the notes: 9/12, 9/19 and 10/04 "
+            "follow the harmful shift). Not analysed yet: which key, and whether the second was the "
+            "follow-up the recovery finding asks for (a champion that had learned only part of the change) "
+            "or a duplicate the guards should have held back."
         ),
         "loop.policy_retrains <= 1 x monthly_retrains": (
             "The policy's retrainings are its age bound (`retraining.max_age_days`) plus those the harmful "
