@@ -97,8 +97,9 @@ class TrainingConfig(_Strict):
     refit: bool = Field(
         default=False,
         description="After scoring on the held-out rows, fit the same pipeline on the whole window, so the served "
-        "model knows the latest days; the recorded metrics stay the held-out ones. Off: on the full-year "
-        "replay it did not pay (see concept_shift.retrain_after_days).",
+        "model knows the latest days; the recorded metrics stay the held-out ones. flights.yaml turns it on "
+        "(with recency_half_life_days 7 and concept_shift.retrain_after_days 3), measured on the full-year "
+        "replay (README, The loop, measured).",
     )
     recency_half_life_days: float | None = Field(
         default=None,
@@ -183,8 +184,7 @@ class ConceptShiftPolicy(_Strict):
         description="On this many labelled days in a row: a retraining. A challenger learns the new regime only "
         "once it is in its training rows: with the latest training.holdout_fraction of the window held out "
         "(6 of 30 days by default) that takes 8 days, unless training.refit and recency_half_life_days let it "
-        "learn from the first days (with 2, July-October of the replay recovered from the harmful shift in 2 "
-        "days, but the full year in 11, with more losing challengers: not the default).",
+        "learn from the first days: flights.yaml ships 3 with both, chosen on the full-year replay.",
     )
 
     @model_validator(mode="after")
