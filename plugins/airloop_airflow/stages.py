@@ -117,14 +117,13 @@ def evaluate(candidate: Json) -> Json:
 def approval_request(context: Any) -> ApprovalRequest | None:
     """What the `approve` step asks a person, or None when this run's evaluation needs no approval."""
     from airloop.registry.approval import approval_request as request_for
-    from airloop.registry.approval import needs_approval
+    from airloop.registry.approval import why_not_asked
     from airloop.registry.promotion import CandidateVersion, Evaluation
     from airloop.registry.versions import ModelRegistry
 
     run = current_run()
     evaluation = Evaluation.model_validate(context["ti"].xcom_pull(task_ids="evaluate"))
-    if not needs_approval(run.config, evaluation):
-        why = "the challenger does not replace the champion" if not evaluation.promote else "promotion.approval is none"
+    if why := why_not_asked(run.config, evaluation):
         log.info("no approval asked: %s", why)
         return None
     candidate = CandidateVersion.model_validate(context["ti"].xcom_pull(task_ids="register"))

@@ -42,24 +42,32 @@ def newest_landed(
     """
     if isinstance(source, SqlSource):
         return _newest_in_sql(source, time_column, since, until)
-    folder = source.path if source.path.is_absolute() else home / source.path
+    folder = _folder(source, home)
     day = until - dt.timedelta(days=1)
     while day >= since:
-        part = folder / source.partition.format(date=day)
-        if part.is_file() or (part.is_dir() and any(part.rglob(f"*.{source.format}"))):
+        if _partition_files(source, folder, day):
             return day
         day -= dt.timedelta(days=1)
     return None
 
 
+def _folder(source: FilesSource, home: Path) -> Path:
+    return source.path if source.path.is_absolute() else home / source.path
+
+
+def _partition_files(source: FilesSource, folder: Path, day: dt.date) -> list[Path]:
+    """The files of one day's partition (a folder of them, or one file), or none."""
+    part = folder / source.partition.format(date=day)
+    return sorted(part.rglob(f"*.{source.format}")) if part.is_dir() else [part] if part.is_file() else []
+
+
 def _read_files(source: FilesSource, home: Path, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, str]:
-    folder = source.path if source.path.is_absolute() else home / source.path
+    folder = _folder(source, home)
     frames: list[pd.DataFrame] = []
     missing: list[str] = []
     day = start
     while day < end:
-        part = folder / source.partition.format(date=day)
-        files = sorted(part.rglob(f"*.{source.format}")) if part.is_dir() else [part] if part.is_file() else []
+        files = _partition_files(source, folder, day)
         if not files:
             missing.append(day.isoformat())
         for file in files:

@@ -42,10 +42,20 @@ class ApprovalAnswer(BaseModel):
         return "rejected" if self.by else "timed out"
 
 
+def why_not_asked(config: PipelineConfig, evaluation: Evaluation) -> str | None:
+    """Why no one is asked about this evaluation, or None when someone must approve it."""
+    if not evaluation.promote:
+        return "the challenger does not replace the champion"
+    if evaluation.champion_version == evaluation.version:
+        return "it is already the champion"
+    if config.promotion.approval != "required":
+        return "promotion.approval is none"
+    return None
+
+
 def needs_approval(config: PipelineConfig, evaluation: Evaluation) -> bool:
     """Only a challenger about to replace the champion is asked about, and only when the pipeline wants it."""
-    replaces = evaluation.promote and evaluation.champion_version != evaluation.version
-    return replaces and config.promotion.approval == "required"
+    return why_not_asked(config, evaluation) is None
 
 
 def approval_request(
