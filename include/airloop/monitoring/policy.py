@@ -97,10 +97,13 @@ def staleness(
 
     Age counts data, not the clock: `landed_through` is the end of the newest day the source holds
     (None: nothing landed since), so a source that stops delivering never retrains a model on the
-    rows it was already fitted on.
+    rows it was already fitted on. A retraining trained on the days that had landed when it started,
+    so its clock restarts at the start of its day (one started at 03:00 is not a day younger).
     """
     if not retraining.retrains_on_age or landed_through is None:
         return None
+    if last_retraining is not None:
+        last_retraining = dt.datetime.combine(last_retraining.date(), dt.time(), last_retraining.tzinfo)
     since = max(trained_through, last_retraining) if last_retraining else trained_through
     age = min(landed_through, now) - since
     if age < dt.timedelta(days=retraining.max_age_days):

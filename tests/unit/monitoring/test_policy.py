@@ -48,6 +48,7 @@ def test_a_persistent_segment_shift_is_a_concept_shift_naming_the_segment():
 
 NOW = dt.datetime(2013, 9, 10, 3, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +60,7 @@ DAY = dt.timedelta(days=1)
         pytest.param("degradation", NOW - 400 * DAY, None, NOW, False, id="degradation-never-by-age"),
         pytest.param("both", NOW - 40 * DAY, NOW - 5 * DAY, NOW, False, id="a-retraining-tried-restarts-the-clock"),
         pytest.param("both", NOW - 40 * DAY, None, None, False, id="nothing-landed-since-training"),
+        pytest.param("both", NOW - 40 * DAY, NOW - 30 * DAY, NOW - 3 * HOUR, True, id="retraining-counts-from-its-day"),
         pytest.param("both", NOW - 40 * DAY, None, NOW - 20 * DAY, False, id="age-counts-landed-data-not-the-clock"),
         pytest.param("both", NOW - 40 * DAY, None, NOW + 9 * DAY, True, id="data-ahead-of-the-window-counts-to-now"),
     ],
