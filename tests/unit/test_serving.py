@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from airloop import pipeline
+from airloop.deploy.checks import ServingCheck
 from airloop.lineage import Lineage
 from airloop.serving.app import ServingSettings, create_app
 from airloop.serving.inference_log import read_inference_log
@@ -180,7 +181,7 @@ def test_health_version_ping_and_metrics(client, model_dir, example):
     assert f"airloop_serving_predictions_total {float(len(example['data']))}" in metrics
 
 
-def test_every_prediction_is_in_the_inference_log(client, example, tmp_path):
+def test_every_prediction_but_the_checks_is_in_the_inference_log(client, example, tmp_path):
 
     ids = []
     for _ in range(3):
@@ -189,6 +190,8 @@ def test_every_prediction_is_in_the_inference_log(client, example, tmp_path):
     chosen = _post(client, {"dataframe_split": example}, headers={"X-Request-ID": "my-request-1"})
     assert chosen.headers["X-Request-ID"] == "my-request-1"
     _post(client, {"dataframe_records": []})  # refused: not logged
+    check = _post(client, {"dataframe_split": example}, headers=ServingCheck().headers())
+    assert check.status_code == 200  # a deployment check is answered, but it is not traffic: not logged
 
     today = dt.datetime.now(dt.UTC).date()
     records = list(read_inference_log(tmp_path / "inference", today, today + dt.timedelta(days=1)))

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 
 from airloop.deploy import NotServableError
+from airloop.serving import CHECK_REQUEST_PREFIX
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
-CHECK_REQUEST_PREFIX = "airloop-check-"
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class ServingCheck:
     def headers(self) -> dict[str, str]:
         """Headers of a scoring request, with the bearer token when serving requires one.
 
-        Its request id says it is a check (`airloop-check-...`) wherever the request is logged.
+        Its request id says it is a check (`airloop-check-...`): serving answers it and leaves it out of
+        the inference log, so monitoring never mistakes the checks' repeated example for traffic.
         """
         headers = {"Content-Type": "application/json", "X-Request-ID": f"{CHECK_REQUEST_PREFIX}{uuid.uuid4().hex}"}
         if self.token:

@@ -53,8 +53,7 @@ class LocalDeployer:
     def start_candidate(self, model_dir: Path, info: ModelInfo) -> Candidate:
         port = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
         url = f"http://127.0.0.1:{port}"
-        # No inference log: the checks' requests are not traffic for monitoring to watch.
-        pid = self._spawn(model_dir, port, "serving-candidate", inference_log=False)
+        pid = self._spawn(model_dir, port, "serving-candidate")
         try:
             wait_healthy(url, timeout=self.health_timeout, alive=lambda: alive(pid))
         except NotServableError as err:
@@ -119,7 +118,7 @@ class LocalDeployer:
             return None
         return Path(self.model_file.read_text().strip())
 
-    def _spawn(self, model_dir: Path, port: int, name: str, *, inference_log: bool = True) -> int:
+    def _spawn(self, model_dir: Path, port: int, name: str) -> int:
         env = {
             **os.environ,
             "AIRLOOP_SERVING_MODEL_DIR": str(model_dir),
@@ -128,8 +127,6 @@ class LocalDeployer:
             "AIRLOOP_SERVING_INFERENCE_LOG_DIR": str(self.home / "inference"),
             "AIRLOOP_SERVING_TOKEN": self.token or "",
         }
-        if not inference_log:
-            del env["AIRLOOP_SERVING_INFERENCE_LOG_DIR"]
         if not self.token:  # the token this deployer was given, not one left in the environment
             del env["AIRLOOP_SERVING_TOKEN"]
         (self.home / "run").mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from airloop.serving import CHECK_REQUEST_PREFIX
 from airloop.serving.batching import MicroBatcher
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
@@ -195,7 +196,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
         model = state.model
         frame = parse_payload(bytes(body), model.columns, model.required)
         labels, scores = await state.batcher(model).predict(frame)
-        if state.inference_log is not None:
+        if state.inference_log is not None and not request_id.startswith(CHECK_REQUEST_PREFIX):
             state.inference_log.append(request_id, logged_at, frame, labels, scores)
         state.metrics.rows.inc(len(frame))
         return _json({"predictions": labels.tolist()}, headers={"X-Request-ID": request_id})
