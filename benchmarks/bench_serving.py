@@ -206,10 +206,10 @@ def predict_in_process(workdir: Path, seconds: float) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
     from airloop.serving.model import load_model_dir
-    from airloop.serving.payload import parse_payload
+    from airloop.serving.payload import parse_request
 
     model = load_model_dir(workdir / "model")
-    frame = parse_payload((workdir / "batch.json").read_bytes(), model.columns, model.required)
+    frame = parse_request((workdir / "batch.json").read_bytes(), model.columns, model.required).frame
 
     def rows_per_s() -> float:
         model.predict(frame)  # warm

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
@@ -49,8 +50,11 @@ def model_dir(tmp_path_factory, landing_home) -> Path:
         mlflow.set_tracking_uri(tracking)
         # What MLflow itself predicts, to compare the server with.
         example = json.loads((dest / "serving_input_example.json").read_text())
-        expected = mlflow.pyfunc.load_model(str(dest)).predict(pd.DataFrame(**example["dataframe_split"])).tolist()
+        frame = pd.DataFrame(**example["dataframe_split"])
+        expected = mlflow.pyfunc.load_model(str(dest)).predict(frame).tolist()
         (root / "expected.json").write_text(json.dumps(expected))
+        proba = mlflow.sklearn.load_model(str(dest)).predict_proba(frame).tolist()
+        (root / "expected_proba.json").write_text(json.dumps(proba))
     finally:
         os.chdir(cwd)
     return dest
@@ -71,6 +75,11 @@ def example(model_dir) -> dict:
 @pytest.fixture(scope="module")
 def expected(model_dir) -> list:
     return json.loads((model_dir.parent / "expected.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def expected_proba(model_dir) -> list:
+    return json.loads((model_dir.parent / "expected_proba.json").read_text())
 
 
 def _records(example: dict) -> list[dict]:
@@ -108,6 +117,41 @@ def test_scoring_protocol_predicts_what_mlflow_predicts(client, example, expecte
     assert response.headers["X-Request-ID"]
 
 
+def test_predict_proba_answers_what_the_model_itself_answers(client, example, expected_proba):
+    body = {"dataframe_split": example, "params": {"predict_method": "predict_proba"}}
+    response = _post(client, body)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["predictions"], expected_proba, rtol=1e-9)
+    assert (
+        _post(client, {**body, "params": {"predict_method": "predict"}}).json()["predictions"]
+        != (response.json()["predictions"])
+    )
+
+
+def _csv(example: dict) -> bytes:
+    return pd.DataFrame(example["data"], columns=example["columns"]).to_csv(index=False).encode()
+
+
+def test_a_csv_body_predicts_what_json_predicts(client, example, expected):
+    response = client.post("/invocations", content=_csv(example), headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        pytest.param(b"", 422, "no header row", id="empty"),
+        pytest.param(b"gate,dest\nB12,JFK\n", 422, "unknown column(s): ['gate']", id="unknown-column"),
+        pytest.param(b'distance\n"\n', 400, "malformed CSV", id="open-quote"),
+    ],
+)
+def test_a_bad_csv_body_gets_a_4xx_that_names_the_problem(client, body, status, fragment):
+    response = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["message"]
+
+
 def test_an_optional_column_may_be_left_out(client, example):
     records = [{k: v for k, v in r.items() if k != "wind_gust"} for r in _records(example)]
     assert _post(client, {"dataframe_records": records}).status_code == 200
@@ -142,6 +186,21 @@ def _set(column: str, value):
         pytest.param(lambda ex: {"instances": [1, 2]}, 400, "list of objects", id="instances-of-scalars"),
         pytest.param(lambda ex: b'{"dataframe_split": ', 400, "malformed JSON", id="truncated-json"),
         pytest.param(lambda ex: b"\xff\xfe", 400, "malformed JSON", id="not-utf8"),
+        pytest.param(
+            lambda ex: {"dataframe_split": ex, "params": {"predict_method": "predict_log_proba"}},
+            422,
+            "params.predict_method 'predict_log_proba' is not one of",
+            id="unknown-predict-method",
+        ),
+        pytest.param(
+            lambda ex: {"dataframe_split": ex, "params": {"predict_methd": "predict_proba"}},
+            422,
+            "unknown param(s) ['predict_methd']",
+            id="misspelt-param",
+        ),
+        pytest.param(
+            lambda ex: {"dataframe_split": ex, "params": []}, 400, "'params' must be an object", id="params-list"
+        ),
     ],
 )
 def test_bad_input_gets_a_4xx_that_names_the_problem(client, example, make_body, status, fragment):
@@ -156,7 +215,7 @@ def test_oversized_body_gets_413_and_other_media_types_415(model_dir, example):
     with TestClient(create_app(settings)) as small:
         big = {"dataframe_records": _records(example) * 20}
         assert _post(small, big).status_code == 413
-        assert small.post("/invocations", content=b"a,b", headers={"Content-Type": "text/csv"}).status_code == 415
+        assert small.post("/invocations", content=b"a,b", headers={"Content-Type": "text/plain"}).status_code == 415
         assert _post(small, {"dataframe_split": example}).status_code == 200
 
 

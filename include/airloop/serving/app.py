@@ -30,7 +30,7 @@ from airloop.serving import CHECK_REQUEST_PREFIX
 from airloop.serving.batching import MicroBatcher
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
-from airloop.serving.payload import PayloadError, parse_payload
+from airloop.serving.payload import PayloadError, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _error(status: int, message: str, request_id: str) -> Response:
     return _json({"error_code": code, "message": message}, status, {"X-Request-ID": request_id})
 
 
-def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the routes share one state
+def create_app(settings: ServingSettings) -> Starlette:
     """The ASGI app for one model; the model loads at startup."""
     state = ServingState(settings)
 
@@ -178,9 +178,7 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
             raise PayloadError(401, "missing or wrong bearer token")
         if state.model is None:
             raise PayloadError(503, state.problem or "model not loaded")
-        media = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if media != "application/json":
-            raise PayloadError(415, f"content type {media!r} is not supported; send application/json")
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         body = bytearray()
         size = 0
         async for chunk in request.stream():
@@ -194,12 +192,13 @@ def create_app(settings: ServingSettings) -> Starlette:  # noqa: PLR0915 - the r
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         model = state.model
-        frame = parse_payload(bytes(body), model.columns, model.required)
-        labels, scores = await state.batcher(model).predict(frame)
+        asked = parse_request(bytes(body), model.columns, model.required, media)
+        labels, proba = await state.batcher(model).predict(asked.frame)
         if state.inference_log is not None and not request_id.startswith(CHECK_REQUEST_PREFIX):
-            state.inference_log.append(request_id, logged_at, frame, labels, scores)
-        state.metrics.rows.inc(len(frame))
-        return _json({"predictions": labels.tolist()}, headers={"X-Request-ID": request_id})
+            state.inference_log.append(request_id, logged_at, asked.frame, labels, proba[:, -1])
+        state.metrics.rows.inc(len(asked.frame))
+        predictions = proba if asked.predict_method == "predict_proba" else labels
+        return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})
 
     async def ping(_: Request) -> Response:
         return Response("\n", status_code=200 if state.model else 503, media_type="application/json")

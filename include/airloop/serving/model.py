@@ -58,9 +58,10 @@ class ServingModel:
         self.classes = np.asarray(getattr(self.pipeline, "classes_", [0, 1]))
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Class labels (as `mlflow models serve` returns them) and positive-class probabilities."""
+        """Class labels (as `mlflow models serve` returns them) and class probabilities, one column
+        per class in `classes` order (the last is the positive class's)."""
         proba = self.pipeline.predict_proba(frame)
-        return self.classes[proba.argmax(axis=1)], proba[:, -1]
+        return self.classes[proba.argmax(axis=1)], proba
 
 
 def load_model_dir(path: Path, image: str | None = None) -> ServingModel:

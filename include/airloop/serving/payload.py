@@ -1,14 +1,17 @@
 """Parse a scoring request in MLflow's protocol and check it against the model's signature.
 
-Accepted bodies, as `mlflow models serve` accepts them:
+Accepted bodies, as `mlflow models serve` accepts them: JSON
 `{"dataframe_split": {"columns": [...], "data": [[...]]}}`, `{"dataframe_records": [{...}]}`,
-`{"instances": [{...}] | {"col": [...]}}` and `{"inputs": [{...}] | {"col": [...]}}`.
+`{"instances": [{...}] | {"col": [...]}}` and `{"inputs": [{...}] | {"col": [...]}}`, each with
+optional `"params": {"predict_method": "predict" | "predict_proba"}`; or `text/csv` with a header row.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,8 @@ import pandas as pd
 from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, STRING_TYPES
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+MEDIA_TYPES = ("application/json", "text/csv")
+PREDICT_METHODS = ("predict", "predict_proba")  # class labels, or one probability per class
 
 
 class PayloadError(ValueError):
@@ -29,8 +34,55 @@ class PayloadError(ValueError):
         self.message = message
 
 
-def parse_payload(body: bytes, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
-    """The request's rows as a frame with the signature's columns, order and types."""
+@dataclass(frozen=True)
+class ScoringRequest:
+    """What a request asks: its rows (the signature's columns, order and types) and what to answer."""
+
+    frame: pd.DataFrame
+    predict_method: str = "predict"
+
+
+def parse_request(
+    body: bytes, columns: dict[str, str], required: set[str], media: str = "application/json"
+) -> ScoringRequest:
+    """Read a scoring request of either media type (415 for any other)."""
+    if media == "text/csv":
+        return ScoringRequest(_read_csv(body, columns, required))
+    if media != "application/json":
+        raise PayloadError(415, f"content type {media!r} is not supported; send one of {list(MEDIA_TYPES)}")
+    document = _json_document(body)
+    return ScoringRequest(
+        parse_payload(document, columns, required), predict_method=_predict_method(document.get("params"))
+    )
+
+
+def _read_csv(body: bytes, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+    """A CSV body with a header row; string columns stay strings (a carrier `9E` is not a number)."""
+    strings = {name: str for name, kind in columns.items() if kind in STRING_TYPES}
+    try:
+        frame = pd.read_csv(io.BytesIO(body), dtype=strings)
+    except pd.errors.EmptyDataError as err:
+        raise PayloadError(422, "the CSV body has no header row and no rows") from err
+    except (ValueError, pd.errors.ParserError) as err:
+        raise PayloadError(400, f"malformed CSV: {err}") from err
+    return conform(frame, columns, required)
+
+
+def _predict_method(params: Any) -> str:
+    if params is None:
+        return "predict"
+    if not isinstance(params, dict):
+        raise PayloadError(400, f"'params' must be an object, got {type(params).__name__}")
+    unknown = sorted(set(params) - {"predict_method"})
+    if unknown:
+        raise PayloadError(422, f"unknown param(s) {unknown}; this model takes 'predict_method'")
+    method = params.get("predict_method", "predict")
+    if method not in PREDICT_METHODS:
+        raise PayloadError(422, f"params.predict_method {method!r} is not one of {list(PREDICT_METHODS)}")
+    return str(method)
+
+
+def _json_document(body: bytes) -> dict[str, Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as err:
@@ -41,6 +93,11 @@ def parse_payload(body: bytes, columns: dict[str, str], required: set[str]) -> p
             raise PayloadError(400, f"malformed JSON: {err}") from err
     if not isinstance(document, dict):
         raise PayloadError(400, f"expected a JSON object with one of the keys {list(FORMATS)}")
+    return document
+
+
+def parse_payload(document: dict[str, Any], columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+    """A JSON request's rows as a frame with the signature's columns, order and types."""
     present = [key for key in FORMATS if key in document]
     if len(present) != 1:
         raise PayloadError(400, f"expected exactly one of the keys {list(FORMATS)}, got {sorted(document)}")
