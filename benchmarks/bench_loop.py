@@ -17,6 +17,11 @@ Two documented shifts are injected into the world (training data and labels alik
 - harmless, `HARMLESS_FROM` for 7 days: the calendar columns are stamped a week late (`day`,
   `month` drift under every test; outcomes are untouched).
 
+With `--shadow-days N` (off by default: not yet the shipped rule) a challenger the held-out rule
+rejected shadows the champion and is promoted if it beats it on the same live rows of up to N
+labelled days: the held-out score judges a model fitted without the window's latest days, which
+right after a shift are the days that matter, while the refitted challenger has seen them.
+
 Models are shared between strategies (the pipeline fitted on the same window is the same model),
 so the nightly schedule's fits are the replay's main cost. `python -m benchmarks.bench_loop
 --size smoke|full` prints the figures as JSON; `make evaluate-loop` runs the full replay.
@@ -82,11 +87,14 @@ class Model:
 class Replay:
     """The world and the models fitted on it, shared by every strategy."""
 
-    def __init__(self, config: Any, world: pd.DataFrame) -> None:
+    def __init__(self, config: Any, world: pd.DataFrame, *, shadow_days: int = 0) -> None:
         from airloop.training.features import features_and_label
 
         self.config = config
         self.world = world
+        # A challenger the held-out rule rejected shadows the champion for up to this many labelled
+        # days and is promoted if it beats it on those same rows (0: off, the shipped rule).
+        self.shadow_days = shadow_days
         self.by_day = {day: rows for day, rows in world.groupby("_day", sort=True)}
         self.features = {day: features_and_label(rows, config.dataset) for day, rows in self.by_day.items()}
         self.models: dict[dt.date, Model] = {}
@@ -137,6 +145,13 @@ class Replay:
             self._aucs[key] = float(roc_auc_score(self.features[day][1], self.scores(model, day)))
         return self._aucs[key]
 
+    def auc_on(self, model: Model, days: list[dt.date]) -> float:
+        """ROC AUC on the rows of `days` together (what a live comparison on the same requests sees)."""
+        from sklearn.metrics import roc_auc_score
+
+        labels = np.concatenate([self.features[d][1].to_numpy() for d in days])
+        return float(roc_auc_score(labels, np.concatenate([self.scores(model, d) for d in days])))
+
     def scores_on_holdout(self, champion: Model, challenger: Model) -> tuple[float, float]:
         """Challenger and champion on the challenger's held-out rows the champion was not fitted on (as the DAG)."""
         from airloop.registry.promotion import unseen_by_champion
@@ -182,13 +197,18 @@ class Run:
     alarms: list[dict[str, Any]] = field(default_factory=list)  # degradation signals raised (not age)
     alerts: list[dt.date] = field(default_factory=list)
     trainings_per_reason: dict[str, int] = field(default_factory=dict)
+    # A rejected challenger, the first day it shadowed and the alarm that caused it (if one did).
+    shadow: tuple[Model, dt.date, dict[str, Any] | None] | None = None
+    shadow_promotions: list[dt.date] = field(default_factory=list)
 
     @property
     def mean_auc(self) -> float:
         return float(np.mean(list(self.daily_auc.values())))
 
 
-def _retrain(replay: Replay, run: Run, champion: Model, morning: dt.date, delay: int) -> tuple[Model, bool]:
+def _retrain(
+    replay: Replay, run: Run, champion: Model, morning: dt.date, delay: int, *, alarm: dict[str, Any] | None = None
+) -> tuple[Model, bool]:
     """Train on the labelled window before `morning`; promote by the promotion rule."""
     from airloop.registry.promotion import challenger_wins
 
@@ -199,8 +219,34 @@ def _retrain(replay: Replay, run: Run, champion: Model, morning: dt.date, delay:
     wins = challenger_wins(*replay.scores_on_holdout(champion, challenger), replay.config)
     if wins:
         run.promotions.append(morning)
+        run.shadow = None
         return challenger, True
+    if replay.shadow_days:
+        run.shadow = (challenger, morning, alarm)
     return champion, False
+
+
+def _judge_shadow(replay: Replay, run: Run, champion: Model, morning: dt.date, delay: int) -> Model:
+    """The shadowing challenger against the champion on the labelled days it shadowed (same rows)."""
+    from airloop.registry.promotion import challenger_wins
+
+    if run.shadow is None:
+        return champion
+    challenger, since, alarm = run.shadow
+    landed = morning - dt.timedelta(days=delay)
+    shadowed = [d for d in sorted(run.served) if since <= d <= landed][: replay.shadow_days]
+    if not shadowed:
+        return champion
+    if challenger_wins(replay.auc_on(challenger, shadowed), replay.auc_on(champion, shadowed), replay.config):
+        run.shadow = None
+        run.promotions.append(morning)
+        run.shadow_promotions.append(morning)
+        if alarm is not None:
+            alarm["outcome"] = "promoted after shadowing"
+        return challenger
+    if len(shadowed) >= replay.shadow_days:
+        run.shadow = None  # it had its days: dropped
+    return champion
 
 
 def replay_schedule(
@@ -211,6 +257,7 @@ def replay_schedule(
     champion = first
     for day in days:
         morning = day  # the decision before serving `day`
+        champion = _judge_shadow(replay, run, champion, morning, delay)
         if day != days[0] and retrain_on(morning):
             champion, _ = _retrain(replay, run, champion, morning, delay)
         run.served[day] = champion
@@ -265,6 +312,7 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
     alerted: set[str] = set()
     for day in days:
         morning = day
+        champion = _judge_shadow(replay, run, champion, morning, delay)
         if day != days[0]:
             now = dt.datetime.combine(morning, dt.time(3), tzinfo=dt.UTC)
             window_id = f"{morning - dt.timedelta(days=1)}"
@@ -340,7 +388,7 @@ def replay_policy(replay: Replay, days: list[dt.date], delay: int, first: Model)
                     continue
                 reason_key = f"{signal.key} on {champion.id}"  # a reason is what was wrong with which champion
                 run.trainings_per_reason[reason_key] = run.trainings_per_reason.get(reason_key, 0) + 1
-                champion, promoted = _retrain(replay, run, champion, morning, delay)
+                champion, promoted = _retrain(replay, run, champion, morning, delay, alarm=entry)
                 outcome = "promoted" if promoted else "rejected"
                 entry["outcome"] = outcome
                 ledger.append(LedgerEntry.of(signal, at=now, action="outcome", reason=outcome, outcome=outcome))
@@ -423,13 +471,19 @@ def _recovery_days(replay: Replay, run: Run, start: dt.date, delay: int) -> floa
 
 
 def run(
-    size: str, *, label_delay_days: int = 1, overrides: dict[str, Any] | None = None, quick: bool = False
+    size: str,
+    *,
+    label_delay_days: int = 1,
+    overrides: dict[str, Any] | None = None,
+    quick: bool = False,
+    shadow_days: int = 0,
 ) -> dict[str, Any]:
     """Replay the loop at `size` ("smoke" or "full") and return the `loop.*` figures.
 
     `overrides` are merged over the shipped flights config (e.g. another `retraining` policy).
     `quick` leaves out what needs a fit a day or a week (nightly, weekly, the candidate signals):
-    for trying a policy against monthly and cost-matched in a third of the time.
+    for trying a policy against monthly and cost-matched in a third of the time. `shadow_days`: every
+    strategy's rejected challengers shadow the champion and are re-judged on live labelled rows.
     """
     from airloop.config import load_config
     from airloop.settings import PROJECT_ROOT
@@ -439,7 +493,7 @@ def run(
     config = load_config(PROJECT_ROOT / "include" / "config" / "flights.yaml", {**merged, **(overrides or {})})
     began = time.perf_counter()
     world = _world(first, last, harmful_from, harmless_from, config)
-    replay = Replay(config, world)
+    replay = Replay(config, world, shadow_days=shadow_days)
     days = [d for d in sorted(replay.by_day) if first <= d <= last]
     january = replay.model(first - dt.timedelta(days=1))
 
@@ -479,6 +533,8 @@ def run(
         **{f"{name}_mean_roc_auc": round(r.mean_auc, 4) for name, r in runs.items()},
         **{f"{name}_retrains": len(r.retrains) for name, r in runs.items() if name != "frozen"},
         "policy_promotions": len(policy.promotions),
+        **({"shadow_days": shadow_days} if shadow_days else {}),
+        **{f"{name}_shadow_promotions": len(r.shadow_promotions) for name, r in runs.items() if shadow_days},
         "policy_alarms": len(policy.alarms),
         "false_alarm_share": round(len(false_alarms) / len(policy.alarms), 3) if policy.alarms else 0.0,
         "alarms_never_retrained": len(unretrained),  # alerted, gone before a fair challenger could be trained
@@ -532,11 +588,18 @@ def main() -> None:
     parser.add_argument("--max-age-days", type=int, help="instead of the config's retraining.max_age_days")
     parser.add_argument("--override", default="{}", help='config keys as JSON, e.g. \'{"training": {"refit": true}}\'')
     parser.add_argument("--quick", action="store_true", help="policy, frozen, monthly and cost-matched only")
+    parser.add_argument("--shadow-days", type=int, default=0, help="re-judge rejected challengers on live rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     retraining = {k: v for k, v in (("strategy", args.strategy), ("max_age_days", args.max_age_days)) if v}
     overrides = {"retraining": retraining, **json.loads(args.override)}
-    figures = run(args.size, label_delay_days=args.label_delay_days, overrides=overrides, quick=args.quick)
+    figures = run(
+        args.size,
+        label_delay_days=args.label_delay_days,
+        overrides=overrides,
+        quick=args.quick,
+        shadow_days=args.shadow_days,
+    )
     print(json.dumps(figures, indent=2, default=str))
 
 
