@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, field_validator
 
@@ -411,17 +412,21 @@ def _evidently_reports(
     from evidently.ui.workspace import Workspace
 
     cap = config.monitoring.report_sample_rows
-    definition = DataDefinition(
-        numerical_columns=[*config.dataset.numeric_features, SCORE],
-        categorical_columns=config.dataset.categorical_features,
-    )
+    numeric, categorical = [*config.dataset.numeric_features, SCORE], list(config.dataset.categorical_features)
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     folder = paths.window_dir(record.window)
     tags = [f"window:{record.window.id}", f"version:{record.model_version}"]
     metadata = {"window": record.window.id, "model_version": str(record.model_version)}
+    current_rows, reference_rows = _sample(current, cap), _sample(reference, cap)
+    # Evidently refuses a column without a value on either side (a calm day has no wind gust): it
+    # stays in the data summary and out of the drift tests, as Airloop's drift marks it `no_data`.
+    tested = [c for c in [*numeric, *categorical] if _has_values(current_rows[c]) and _has_values(reference_rows[c])]
+    if empty := [c for c in [*numeric, *categorical] if c not in tested]:
+        log.info("no values in one of the windows, so left out of Evidently's drift tests: %s", ", ".join(empty))
     snapshots = {
-        "drift": Report([DataDriftPreset(), DataSummaryPreset()], metadata=metadata, tags=tags).run(
-            current_data=Dataset.from_pandas(_sample(current, cap), data_definition=definition),
-            reference_data=Dataset.from_pandas(_sample(reference, cap), data_definition=definition),
+        "drift": Report([DataDriftPreset(columns=tested), DataSummaryPreset()], metadata=metadata, tags=tags).run(
+            current_data=Dataset.from_pandas(current_rows, data_definition=definition),
+            reference_data=Dataset.from_pandas(reference_rows, data_definition=definition),
             timestamp=record.window.start,
             name=f"drift {record.window.id} v{record.model_version}",
         )
@@ -518,6 +523,11 @@ def _log_to_mlflow(
         config.model_name, str(record.model_version), f"{TAG_PREFIX}last_monitoring_run", run.info.run_id
     )
     record.mlflow_run_url = f"{settings.tracking_uri}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+
+
+def _has_values(column: pd.Series) -> bool:
+    """A value that is neither missing nor infinite (what Evidently's drift tests keep)."""
+    return bool(column.replace([np.inf, -np.inf], np.nan).notna().any())
 
 
 def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:

@@ -40,3 +40,50 @@ def test_a_run_without_held_out_scores_says_so(tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("e"))
     assert read_holdout_scores(client, run.info.run_id, tmp_path / "cache") == (None, None)
+
+
+def test_a_column_empty_in_the_window_is_in_the_summary_but_not_in_evidently_s_drift_tests(
+    settings, flights_config, caplog
+):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from airloop.monitoring.monitor import SCORE, _evidently_reports
+    from airloop.monitoring.paths import MonitoringPaths
+
+    rng = np.random.default_rng(0)
+    numeric, categorical = flights_config.dataset.numeric_features, flights_config.dataset.categorical_features
+    reference = pd.DataFrame(
+        {
+            **{c: rng.normal(10, 2, 400) for c in [*numeric, SCORE]},
+            **{c: rng.choice(["a", "b"], 400) for c in categorical},
+        }
+    )
+    current = reference.copy()
+    current["wind_gust"] = np.nan  # a calm day: no gust reported anywhere
+    current[categorical[0]] = None
+    paths = MonitoringPaths(settings, flights_config)
+    record = WindowRecord(
+        window=WINDOW, model_name=flights_config.model_name, model_version="3", computed_at=WINDOW.end
+    )
+    paths.window_dir(WINDOW).mkdir(parents=True)
+
+    with caplog.at_level("INFO", logger="airloop.monitoring.monitor"):
+        _evidently_reports(
+            settings,
+            config=flights_config,
+            paths=paths,
+            record=record,
+            reference=reference,
+            current=current,
+            labelled=pd.DataFrame(),
+            stale_snapshots=[],
+        )
+
+    snapshot = json.loads(paths.window_dir(WINDOW).joinpath("drift.json").read_text())
+    tested = {m["config"]["column"] for m in snapshot["metrics"] if m["config"]["type"].endswith(":ValueDrift")}
+    assert tested == {*numeric, SCORE, *categorical} - {"wind_gust", categorical[0]}
+    assert f"left out of Evidently's drift tests: wind_gust, {categorical[0]}" in caplog.text
+    assert record.evidently_snapshot_ids  # and the report is in the workspace
