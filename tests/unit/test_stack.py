@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from airloop.processes import alive, spawn, terminate_groups
 from airloop.settings import AirloopSettings
 from airloop.stack import mlflow_auth
-from airloop.stack.embedded import EmbeddedStack, StackError, alive, spawn, terminate_groups
+from airloop.stack.embedded import EmbeddedStack, StackError
 
 POSTGRES = "postgresql+psycopg2://airloop:pw@127.0.0.1:5432/airflow"
 REDIS = "redis://:pw@127.0.0.1:6379/0"
@@ -131,14 +132,14 @@ def test_write_config_command_needs_a_safe_admin_password(tmp_path, monkeypatch,
 
 
 def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_path, monkeypatch):
-    from airloop.stack import embedded
+    from airloop import processes
 
     polite = spawn(["sleep", "60"], dict(os.environ), tmp_path / "polite.log")
     # A child that ignores SIGTERM, like a Celery worker finishing its task.
     stubborn = spawn(["bash", "-c", "trap '' TERM; sleep 60 & wait"], dict(os.environ), tmp_path / "stubborn.log")
     time.sleep(0.3)
     events: list[tuple] = []
-    real_killpg, real_wait = os.killpg, embedded._wait_for_groups
+    real_killpg, real_wait = os.killpg, processes._wait_for_groups
 
     def killpg(pid: int, sig: int) -> None:
         if sig:
@@ -149,8 +150,8 @@ def test_terminate_groups_stops_all_together_and_kills_what_ignores_sigterm(tmp_
         events.append(("wait", frozenset(remaining), timeout))
         real_wait(remaining, timeout)
 
-    monkeypatch.setattr(embedded.os, "killpg", killpg)
-    monkeypatch.setattr(embedded, "_wait_for_groups", wait)
+    monkeypatch.setattr(processes.os, "killpg", killpg)
+    monkeypatch.setattr(processes, "_wait_for_groups", wait)
     terminate_groups([polite, stubborn], grace=2)
     assert not alive(polite)
     assert not alive(stubborn)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError
 from airloop.deploy.checks import serving_model, wait_healthy
+from airloop.processes import alive, spawn, terminate_group
 from airloop.serving.model import ModelInfo
-from airloop.stack.embedded import alive, spawn, terminate_group
 
 log = logging.getLogger(__name__)
 

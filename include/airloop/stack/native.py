@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from airloop.stack.embedded import StackError, alive, spawn, terminate_group
+from airloop.processes import alive, spawn, terminate_group
+from airloop.stack.embedded import StackError
 from airloop.stack.mlflow_auth import write_private
 
 #: Databases made in the native Postgres: Airflow's metadata, MLflow's runs and registry, its users.
