@@ -17,10 +17,10 @@ Two documented shifts are injected into the world (training data and labels alik
 - harmless, `HARMLESS_FROM` for 7 days: the calendar columns are stamped a week late (`day`,
   `month` drift under every test; outcomes are untouched).
 
-With `--shadow-days N` (off by default: not yet the shipped rule) a challenger the held-out rule
-rejected shadows the champion and is promoted if it beats it on the same live rows of up to N
-labelled days: the held-out score judges a model fitted without the window's latest days, which
-right after a shift are the days that matter, while the refitted challenger has seen them.
+Every strategy's challengers meet the shipped promotion rule, shadowing included
+(`promotion.shadow`, see `airloop.registry.shadow`): one the held-out rule rejected shadows the
+champion and is promoted if it beats it on the same rows of its first labelled days.
+`--override '{"promotion": {"shadow": {"days": 0}}}'` replays without it.
 
 Models are shared between strategies (the pipeline fitted on the same window is the same model),
 so the nightly schedule's fits are the replay's main cost. `python -m benchmarks.bench_loop
@@ -87,14 +87,11 @@ class Model:
 class Replay:
     """The world and the models fitted on it, shared by every strategy."""
 
-    def __init__(self, config: Any, world: pd.DataFrame, *, shadow_days: int = 0) -> None:
+    def __init__(self, config: Any, world: pd.DataFrame) -> None:
         from airloop.training.features import features_and_label
 
         self.config = config
         self.world = world
-        # A challenger the held-out rule rejected shadows the champion for up to this many labelled
-        # days and is promoted if it beats it on those same rows (0: off, the shipped rule).
-        self.shadow_days = shadow_days
         self.by_day = {day: rows for day, rows in world.groupby("_day", sort=True)}
         self.features = {day: features_and_label(rows, config.dataset) for day, rows in self.by_day.items()}
         self.models: dict[dt.date, Model] = {}
@@ -221,21 +218,23 @@ def _retrain(
         run.promotions.append(morning)
         run.shadow = None
         return challenger, True
-    if replay.shadow_days:
+    if replay.config.promotion.shadow.days:
         run.shadow = (challenger, morning, alarm)
     return champion, False
 
 
 def _judge_shadow(replay: Replay, run: Run, champion: Model, morning: dt.date, delay: int) -> Model:
-    """The shadowing challenger against the champion on the labelled days it shadowed (same rows)."""
+    """The shadowing challenger against the champion on the labelled days it shadowed (same rows), as
+    `airloop.registry.shadow.compare_live` judges it: its first `days` labelled days, `min_rows` at least."""
     from airloop.registry.promotion import challenger_wins
 
     if run.shadow is None:
         return champion
+    policy = replay.config.promotion.shadow
     challenger, since, alarm = run.shadow
     landed = morning - dt.timedelta(days=delay)
-    shadowed = [d for d in sorted(run.served) if since <= d <= landed][: replay.shadow_days]
-    if not shadowed:
+    shadowed = [d for d in sorted(run.served) if since <= d <= landed][: policy.days]
+    if sum(len(replay.features[d][1]) for d in shadowed) < policy.min_rows:
         return champion
     if challenger_wins(replay.auc_on(challenger, shadowed), replay.auc_on(champion, shadowed), replay.config):
         run.shadow = None
@@ -244,7 +243,7 @@ def _judge_shadow(replay: Replay, run: Run, champion: Model, morning: dt.date, d
         if alarm is not None:
             alarm["outcome"] = "promoted after shadowing"
         return challenger
-    if len(shadowed) >= replay.shadow_days:
+    if len(shadowed) >= policy.days:
         run.shadow = None  # it had its days: dropped
     return champion
 
@@ -476,14 +475,12 @@ def run(
     label_delay_days: int = 1,
     overrides: dict[str, Any] | None = None,
     quick: bool = False,
-    shadow_days: int = 0,
 ) -> dict[str, Any]:
     """Replay the loop at `size` ("smoke" or "full") and return the `loop.*` figures.
 
     `overrides` are merged over the shipped flights config (e.g. another `retraining` policy).
     `quick` leaves out what needs a fit a day or a week (nightly, weekly, the candidate signals):
-    for trying a policy against monthly and cost-matched in a third of the time. `shadow_days`: every
-    strategy's rejected challengers shadow the champion and are re-judged on live labelled rows.
+    for trying a policy against monthly and cost-matched in a third of the time.
     """
     from airloop.config import load_config
     from airloop.settings import PROJECT_ROOT
@@ -493,7 +490,7 @@ def run(
     config = load_config(PROJECT_ROOT / "include" / "config" / "flights.yaml", {**merged, **(overrides or {})})
     began = time.perf_counter()
     world = _world(first, last, harmful_from, harmless_from, config)
-    replay = Replay(config, world, shadow_days=shadow_days)
+    replay = Replay(config, world)
     days = [d for d in sorted(replay.by_day) if first <= d <= last]
     january = replay.model(first - dt.timedelta(days=1))
 
@@ -533,8 +530,8 @@ def run(
         **{f"{name}_mean_roc_auc": round(r.mean_auc, 4) for name, r in runs.items()},
         **{f"{name}_retrains": len(r.retrains) for name, r in runs.items() if name != "frozen"},
         "policy_promotions": len(policy.promotions),
-        **({"shadow_days": shadow_days} if shadow_days else {}),
-        **{f"{name}_shadow_promotions": len(r.shadow_promotions) for name, r in runs.items() if shadow_days},
+        "shadow_days": config.promotion.shadow.days,
+        **{f"{name}_shadow_promotions": len(r.shadow_promotions) for name, r in runs.items() if name != "frozen"},
         "policy_alarms": len(policy.alarms),
         "false_alarm_share": round(len(false_alarms) / len(policy.alarms), 3) if policy.alarms else 0.0,
         "alarms_never_retrained": len(unretrained),  # alerted, gone before a fair challenger could be trained
@@ -588,18 +585,11 @@ def main() -> None:
     parser.add_argument("--max-age-days", type=int, help="instead of the config's retraining.max_age_days")
     parser.add_argument("--override", default="{}", help='config keys as JSON, e.g. \'{"training": {"refit": true}}\'')
     parser.add_argument("--quick", action="store_true", help="policy, frozen, monthly and cost-matched only")
-    parser.add_argument("--shadow-days", type=int, default=0, help="re-judge rejected challengers on live rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     retraining = {k: v for k, v in (("strategy", args.strategy), ("max_age_days", args.max_age_days)) if v}
     overrides = {"retraining": retraining, **json.loads(args.override)}
-    figures = run(
-        args.size,
-        label_delay_days=args.label_delay_days,
-        overrides=overrides,
-        quick=args.quick,
-        shadow_days=args.shadow_days,
-    )
+    figures = run(args.size, label_delay_days=args.label_delay_days, overrides=overrides, quick=args.quick)
     print(json.dumps(figures, indent=2, default=str))
 
 

@@ -10,7 +10,10 @@ have reached since. **raise_signals** raises a retraining signal (and an alert) 
 `retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's
 predictions, day after day) or the champion's age, counted in days of data landed since its
 training window (nothing landed: no retraining by age); drift is reported, not acted on by default.
-`airloop_retraining` takes it from there. **check_serving** reads the endpoint's `/metrics`:
+`airloop_retraining` takes it from there. **judge_shadow** judges a challenger that lost on
+held-out rows again on the live requests labelled since (`promotion.shadow`): one that beats the
+champion on those same rows is served and made champion through the servability gate.
+**check_serving** reads the endpoint's `/metrics`:
 its p50/p99 latency and 5xx rate since the last window (`monitoring/serving/<model>/<window>.json`),
 alerted against `monitoring.serving_health`, never a reason to retrain.
 """
@@ -24,7 +27,7 @@ from airflow.sdk import dag, task
 
 from airloop_airflow import monitoring
 from airloop_airflow.assets import DEGRADATION
-from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import MONITORING_PARAMS
 
@@ -57,12 +60,18 @@ def airloop_monitoring() -> None:
     def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
         return monitoring.raise_signals(current, backfilled)
 
+    @task(pool=SERVING_POOL)  # a win deploys: never interleaved with a promotion or a reconcile
+    def judge_shadow() -> Json | None:
+        return monitoring.judge_shadow()
+
     @task(trigger_rule="all_done")  # the endpoint is checked even when the window could not be monitored
     def check_serving() -> Json | None:
         return monitoring.check_serving()
 
     current = monitor()
-    raise_signals(current, backfill_late_labels(current))
+    backfilled = backfill_late_labels(current)
+    raise_signals(current, backfilled)
+    backfilled >> judge_shadow()  # once the late labels are in
     current >> check_serving()
 
 

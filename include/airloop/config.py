@@ -125,6 +125,24 @@ class ServabilityPolicy(_Strict):
     )
 
 
+class ShadowPolicy(_Strict):
+    """A challenger the held-out rule rejected is judged again on live requests once their labels land.
+
+    The held-out score judges a model fitted without the window's latest days (`training.refit`
+    then refits on them): right after a shift those are the days that matter, and only the refitted
+    challenger has seen them. Shadowing, it scores the champion's logged requests it was not fitted
+    on; it is promoted (through the servability gate) if it beats the champion on those same rows.
+    """
+
+    days: int = Field(
+        default=0,
+        ge=0,
+        le=30,
+        description="Labelled days of live requests a rejected challenger is judged on; 0: off (a rejection is final).",
+    )
+    min_rows: int = Field(default=500, ge=50, description="Fewer labelled live rows than this: no verdict yet.")
+
+
 class PromotionConfig(_Strict):
     metric: Literal["roc_auc", "average_precision", "f1", "accuracy"] = "roc_auc"
     min_improvement: float = Field(
@@ -139,6 +157,7 @@ class PromotionConfig(_Strict):
     approval_timeout_hours: float = Field(
         default=24, gt=0, le=24 * 30, description="How long an approval request waits before it counts as rejected."
     )
+    shadow: ShadowPolicy = Field(default_factory=ShadowPolicy)
 
 
 class DriftPolicy(_Strict):

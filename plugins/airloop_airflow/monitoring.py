@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airloop_airflow import stages
 from airloop_airflow.links import EvidentlyReportLink, MLflowRunLink, push_link
-from airloop_airflow.notifiers import AirloopNotifier
+from airloop_airflow.notifiers import AirloopNotifier, fail_with_reason
 
 if TYPE_CHECKING:
     from airloop.monitoring.monitor import WindowRecord
@@ -120,6 +120,36 @@ def backfill_late_labels(current: Json) -> list[Json]:
     for record in records:
         log.info("recomputed %s with %d labels: %s", record.window.id, record.labels_used, record.performance)
     return [_summary(r) for r in records]
+
+
+def judge_shadow() -> Json | None:
+    """`judge_shadow`: the challenger shadowing the champion against it on the live rows labelled so far.
+
+    A win serves it and makes it champion through the servability gate (as `airloop_deploy` does);
+    a version that fails the gate fails this task, with alias and traffic where they were.
+    """
+    from airloop.deploy import DeploymentError
+    from airloop.deploy.service import promote_shadow_winner
+    from airloop.registry.shadow import judge_shadow as judge
+
+    _, settings, config, lineage = _context()
+    verdict = judge(settings, config, now=dt.datetime.now(dt.UTC))
+    if verdict is None:
+        log.info("no challenger shadows the champion")
+        return None
+    if verdict.verdict == "won":
+        try:
+            promote_shadow_winner(
+                settings,
+                config,
+                verdict,
+                docker_api=stages.docker_api(),
+                kubernetes_api=stages.kubernetes_api,
+                lineage=lineage,
+            )
+        except DeploymentError as err:
+            fail_with_reason(f"{config.model_name} version {verdict.version} won in shadow but cannot serve", err)
+    return verdict.model_dump(mode="json")
 
 
 def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
 import pytest
 
@@ -21,11 +22,11 @@ def _model(name: str) -> Model:
 class _Replay:
     """What `_judge_shadow` asks of the replay: the rule's settings and ROC AUC on given days' rows."""
 
-    def __init__(self, aucs: dict[str, float], shadow_days: int) -> None:
+    def __init__(self, aucs: dict[str, float], rows_a_day: int = 900) -> None:
         from airloop.config import load_config
 
-        self.config = load_config(FLIGHTS_CONFIG)
-        self.shadow_days = shadow_days
+        self.config = load_config(FLIGHTS_CONFIG, {"promotion": {"shadow": {"days": 3, "min_rows": 500}}})
+        self.features = defaultdict(lambda: (None, [0] * rows_a_day))  # a day's labels: only their count counts
         self.aucs = aucs
         self.asked: list[list[dt.date]] = []
 
@@ -52,7 +53,7 @@ def test_a_shadowing_challenger_is_promoted_only_when_it_wins_on_the_same_rows(
     challenger_auc, served_days, serves, still_shadowing
 ):
     champion, challenger = _model("champion"), _model("challenger")
-    replay = _Replay({"champion": 0.70, "challenger": challenger_auc}, shadow_days=3)
+    replay = _Replay({"champion": 0.70, "challenger": challenger_auc})
     run = _run(champion, challenger, served_days)
     alarm = run.shadow[2]
     morning = TRAINED + served_days * DAY  # labels of the served days have landed (one day's delay)
@@ -68,9 +69,19 @@ def test_a_shadowing_challenger_is_promoted_only_when_it_wins_on_the_same_rows(
 
 def test_nothing_is_judged_before_a_shadowed_day_has_labels():
     champion, challenger = _model("champion"), _model("challenger")
-    replay = _Replay({"champion": 0.5, "challenger": 0.9}, shadow_days=3)
+    replay = _Replay({"champion": 0.5, "challenger": 0.9})
     run = _run(champion, challenger, served_days=1)
 
     assert _judge_shadow(replay, run, champion, TRAINED, delay=1) is champion
     assert replay.asked == []
     assert run.shadow is not None
+
+
+def test_too_few_labelled_rows_wait_for_more_days():
+    champion, challenger = _model("champion"), _model("challenger")
+    replay = _Replay({"champion": 0.5, "challenger": 0.9}, rows_a_day=300)  # min_rows 500: two days needed
+    run = _run(champion, challenger, served_days=2)
+
+    assert _judge_shadow(replay, run, champion, TRAINED + DAY, delay=1) is champion
+    assert _judge_shadow(replay, run, champion, TRAINED + 2 * DAY, delay=1).id == "challenger"
+    assert replay.asked == [[TRAINED, TRAINED + DAY]] * 2

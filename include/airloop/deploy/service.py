@@ -3,7 +3,8 @@
 The one place that chooses a target's :class:`~airloop.deploy.Deployer` (:func:`build_deployer`),
 and the training run's last step (:func:`deploy_and_promote`): the challenger that won its
 evaluation is served and made `champion` only if it proves servable; otherwise the champion
-keeps (or starts) serving.
+keeps (or starts) serving. A challenger that won in shadow (:mod:`airloop.registry.shadow`) goes
+through the same gate (:func:`promote_shadow_winner`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airloop.settings import AirloopSettings
 
 if TYPE_CHECKING:
     from airloop.config import PipelineConfig
+    from airloop.registry.shadow import ShadowVerdict
     from airloop.registry.versions import ModelRegistry
     from airloop.serving.model import ModelInfo
 
@@ -210,6 +212,53 @@ def deploy_and_promote(
         evaluation.decided("not_servable", registry, reason=f"{evaluation.reason}; not servable: {err}")
         raise
     return PromotionResult(decision=evaluation.decided("promoted", registry), deployment=deployment)
+
+
+def promote_shadow_winner(
+    settings: AirloopSettings,
+    config: PipelineConfig,
+    verdict: ShadowVerdict,
+    *,
+    docker_api: Any = None,
+    kubernetes_api: Callable[[], Any] | None = None,
+    lineage: Lineage | None = None,
+) -> Deployment | None:
+    """A challenger that won in shadow serves and becomes champion through the gate, as any winner.
+
+    With `promotion.approval: required` it waits for a person instead (None): the log and the
+    version's tags say so, and `airloop_deploy` with its version promotes it.
+    """
+    from airloop.registry.versions import ModelRegistry
+
+    registry = ModelRegistry(verdict.model_name, tracking_uri=settings.tracking_uri)
+    reason = f"won in shadow: {verdict.reason}"
+    if config.promotion.approval == "required":
+        registry.tag(verdict.version, {"promotion.reason": f"{reason}; awaits approval (airloop_deploy)"})
+        log.warning(
+            "%s version %s %s; promotion.approval is required: deploy it with airloop_deploy (version %s)",
+            verdict.model_name,
+            verdict.version,
+            reason,
+            verdict.version,
+        )
+        return None
+    try:
+        deployment = deploy_version(
+            settings,
+            verdict.model_name,
+            verdict.version,
+            docker_api=docker_api,
+            kubernetes_api=kubernetes_api,
+            lineage=lineage,
+            make_champion=True,
+            check=servability_check(config, serving_token()),
+        )
+    except NotServableError as err:
+        registry.tag(verdict.version, {"promotion.decision": "not_servable", "promotion.reason": f"{reason}; {err}"})
+        raise
+    registry.tag(verdict.version, {"promotion.decision": "promoted", "promotion.reason": reason})
+    log.info("%s version %s promoted: %s", verdict.model_name, verdict.version, reason)
+    return deployment
 
 
 def servability_check(config: PipelineConfig, token: str | None) -> ServingCheck:

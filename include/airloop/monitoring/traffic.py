@@ -8,6 +8,7 @@ label only later, when :func:`land_labels` is called for it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -36,16 +37,26 @@ def flights_between(
 
 
 def send_traffic(
-    url: str, flights: pd.DataFrame, config: PipelineConfig, *, token: str | None = None, timeout: float = 30
+    url: str | httpx.Client,
+    flights: pd.DataFrame,
+    config: PipelineConfig,
+    *,
+    token: str | None = None,
+    timeout: float = 30,
 ) -> pd.DataFrame:
     """Score every flight, one request per departure hour; returns (request_id, row, label) per flight.
 
-    The label column is kept aside, for :func:`land_labels`: the server only sees features.
+    The label column is kept aside, for :func:`land_labels`: the server only sees features. `url`
+    may be a client of its own (an in-process app's test client).
     """
     time_column, label = config.dataset.time_column, config.dataset.label.column
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     sent = []
-    with httpx.Client(base_url=url, timeout=timeout, headers=headers) as client:
+    if isinstance(url, httpx.Client):
+        connection: contextlib.AbstractContextManager[httpx.Client] = contextlib.nullcontext(url)
+    else:
+        connection = httpx.Client(base_url=url, timeout=timeout, headers=headers)
+    with connection as client:
         for at, batch in flights.groupby(time_column, sort=True):
             request_id = uuid.uuid4().hex
             body = {"dataframe_split": batch[config.dataset.features].to_dict(orient="split", index=False)}
@@ -59,7 +70,7 @@ def send_traffic(
                 },
             )
             if answer.status_code != 200:
-                raise TrafficError(f"{url}/invocations answered {answer.status_code}: {answer.text[:300]}")
+                raise TrafficError(f"{client.base_url}/invocations answered {answer.status_code}: {answer.text[:300]}")
             sent.append(
                 pd.DataFrame({"request_id": request_id, "row": range(len(batch)), label: batch[label].to_numpy()})
             )

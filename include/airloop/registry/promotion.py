@@ -188,6 +188,10 @@ def evaluate_challenger(
     )
     if not promote:
         evaluation.decided("rejected", registry)
+        if champion is not None and config.promotion.shadow.days:
+            from airloop.registry.shadow import start_shadow
+
+            start_shadow(registry, candidate.version, champion)
     else:  # decided once it proved servable (or not); an earlier run's decision no longer holds
         registry.untag(candidate.version, ["promotion.decision"])
         log.info("model %s version %s should replace the champion: %s", name, candidate.version, reason)

@@ -65,6 +65,11 @@ class ModelRegistry:
         found = self.client.get_model_version(self.model_name, version).tags
         return {k.removeprefix(TAG_PREFIX): v for k, v in found.items() if k.startswith(TAG_PREFIX)}
 
+    def tagged(self, key: str, value: str) -> list[str]:
+        """The versions whose `airloop.<key>` tag is `value`, newest first."""
+        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        return sorted((str(v.version) for v in found if v.tags.get(TAG_PREFIX + key) == value), key=int, reverse=True)
+
     def fitted_through(self, version: str) -> dt.datetime | None:
         """When the latest row `version`'s pipeline was fitted on is from (its training run's parameters).
 

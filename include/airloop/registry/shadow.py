@@ -1,0 +1,181 @@
+"""Shadow promotion: a challenger the held-out rule rejected is judged again on live requests.
+
+The held-out rule scores a model fitted without the training window's latest days; with
+`training.refit` the version registered is then refitted on them. Right after a shift those
+days are the ones that matter, so the refitted challenger can be right where its held-out twin
+lost (on the 2013 replay the challenger trained two days after a carrier's meltdown lost on
+held-out rows, 0.576 against 0.655 ROC AUC, and beat the champion the next day, 0.874 against
+0.804). With `promotion.shadow.days` set, such a challenger shadows the champion: once labels
+land for the requests the champion served after the challenger's data ended, both are scored
+on those same rows (the champion's scores are the ones it served, read from the inference log;
+the challenger scores the logged features), over at most `days` labelled days. It wins by the
+promotion rule (`challenger_wins`) and is then served through the servability gate like any
+winner; it loses once it had its days. The version's `airloop.promotion.shadow` tag says where
+it stands: `shadowing`, `won`, `lost` or `superseded` (a newer challenger shadows, or the
+champion changed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from airloop.config import PipelineConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from airloop.registry.versions import ModelRegistry
+    from airloop.settings import AirloopSettings
+
+log = logging.getLogger(__name__)
+
+SHADOW = "promotion.shadow"  # the tag: shadowing | won | lost | superseded
+SHADOW_CHAMPION = "promotion.shadow_champion"  # the champion it shadows (whose served rows judge it)
+SHADOWING = "shadowing"
+SERVED_DAY = "served_day"  # the UTC day a live row was served (not the flights' own `day` feature)
+#: Served rows are read up to this long after the challenger's data ended (labels land within it).
+MAX_SHADOW_SPAN = dt.timedelta(days=30)
+
+Verdict = Literal["pending", "won", "lost", "superseded"]
+
+
+class ShadowVerdict(BaseModel):
+    """Where a shadowing challenger stands against the champion on the same live rows."""
+
+    model_name: str
+    version: str
+    champion_version: str | None
+    verdict: Verdict
+    reason: str
+    metric: str
+    rows: int = 0
+    days: list[str] = Field(default_factory=list)
+    challenger_score: float | None = None
+    champion_score: float | None = None
+
+
+def start_shadow(registry: ModelRegistry, version: str, champion: str) -> None:
+    """`version`, rejected on held-out rows, shadows `champion` from now; an older shadow stops."""
+    for older in registry.tagged(SHADOW, SHADOWING):
+        if older != version:
+            registry.tag(older, {SHADOW: "superseded", f"{SHADOW}_reason": f"version {version} shadows instead"})
+    registry.tag(version, {SHADOW: SHADOWING, SHADOW_CHAMPION: champion})
+    log.info("version %s shadows champion v%s: judged again on live requests once their labels land", version, champion)
+
+
+def compare_live(
+    config: PipelineConfig, labelled: pd.DataFrame, challenger_scores: np.ndarray
+) -> tuple[Verdict, str, dict[str, Any]]:
+    """The verdict on labelled live rows (`served_day`, `target`, and `score`: what the champion served).
+
+    Only the first `promotion.shadow.days` labelled days count; fewer than `min_rows` of them: pending.
+    """
+    from airloop.registry.promotion import challenger_wins
+    from airloop.training.model import classification_metrics
+
+    policy, metric = config.promotion.shadow, config.promotion.metric
+    days = sorted(labelled[SERVED_DAY].unique())[: policy.days]
+    chosen = labelled[SERVED_DAY].isin(days).to_numpy()
+    found: dict[str, Any] = {"rows": int(chosen.sum()), "days": [str(d) for d in days]}
+    if found["rows"] < policy.min_rows:
+        return "pending", f"{found['rows']} labelled live rows so far (< {policy.min_rows})", found
+    labels = labelled["target"][chosen]
+    found["challenger_score"] = classification_metrics(labels, challenger_scores[chosen])[metric]
+    found["champion_score"] = classification_metrics(labels, labelled["score"].to_numpy()[chosen])[metric]
+    versus = (
+        f"{metric} {found['challenger_score']:.4f} vs champion {found['champion_score']:.4f} "
+        f"on {found['rows']} live rows of {len(days)} labelled day(s)"
+    )
+    if challenger_wins(found["challenger_score"], found["champion_score"], config):
+        return "won", f"beats the champion by >= {config.promotion.min_improvement} live: {versus}", found
+    if len(days) >= policy.days:
+        return "lost", f"does not beat the champion live: {versus}", found
+    return "pending", f"not ahead yet: {versus}", found
+
+
+def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.datetime) -> ShadowVerdict | None:
+    """Judge the shadowing challenger on the live rows labelled by now; None when none shadows."""
+    from airloop.registry.versions import ModelRegistry
+
+    registry = ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
+    shadowing = registry.tagged(SHADOW, SHADOWING)
+    if not shadowing:
+        return None
+    version = shadowing[0]
+    shadowed, champion = registry.tags(version).get(SHADOW_CHAMPION), registry.champion()
+    verdict = ShadowVerdict(
+        model_name=config.model_name,
+        version=version,
+        champion_version=champion,
+        verdict="pending",
+        reason="",
+        metric=config.promotion.metric,
+    )
+    since = registry.fitted_through(version)
+    if champion is None or champion != shadowed or since is None:
+        why = f"the champion is now v{champion}" if champion != shadowed else "its training run has no data end"
+        return _final(registry, verdict.model_copy(update={"verdict": "superseded", "reason": why}))
+    labelled = _labelled_live_rows(settings, config, champion, since, now)
+    if labelled.empty:
+        verdict.reason = f"no labelled requests served by v{champion} after v{version}'s data ended ({since:%Y-%m-%d})"
+        log.info("shadow v%s: %s", version, verdict.reason)
+        return verdict
+    outcome, reason, found = compare_live(config, labelled, _challenger_scores(settings, config, version, labelled))
+    verdict = verdict.model_copy(update={"verdict": outcome, "reason": reason, **found})
+    log.info("shadow v%s against champion v%s: %s", version, champion, reason)
+    return _final(registry, verdict) if outcome != "pending" else verdict
+
+
+def _labelled_live_rows(
+    settings: AirloopSettings, config: PipelineConfig, champion: str, since: dt.datetime, now: dt.datetime
+) -> pd.DataFrame:
+    """Rows `champion` served after `since` whose labels have landed, with the day each was served."""
+    import pandas as pd
+
+    from airloop.monitoring.labels import join_labels, read_labels
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.monitoring.window import MonitoringWindow, served_rows
+
+    start = since.astimezone(dt.UTC) + dt.timedelta(microseconds=1)
+    end = min(now.astimezone(dt.UTC), start + MAX_SHADOW_SPAN)
+    if end <= start:
+        return pd.DataFrame()
+    paths = MonitoringPaths(settings, config)
+    served = served_rows(paths.inference, MonitoringWindow(start=start, end=end), config.model_name)
+    if served.empty:
+        return served
+    served = served[served["model_version"] == champion].reset_index(drop=True)
+    labelled = join_labels(served, read_labels(paths.labels, config.dataset.label.column), config.dataset.label)
+    return labelled.assign(**{SERVED_DAY: labelled["timestamp"].dt.strftime("%Y-%m-%d")}).reset_index(drop=True)
+
+
+def _challenger_scores(
+    settings: AirloopSettings, config: PipelineConfig, version: str, labelled: pd.DataFrame
+) -> np.ndarray:
+    """The challenger's positive-class probabilities on the logged features of the live rows."""
+    import mlflow
+
+    from airloop.training.features import feature_frame
+
+    mlflow.set_tracking_uri(settings.tracking_uri)  # models:/ URIs resolve through it
+    model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
+    return model.predict_proba(feature_frame(labelled, config.dataset))[:, 1]
+
+
+def _final(registry: ModelRegistry, verdict: ShadowVerdict) -> ShadowVerdict:
+    """Tag a verdict that ends the shadow on the version."""
+    tags = {SHADOW: verdict.verdict, f"{SHADOW}_reason": verdict.reason}
+    if verdict.challenger_score is not None and verdict.champion_score is not None:
+        tags |= {
+            f"{SHADOW}_challenger_score": f"{verdict.challenger_score:.6f}",
+            f"{SHADOW}_champion_score": f"{verdict.champion_score:.6f}",
+            f"{SHADOW}_rows": str(verdict.rows),
+        }
+    registry.tag(verdict.version, tags)
+    log.info("shadow v%s %s: %s", verdict.version, verdict.verdict, verdict.reason)
+    return verdict
