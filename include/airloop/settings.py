@@ -90,6 +90,15 @@ class AirloopSettings(BaseSettings):
         """The MLflow tracking URI the pipeline logs to."""
         return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
 
+    def mlflow_ui_url(self, route: str) -> str | None:
+        """A page of MLflow's UI (`route` after `#/`), when the tracking URI is a server a browser can open."""
+        base = self.tracking_uri.rstrip("/")
+        return f"{base}/#/{route}" if base.startswith(("http://", "https://")) else None
+
+    def mlflow_run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """A run's page in MLflow's UI (None for a store without a UI, such as SQLite)."""
+        return self.mlflow_ui_url(f"experiments/{experiment_id}/runs/{run_id}")
+
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.airflow_port}"

@@ -129,21 +129,21 @@ def approval_request(context: Any) -> ApprovalRequest | None:
     candidate = CandidateVersion.model_validate(context["ti"].xcom_pull(task_ids="register"))
     registry = ModelRegistry(evaluation.model_name, tracking_uri=run.settings.tracking_uri)
     challenger_run = _run_url(run.settings, registry, candidate.train.mlflow_run_id)
-    links = {f"challenger v{evaluation.version}: MLflow run": challenger_run}
+    links: dict[str, str | None] = {f"challenger v{evaluation.version}: MLflow run": challenger_run}
     if evaluation.champion_version:
         champion_run = registry.client.get_model_version(evaluation.model_name, evaluation.champion_version).run_id
         links[f"champion v{evaluation.champion_version}: MLflow run"] = _run_url(run.settings, registry, champion_run)
     degradation = (context["dag_run"].conf or {}).get("degradation") or {}
     if degradation.get("report"):
         links["the degraded window's report"] = str(degradation["report"])
-    request = request_for(run.config, evaluation, candidate, run_reason=run.lineage.reason, links=links)
+    pages = {name: url for name, url in links.items() if url}  # a store without a UI has no pages to link
+    request = request_for(run.config, evaluation, candidate, run_reason=run.lineage.reason, links=pages)
     log.info("asking for approval (Required Actions in the Airflow UI, or the REST API): %s", request.subject)
     return request
 
 
-def _run_url(settings: AirloopSettings, registry: Any, run_id: str) -> str:
-    experiment = registry.client.get_run(run_id).info.experiment_id
-    return f"{settings.tracking_uri}/#/experiments/{experiment}/runs/{run_id}"
+def _run_url(settings: AirloopSettings, registry: Any, run_id: str) -> str | None:
+    return settings.mlflow_run_url(registry.client.get_run(run_id).info.experiment_id, run_id)
 
 
 def record_approval(context: Any, chosen: str, by: str | None, at: dt.datetime) -> None:

@@ -244,7 +244,7 @@ def pipeline_health(
         generated_at=now or dt.datetime.now(dt.UTC),
         drift_threshold=config.monitoring.drift.max_drifted_share,
         drift_raises=config.monitoring.drift.raises,
-        mlflow_model_url=_mlflow_url(settings, f"models/{quote(config.model_name, safe='')}"),
+        mlflow_model_url=settings.mlflow_ui_url(f"models/{quote(config.model_name, safe='')}"),
     )
     health.windows = _windows(paths, config, windows)
     health.retraining = _ledger(paths, pipeline, runs, ledger_rows)
@@ -354,11 +354,11 @@ def _version(
         git_commit=tags.get(f"{TAG_PREFIX}git_commit"),
         training_run=training_run,
         mlflow_run_id=version.run_id or None,
-        mlflow_version_url=_mlflow_url(
-            settings, f"models/{quote(pipeline.config.model_name, safe='')}/versions/{number}"
+        mlflow_version_url=settings.mlflow_ui_url(
+            f"models/{quote(pipeline.config.model_name, safe='')}/versions/{number}"
         ),
     )
-    if version.run_id and (base := _mlflow_url(settings, "experiments")):
+    if version.run_id and settings.mlflow_ui_url(""):
         from mlflow.exceptions import MlflowException
 
         try:
@@ -366,7 +366,7 @@ def _version(
         except MlflowException as err:  # the run was deleted; the version stays useful without the link
             log.info("MLflow run %s of version %s: %s", version.run_id, number, err)
         else:
-            summary.mlflow_run_url = f"{base}/{experiment}/runs/{version.run_id}"
+            summary.mlflow_run_url = settings.mlflow_run_url(experiment, version.run_id)
     return summary
 
 
@@ -549,12 +549,6 @@ def _json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return loaded if isinstance(loaded, dict) else None
-
-
-def _mlflow_url(settings: AirloopSettings, route: str) -> str | None:
-    """A page of MLflow's UI, when the tracking URI is a server a browser can open."""
-    base = settings.tracking_uri.rstrip("/")
-    return f"{base}/#/{route}" if base.startswith(("http://", "https://")) else None
 
 
 def _float(raw: str | None) -> float | None:

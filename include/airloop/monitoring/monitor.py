@@ -522,7 +522,7 @@ def _log_to_mlflow(
     client.set_model_version_tag(
         config.model_name, str(record.model_version), f"{TAG_PREFIX}last_monitoring_run", run.info.run_id
     )
-    record.mlflow_run_url = f"{settings.tracking_uri}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+    record.mlflow_run_url = settings.mlflow_run_url(experiment.experiment_id, run.info.run_id)
 
 
 def _has_values(column: pd.Series) -> bool:
