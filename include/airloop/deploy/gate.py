@@ -70,7 +70,14 @@ def promote_when_servable(
     except Exception:  # the promotion is complete; an instance left over costs resources, not correctness
         log.exception("could not retire what served before %s version %s; remove it by hand", info.name, info.version)
     registry.mark_servable(info.version)
-    log.info("%s version %s serves at %s (%s)", info.name, info.version, endpoint, candidate.instance)
+    # The candidate slot's instance may have made way for the stable one (local, Kubernetes): say which it was.
+    log.info(
+        "%s version %s serves at %s (checked in the candidate slot as %s)",
+        info.name,
+        info.version,
+        endpoint,
+        candidate.instance,
+    )
     return _deployment(deployer, info, previous, candidate=candidate)
 
 
