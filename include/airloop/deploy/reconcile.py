@@ -43,6 +43,11 @@ class Reconciliation(BaseModel):
     deployment: Deployment | None = None
 
     @property
+    def served_phrase(self) -> str:
+        """What served before reconciling, in words: `version N`, or `nothing`."""
+        return f"version {self.served}" if self.served else "nothing"
+
+    @property
     def needs_attention(self) -> bool:
         """The endpoint does not serve the champion, and reconciling could not change that."""
         return self.outcome in ("not_servable", "drifted")
@@ -82,8 +87,10 @@ def reconcile_serving(
                 update={"outcome": "not_servable", "message": f"{found.message}, and it cannot serve: {err}"}
             )
         else:
-            served = f"version {found.served}" if found.served else "nothing"
-            message = f"{model_name} champion version {found.champion} serves at {deployment.endpoint} (was {served})"
+            message = (
+                f"{model_name} champion version {found.champion} serves at {deployment.endpoint} "
+                f"(was {found.served_phrase})"
+            )
             found = found.model_copy(update={"outcome": "repaired", "message": message, "deployment": deployment})
         found.attempted = True
     elif found.outcome == "drifted":
@@ -111,7 +118,7 @@ def _compare(
         settings, target, docker_api=docker_api, kubernetes_api=kubernetes_api, token=serving_token()
     )
     found.served = deployer.serving_version(model_name)
-    serving = f"version {found.served}" if found.served else "nothing"
+    serving = found.served_phrase
     where = f"{deployer.endpoint(model_name)} ({target})"
     if champion is None:
         found.outcome, found.message = "no_champion", f"{model_name} has no champion yet; {serving} serves at {where}"
