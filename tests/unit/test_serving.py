@@ -117,6 +117,14 @@ def test_scoring_protocol_predicts_what_mlflow_predicts(client, example, expecte
     assert response.headers["X-Request-ID"]
 
 
+def test_the_loaded_model_scores_the_positive_class(model_dir, example, expected_proba):
+    from airloop.serving.model import load_model_dir
+
+    scores = load_model_dir(model_dir).scores(pd.DataFrame(**example))
+    assert scores.shape == (len(example["data"]),)  # one score a row, as monitoring reads it
+    np.testing.assert_allclose(scores, [p[1] for p in expected_proba], rtol=1e-9)
+
+
 def test_predict_proba_answers_what_the_model_itself_answers(client, example, expected_proba):
     body = {"dataframe_split": example, "params": {"predict_method": "predict_proba"}}
     response = _post(client, body)

@@ -343,14 +343,14 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     if not (model_dir / "MLmodel").exists():
         fetch_model(f"models:/{config.model_name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
     model = load_model_dir(model_dir)
-    _, scores = model.predict(frame)
+    scores = model.scores(frame)
     frame[SCORE] = scores.astype("float64")
     cache = paths.models / f"v{version}-eval"
     holdout_scores, holdout_labels = read_holdout_scores(client, model_version.run_id, cache)
     if holdout_scores is None:  # a version trained before runs logged their held-out scores
         _, holdout = holdout_split(snapshot, config)
         x_holdout, y_holdout = features_and_label(holdout, config.dataset)
-        _, holdout_scores = model.predict(x_holdout.reset_index(drop=True))
+        holdout_scores = model.scores(x_holdout.reset_index(drop=True))
         holdout_labels = y_holdout.to_numpy()
     score = tags.get(f"{TAG_PREFIX}metric.{config.monitoring.performance.metric}")
     return _Reference(

@@ -63,6 +63,10 @@ class ServingModel:
         proba = self.pipeline.predict_proba(frame)
         return self.classes[proba.argmax(axis=1)], proba
 
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """The positive class's probabilities (what the inference log records as `score`)."""
+        return self.predict(frame)[1][:, -1]
+
 
 def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
     """Load an MLflow sklearn model saved with skops, trusting only the types it lists."""

@@ -258,7 +258,7 @@ def _print_monthly_quality(settings: AirloopSettings, config: Any, january: str)
         rows = join_labels(served_rows(paths.inference, record.window, config.model_name), labels, config.dataset.label)
         if rows["target"].nunique() < 2:
             continue
-        _, frozen_scores = frozen.predict(rows[config.dataset.features])
+        frozen_scores = frozen.scores(rows[config.dataset.features])
         loop_auc = roc_auc_score(rows["target"], rows["score"])
         frozen_auc = roc_auc_score(rows["target"], frozen_scores)
         versions = ",".join(f"v{v}" for v in sorted(rows["model_version"].unique()))
