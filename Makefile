@@ -52,7 +52,7 @@ bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs:
 		apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m benchmarks.run --size full
 
-evaluate-loop: $(STAMP) ## Replay 2013 day by day: the loop's policy against never and scheduled retraining (~10 min)
+evaluate-loop: $(STAMP) ## Replay 2013 day by day: the policy against never and scheduled retraining (~100 min; bench_loop --quick ~10)
 	$(BIN)/python -m benchmarks.run --size full loop
 
 bench-smoke: $(STAMP) ## The same benchmarks at tiny sizes, into a temporary folder (part of `make test`)

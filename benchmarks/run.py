@@ -344,22 +344,16 @@ FINDINGS = {
 FINDINGS.update(
     {
         "loop.harmful_shift_recovery_days <= 3": (
-            "Recovery is now paired: the served model against a model fitted on the labelled window before "
-            "the same morning, on the same days (within 0.01 ROC AUC over 3 days), where it used to be a "
-            "3-day mean of daily ROC AUC (sd 0.08) against the 14 days before the shift. With refit and a "
-            "7-day half-life the shift is flagged on its second labelled day and retrained on the next "
-            "morning (9/12, promoted), but a model fitted on three days of a change still trails a fresh one "
-            "by more than 0.01 for a week: quality counted as back on 9/21, after the retraining of 9/19 (the "
-            "monthly schedule: 53 days). What would fix it: retraining again while the same concept shift "
-            "persists on the new champion (it is deduplicated for `guards.dedupe_hours`, 168), or a shorter "
-            "half-life for a retraining a concept shift caused."
-        ),
-        "loop.max_trainings_per_reason <= 1": (
-            "With refit, a 7-day half-life and `retrain_after_days: 3`, one reason key was trained on twice for "
-            "the same champion in the full year (the retraining dates are in the notes: 9/12, 9/19 and 10/04 "
-            "follow the harmful shift). Not analysed yet: which key, and whether the second was the "
-            "follow-up the recovery finding asks for (a champion that had learned only part of the change) "
-            "or a duplicate the guards should have held back."
+            "Recovery is paired: the served model against a model fitted on the labelled window before the "
+            "same morning, on the same days (within 0.01 ROC AUC over 3 days). The shift (9/9) is flagged on "
+            "its second labelled day and retrained on 9/12; that challenger loses on held-out rows (its "
+            "held-out twin never saw the shift: 0.576 against 0.655) and shadows the champion "
+            "(`promotion.shadow`); on 9/13, with 9/12's labels in, it beats it on those live rows and is "
+            "promoted, and quality counts as back from that day: 4 days (12 without the shadow rule, the "
+            "monthly schedule 53). The day left is the shadow's labelled day. Measured: retraining after 2 "
+            "days of a persistent shift (`concept_shift.retrain_after_days: 2`) brings it back in 3 days "
+            "(policy 0.6941) but spends 11 retrainings, one more than monthly; not yet tried with a longer "
+            "age bound to pay for it."
         ),
         "loop.policy_retrains <= 1 x monthly_retrains": (
             "The policy's retrainings are its age bound (`retraining.max_age_days`) plus those the harmful "
