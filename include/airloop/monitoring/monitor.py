@@ -317,7 +317,7 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     from mlflow.tracking import MlflowClient
 
     from airloop.data.snapshot import find_snapshot, read_snapshot
-    from airloop.serving.model import fetch_model, load_model_dir
+    from airloop.serving.model import cached_model
     from airloop.training.features import features_and_label
     from airloop.training.train import holdout_split, read_holdout_scores
 
@@ -339,10 +339,7 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
         )
     snapshot = read_snapshot(manifest)
     frame = feature_frame(snapshot, config.dataset)
-    model_dir = paths.models / f"v{version}"
-    if not (model_dir / "MLmodel").exists():
-        fetch_model(f"models:/{config.model_name}/{version}", model_dir, tracking_uri=settings.tracking_uri)
-    model = load_model_dir(model_dir)
+    model = cached_model(config.model_name, version, paths.model_dir(version), tracking_uri=settings.tracking_uri)
     scores = model.scores(frame)
     frame[SCORE] = scores.astype("float64")
     cache = paths.models / f"v{version}-eval"

@@ -26,6 +26,10 @@ class MonitoringPaths:
         self.labels = labels if labels.is_absolute() else settings.home / labels
         self.workspace = settings.evidently_workspace
 
+    def model_dir(self, version: str) -> Path:
+        """Where version `version`'s model is fetched once (see airloop.serving.model.cached_model)."""
+        return self.models / f"v{version}"
+
     def window_dir(self, window: MonitoringWindow) -> Path:
         return self.windows / window.id
 

@@ -127,8 +127,10 @@ def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.d
         return verdict
     outcome, reason, found = compare_live(config, labelled, _challenger_scores(settings, config, version, labelled))
     verdict = verdict.model_copy(update={"verdict": outcome, "reason": reason, **found})
+    if outcome != "pending":
+        return _final(registry, verdict)
     log.info("shadow v%s against champion v%s: %s", version, champion, reason)
-    return _final(registry, verdict) if outcome != "pending" else verdict
+    return verdict
 
 
 def _labelled_live_rows(
@@ -157,14 +159,15 @@ def _labelled_live_rows(
 def _challenger_scores(
     settings: AirloopSettings, config: PipelineConfig, version: str, labelled: pd.DataFrame
 ) -> np.ndarray:
-    """The challenger's positive-class probabilities on the logged features of the live rows."""
-    import mlflow
-
+    """The challenger's positive-class probabilities on the logged features of the live rows (the
+    model fetched once into monitoring's cache, as the reference's is)."""
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.serving.model import cached_model
     from airloop.training.features import feature_frame
 
-    mlflow.set_tracking_uri(settings.tracking_uri)  # models:/ URIs resolve through it
-    model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
-    return model.predict_proba(feature_frame(labelled, config.dataset))[:, 1]
+    model_dir = MonitoringPaths(settings, config).model_dir(version)
+    model = cached_model(config.model_name, version, model_dir, tracking_uri=settings.tracking_uri)
+    return model.scores(feature_frame(labelled, config.dataset))
 
 
 def _final(registry: ModelRegistry, verdict: ShadowVerdict) -> ShadowVerdict:

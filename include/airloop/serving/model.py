@@ -111,6 +111,15 @@ def _input_example(path: Path, mlmodel: dict[str, Any]) -> pd.DataFrame | None:
     return pd.DataFrame(body)
 
 
+def cached_model(name: str, version: str, model_dir: Path, *, tracking_uri: str) -> ServingModel:
+    """Version `version` of registered model `name`, fetched into `model_dir` the first time and
+    loaded from there after (a registered version's artifacts never change)."""
+    if read_model_info(model_dir) is None:
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        fetch_model(f"models:/{name}/{version}", model_dir, tracking_uri=tracking_uri)
+    return load_model_dir(model_dir)
+
+
 def fetch_model(model_uri: str, dest: Path, *, tracking_uri: str) -> ModelInfo:
     """Download a registered model (`models:/name@alias` or `models:/name/3`) into `dest`."""
     import shutil

@@ -242,13 +242,10 @@ def _print_monthly_quality(settings: AirloopSettings, config: Any, january: str)
     from airloop.monitoring.monitor import window_records
     from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.window import served_rows
-    from airloop.serving.model import fetch_model, load_model_dir
+    from airloop.serving.model import cached_model
 
     paths = MonitoringPaths(settings, config)
-    model_dir = paths.models / f"v{january}"
-    if not (model_dir / "MLmodel").exists():
-        fetch_model(f"models:/{config.model_name}/{january}", model_dir, tracking_uri=settings.tracking_uri)
-    frozen = load_model_dir(model_dir)
+    frozen = cached_model(config.model_name, january, paths.model_dir(january), tracking_uri=settings.tracking_uri)
     labels = read_labels(paths.labels, config.dataset.label.column)
     print("\n== monthly ROC AUC on the labelled flights: the loop's models vs the frozen January model")
     print(f"{'month':8} {'served by':10} {'loop':>6} {'frozen':>7} {'flights':>8}")
