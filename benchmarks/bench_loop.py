@@ -142,13 +142,6 @@ class Replay:
             self._aucs[key] = float(roc_auc_score(self.features[day][1], self.scores(model, day)))
         return self._aucs[key]
 
-    def auc_on(self, model: Model, days: list[dt.date]) -> float:
-        """ROC AUC on the rows of `days` together (what a live comparison on the same requests sees)."""
-        from sklearn.metrics import roc_auc_score
-
-        labels = np.concatenate([self.features[d][1].to_numpy() for d in days])
-        return float(roc_auc_score(labels, np.concatenate([self.scores(model, d) for d in days])))
-
     def scores_on_holdout(self, champion: Model, challenger: Model) -> tuple[float, float]:
         """Challenger and champion on the challenger's held-out rows the champion was not fitted on (as the DAG)."""
         from airloop.registry.promotion import unseen_by_champion
@@ -224,28 +217,44 @@ def _retrain(
 
 
 def _judge_shadow(replay: Replay, run: Run, champion: Model, morning: dt.date, delay: int) -> Model:
-    """The shadowing challenger against the champion on the labelled days it shadowed (same rows), as
-    `airloop.registry.shadow.compare_live` judges it: its first `days` labelled days, `min_rows` at least."""
-    from airloop.registry.promotion import challenger_wins
+    """The shadowing challenger against the champion on the labelled days it shadowed (same rows),
+    judged by `airloop.registry.shadow.compare_live` itself."""
+    from airloop.registry.shadow import compare_live
 
     if run.shadow is None:
         return champion
-    policy = replay.config.promotion.shadow
     challenger, since, alarm = run.shadow
     landed = morning - dt.timedelta(days=delay)
-    shadowed = [d for d in sorted(run.served) if since <= d <= landed][: policy.days]
-    if sum(len(replay.features[d][1]) for d in shadowed) < policy.min_rows:
+    shadowed = [d for d in sorted(run.served) if since <= d <= landed][: replay.config.promotion.shadow.days]
+    if not shadowed:
         return champion
-    if challenger_wins(replay.auc_on(challenger, shadowed), replay.auc_on(champion, shadowed), replay.config):
+    live = _live_rows(replay, champion, shadowed)
+    challenger_scores = np.concatenate([replay.scores(challenger, d) for d in shadowed])
+    outcome, _, _ = compare_live(replay.config, live, challenger_scores)
+    if outcome == "won":
         run.shadow = None
         run.promotions.append(morning)
         run.shadow_promotions.append(morning)
         if alarm is not None:
             alarm["outcome"] = "promoted after shadowing"
         return challenger
-    if len(shadowed) >= policy.days:
+    if outcome == "lost":
         run.shadow = None  # it had its days: dropped
     return champion
+
+
+def _live_rows(replay: Replay, champion: Model, days: list[dt.date]) -> pd.DataFrame:
+    """The labelled rows `champion` served on `days`, as the shadow judge reads them from the inference log."""
+    from airloop.registry.shadow import SERVED_DAY
+
+    labels = [replay.features[d][1].to_numpy() for d in days]
+    return pd.DataFrame(
+        {
+            SERVED_DAY: np.concatenate([np.full(len(y), str(d)) for d, y in zip(days, labels, strict=True)]),
+            "target": np.concatenate(labels),
+            "score": np.concatenate([replay.scores(champion, d) for d in days]),
+        }
+    )
 
 
 def replay_schedule(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from benchmarks.bench_loop import Model, Run, _judge_shadow
@@ -20,19 +22,25 @@ def _model(name: str) -> Model:
 
 
 class _Replay:
-    """What `_judge_shadow` asks of the replay: the rule's settings and ROC AUC on given days' rows."""
+    """What `_judge_shadow` asks of the replay: the rule's settings, a day's labels and a model's scores.
 
-    def __init__(self, aucs: dict[str, float], rows_a_day: int = 900) -> None:
+    Every day has the same labels; the champion ranks 70% of the pairs right, "better" all of them,
+    "same" scores exactly as the champion does.
+    """
+
+    def __init__(self, rows_a_day: int = 900) -> None:
         from airloop.config import load_config
 
         self.config = load_config(FLIGHTS_CONFIG, {"promotion": {"shadow": {"days": 3, "min_rows": 500}}})
-        self.features = defaultdict(lambda: (None, [0] * rows_a_day))  # a day's labels: only their count counts
-        self.aucs = aucs
-        self.asked: list[list[dt.date]] = []
+        labels = np.arange(rows_a_day) % 2
+        self.features = defaultdict(lambda: (None, pd.Series(labels)))
+        noisy = np.where(np.arange(rows_a_day) % 10 < 3, 1 - labels, labels) * 0.5 + 0.25
+        self._scores = {"champion": noisy, "same": noisy, "better": labels.astype(float)}
+        self.asked: list[tuple[str, dt.date]] = []
 
-    def auc_on(self, model: Model, days: list[dt.date]) -> float:
-        self.asked.append(days)
-        return self.aucs[model.id]
+    def scores(self, model: Model, day: dt.date) -> np.ndarray:
+        self.asked.append((model.id, day))
+        return self._scores[model.id]
 
 
 def _run(champion: Model, challenger: Model, served_days: int) -> Run:
@@ -42,18 +50,18 @@ def _run(champion: Model, challenger: Model, served_days: int) -> Run:
 
 
 @pytest.mark.parametrize(
-    ("challenger_auc", "served_days", "serves", "still_shadowing"),
+    ("challenger_id", "served_days", "serves", "still_shadowing"),
     [
-        pytest.param(0.80, 1, "challenger", False, id="wins-on-its-first-labelled-day"),
-        pytest.param(0.70, 1, "champion", True, id="ties-and-keeps-shadowing"),
-        pytest.param(0.70, 3, "champion", False, id="dropped-after-its-days"),
+        pytest.param("better", 1, "better", False, id="wins-on-its-first-labelled-day"),
+        pytest.param("same", 1, "champion", True, id="ties-and-keeps-shadowing"),
+        pytest.param("same", 3, "champion", False, id="dropped-after-its-days"),
     ],
 )
 def test_a_shadowing_challenger_is_promoted_only_when_it_wins_on_the_same_rows(
-    challenger_auc, served_days, serves, still_shadowing
+    challenger_id, served_days, serves, still_shadowing
 ):
-    champion, challenger = _model("champion"), _model("challenger")
-    replay = _Replay({"champion": 0.70, "challenger": challenger_auc})
+    champion, challenger = _model("champion"), _model(challenger_id)
+    replay = _Replay()
     run = _run(champion, challenger, served_days)
     alarm = run.shadow[2]
     morning = TRAINED + served_days * DAY  # labels of the served days have landed (one day's delay)
@@ -61,15 +69,16 @@ def test_a_shadowing_challenger_is_promoted_only_when_it_wins_on_the_same_rows(
     served = _judge_shadow(replay, run, champion, morning, delay=1)
 
     assert served.id == serves
-    assert replay.asked == [[TRAINED + k * DAY for k in range(served_days)]] * 2  # both, on the same days
+    days = [TRAINED + k * DAY for k in range(served_days)]
+    assert sorted(replay.asked) == sorted([("champion", d) for d in days] + [(challenger_id, d) for d in days])
     assert (run.shadow is not None) == still_shadowing
-    assert run.shadow_promotions == ([morning] if serves == "challenger" else [])
-    assert alarm["outcome"] == ("promoted after shadowing" if serves == "challenger" else "rejected")
+    assert run.shadow_promotions == ([morning] if serves == challenger_id else [])
+    assert alarm["outcome"] == ("promoted after shadowing" if serves == challenger_id else "rejected")
 
 
 def test_nothing_is_judged_before_a_shadowed_day_has_labels():
-    champion, challenger = _model("champion"), _model("challenger")
-    replay = _Replay({"champion": 0.5, "challenger": 0.9})
+    champion, challenger = _model("champion"), _model("better")
+    replay = _Replay()
     run = _run(champion, challenger, served_days=1)
 
     assert _judge_shadow(replay, run, champion, TRAINED, delay=1) is champion
@@ -78,10 +87,10 @@ def test_nothing_is_judged_before_a_shadowed_day_has_labels():
 
 
 def test_too_few_labelled_rows_wait_for_more_days():
-    champion, challenger = _model("champion"), _model("challenger")
-    replay = _Replay({"champion": 0.5, "challenger": 0.9}, rows_a_day=300)  # min_rows 500: two days needed
+    champion, challenger = _model("champion"), _model("better")
+    replay = _Replay(rows_a_day=300)  # min_rows 500: two days needed
     run = _run(champion, challenger, served_days=2)
 
     assert _judge_shadow(replay, run, champion, TRAINED + DAY, delay=1) is champion
-    assert _judge_shadow(replay, run, champion, TRAINED + 2 * DAY, delay=1).id == "challenger"
-    assert replay.asked == [[TRAINED, TRAINED + DAY]] * 2
+    assert run.shadow is not None
+    assert _judge_shadow(replay, run, champion, TRAINED + 2 * DAY, delay=1).id == "better"
