@@ -343,18 +343,6 @@ FINDINGS = {
 
 FINDINGS.update(
     {
-        "loop.harmful_shift_recovery_days <= 3": (
-            "Recovery is paired: the served model against a model fitted on the labelled window before the "
-            "same morning, on the same days (within 0.01 ROC AUC over 3 days). The shift (9/9) is flagged on "
-            "its second labelled day and retrained on 9/12; that challenger loses on held-out rows (its "
-            "held-out twin never saw the shift: 0.576 against 0.655) and shadows the champion "
-            "(`promotion.shadow`); on 9/13, with 9/12's labels in, it beats it on those live rows and is "
-            "promoted, and quality counts as back from that day: 4 days (12 without the shadow rule, the "
-            "monthly schedule 53). The day left is the shadow's labelled day. Measured: retraining after 2 "
-            "days of a persistent shift (`concept_shift.retrain_after_days: 2`) brings it back in 3 days "
-            "(policy 0.6941) but spends 11 retrainings, one more than monthly; not yet tried with a longer "
-            "age bound to pay for it."
-        ),
         "loop.policy_retrains <= 1 x monthly_retrains": (
             "The policy's retrainings are its age bound (`retraining.max_age_days`) plus those the harmful "
             "shift needed; the monthly calendar does not react to the shift and spends nothing there. A longer "

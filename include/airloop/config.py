@@ -98,7 +98,7 @@ class TrainingConfig(_Strict):
         default=False,
         description="After scoring on the held-out rows, fit the same pipeline on the whole window, so the served "
         "model knows the latest days; the recorded metrics stay the held-out ones. flights.yaml turns it on "
-        "(with recency_half_life_days 7 and concept_shift.retrain_after_days 3), measured on the full-year "
+        "(with recency_half_life_days 7 and concept_shift.retrain_after_days 2), measured on the full-year "
         "replay (README, The loop, measured).",
     )
     recency_half_life_days: float | None = Field(
@@ -203,7 +203,7 @@ class ConceptShiftPolicy(_Strict):
         description="On this many labelled days in a row: a retraining. A challenger learns the new regime only "
         "once it is in its training rows: with the latest training.holdout_fraction of the window held out "
         "(6 of 30 days by default) that takes 8 days, unless training.refit and recency_half_life_days let it "
-        "learn from the first days: flights.yaml ships 3 with both, chosen on the full-year replay.",
+        "learn from the first days: flights.yaml ships 2 with both (the alert's day), chosen on the full-year replay.",
     )
 
     @model_validator(mode="after")
