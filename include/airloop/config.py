@@ -305,6 +305,16 @@ class RetrainingConfig(_Strict):
         return self.strategy in ("degradation", "both")
 
 
+class ServingConfig(_Strict):
+    """How the endpoint answers; recorded with the model at training, so every target serves it alike."""
+
+    predict_method: Literal["predict", "predict_proba"] = Field(
+        default="predict",
+        description="What a request that names no `params.predict_method` gets: class labels (`predict`, "
+        "as `mlflow models serve` answers) or one probability per class (`predict_proba`).",
+    )
+
+
 class PipelineConfig(_Strict):
     """Everything one pipeline needs; loaded from one YAML file."""
 
@@ -315,6 +325,7 @@ class PipelineConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
     def _monitored_columns_are_features(self) -> PipelineConfig:

@@ -136,6 +136,54 @@ def test_predict_proba_answers_what_the_model_itself_answers(client, example, ex
     )
 
 
+def test_the_pipelines_default_method_travels_with_the_model(model_dir, example, expected, expected_proba, tmp_path):
+    """`serving.predict_method` is written into the MLmodel file at training; a model that says
+    `predict_proba` answers probabilities to a request that names no method, labels to one that does."""
+    import shutil
+
+    import yaml
+
+    from airloop.config import load_config
+    from airloop.serving.model import PREDICT_METHOD_KEY, model_metadata
+
+    from ..conftest import FLIGHTS_CONFIG
+
+    trained = yaml.safe_load((model_dir / "MLmodel").read_text())
+    assert trained["metadata"] == {PREDICT_METHOD_KEY: load_config(FLIGHTS_CONFIG).serving.predict_method}
+
+    proba_dir = tmp_path / "model"
+    shutil.copytree(model_dir, proba_dir)
+    mlmodel = {**trained, "metadata": model_metadata("predict_proba")}
+    (proba_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with TestClient(create_app(ServingSettings(model_dir=proba_dir, inference_log_dir=tmp_path / "log"))) as client:
+        unnamed = _post(client, {"dataframe_split": example})
+        np.testing.assert_allclose(unnamed.json()["predictions"], expected_proba, rtol=1e-9)
+        csv = client.post("/invocations", content=_csv(example), headers={"Content-Type": "text/csv"})
+        np.testing.assert_allclose(csv.json()["predictions"], expected_proba, rtol=1e-9)
+        named = _post(client, {"dataframe_split": example, "params": {"predict_method": "predict"}})
+        assert named.json()["predictions"] == expected
+
+    mlmodel["metadata"] = {PREDICT_METHOD_KEY: "predict_log_proba"}
+    (proba_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with TestClient(create_app(ServingSettings(model_dir=proba_dir, inference_log_dir=tmp_path / "log2"))) as client:
+        assert client.get("/health").status_code == 503
+        assert "predict_log_proba" in client.get("/health").json()["reason"]
+
+
+def test_a_pipeline_names_only_a_method_serving_knows():
+    from pydantic import ValidationError
+
+    from airloop.config import load_config
+
+    from ..conftest import FLIGHTS_CONFIG
+
+    assert load_config(FLIGHTS_CONFIG, {"serving": {"predict_method": "predict_proba"}}).serving.predict_method == (
+        "predict_proba"
+    )
+    with pytest.raises(ValidationError, match="predict_method"):
+        load_config(FLIGHTS_CONFIG, {"serving": {"predict_method": "decision_function"}})
+
+
 def _csv(example: dict) -> bytes:
     return pd.DataFrame(example["data"], columns=example["columns"]).to_csv(index=False).encode()
 

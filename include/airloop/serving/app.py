@@ -192,7 +192,7 @@ def create_app(settings: ServingSettings) -> Starlette:
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         model = state.model
-        asked = parse_request(bytes(body), model.columns, model.required, media)
+        asked = parse_request(bytes(body), model.columns, model.required, media, default_method=model.predict_method)
         labels, proba = await state.batcher(model).predict(asked.frame)
         if state.inference_log is not None and not request_id.startswith(CHECK_REQUEST_PREFIX):
             state.inference_log.append(request_id, logged_at, asked.frame, labels, proba[:, -1])

@@ -21,6 +21,15 @@ MODEL_INFO_FILE = "airloop-model.json"
 NUMERIC_TYPES = {"double": "float64", "float": "float64", "long": "float64", "integer": "float64"}
 STRING_TYPES = {"string"}
 BOOLEAN_TYPES = {"boolean"}
+PREDICT_METHODS = ("predict", "predict_proba")  # class labels, or one probability per class
+# The MLmodel metadata key naming what a request without `params.predict_method` gets (the
+# pipeline's `serving.predict_method`, written at training).
+PREDICT_METHOD_KEY = "airloop.predict_method"
+
+
+def model_metadata(predict_method: str) -> dict[str, str]:
+    """What training records in the MLmodel file for serving to read back on any target."""
+    return {PREDICT_METHOD_KEY: predict_method}
 
 
 class ModelLoadError(RuntimeError):
@@ -52,6 +61,7 @@ class ServingModel:
     required: set[str]
     example: pd.DataFrame | None
     info: ModelInfo
+    predict_method: str = "predict"  # what a request that names none gets
     classes: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +101,11 @@ def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
     info = read_model_info(path) or ModelInfo()
     if image:
         info = ModelInfo(**{**info.as_dict(), "image": image})
-    return ServingModel(pipeline, columns, required, _input_example(path, mlmodel), info)
+    method = (mlmodel.get("metadata") or {}).get(PREDICT_METHOD_KEY, "predict")  # older models name none
+    if method not in PREDICT_METHODS:
+        known = list(PREDICT_METHODS)
+        raise ModelLoadError(f"{path}: MLmodel metadata {PREDICT_METHOD_KEY}={method!r} is not one of {known}")
+    return ServingModel(pipeline, columns, required, _input_example(path, mlmodel), info, predict_method=method)
 
 
 def read_model_info(path: Path) -> ModelInfo | None:

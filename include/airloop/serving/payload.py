@@ -18,11 +18,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, STRING_TYPES
+from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, PREDICT_METHODS, STRING_TYPES
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MEDIA_TYPES = ("application/json", "text/csv")
-PREDICT_METHODS = ("predict", "predict_proba")  # class labels, or one probability per class
 
 
 class PayloadError(ValueError):
@@ -43,16 +42,23 @@ class ScoringRequest:
 
 
 def parse_request(
-    body: bytes, columns: dict[str, str], required: set[str], media: str = "application/json"
+    body: bytes,
+    columns: dict[str, str],
+    required: set[str],
+    media: str = "application/json",
+    *,
+    default_method: str = "predict",
 ) -> ScoringRequest:
-    """Read a scoring request of either media type (415 for any other)."""
+    """Read a scoring request of either media type (415 for any other); `default_method` answers a
+    request that names no `params.predict_method` (a CSV body never does)."""
     if media == "text/csv":
-        return ScoringRequest(_read_csv(body, columns, required))
+        return ScoringRequest(_read_csv(body, columns, required), predict_method=default_method)
     if media != "application/json":
         raise PayloadError(415, f"content type {media!r} is not supported; send one of {list(MEDIA_TYPES)}")
     document = _json_document(body)
     return ScoringRequest(
-        parse_payload(document, columns, required), predict_method=_predict_method(document.get("params"))
+        parse_payload(document, columns, required),
+        predict_method=_predict_method(document.get("params"), default_method),
     )
 
 
@@ -68,15 +74,15 @@ def _read_csv(body: bytes, columns: dict[str, str], required: set[str]) -> pd.Da
     return conform(frame, columns, required)
 
 
-def _predict_method(params: Any) -> str:
+def _predict_method(params: Any, default: str) -> str:
     if params is None:
-        return "predict"
+        return default
     if not isinstance(params, dict):
         raise PayloadError(400, f"'params' must be an object, got {type(params).__name__}")
     unknown = sorted(set(params) - {"predict_method"})
     if unknown:
         raise PayloadError(422, f"unknown param(s) {unknown}; this model takes 'predict_method'")
-    method = params.get("predict_method", "predict")
+    method = params.get("predict_method", default)
     if method not in PREDICT_METHODS:
         raise PayloadError(422, f"params.predict_method {method!r} is not one of {list(PREDICT_METHODS)}")
     return str(method)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from airloop.config import ModelConfig, PipelineConfig
 from airloop.data.snapshot import SnapshotManifest, read_snapshot
 from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.serving.model import model_metadata
 from airloop.training.features import features_and_label, time_split
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ def train_and_log(
             input_example=example,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=_pip_requirements(),
+            metadata=model_metadata(config.serving.predict_method),
         )
         mlflow.set_tag(f"{TAG_PREFIX}model_uri", model_info.model_uri)
         log.info("logged the model %s in MLflow run %s", model_info.model_uri, run.info.run_id)
