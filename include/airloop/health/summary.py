@@ -249,7 +249,7 @@ def pipeline_health(
     health.windows = _windows(paths, config, windows)
     health.retraining = _ledger(paths, pipeline, runs, ledger_rows)
     health.pending_signals = _pending(paths, config.model_name)
-    health.quarantined = _quarantined(settings.lake / "quarantine" / config.dataset.name)
+    health.quarantined = quarantined_batches(settings, config)
     if runs is not None:
         health.recent_runs = [run for dag_id in pipeline.dag_ids for run in runs.recent(dag_id, 5)]
     _registry_part(
@@ -460,12 +460,11 @@ def window_report(settings: AirloopSettings, config: PipelineConfig, window_id: 
 def quarantine_report(settings: AirloopSettings, config: PipelineConfig, snapshot_id: str) -> Path | None:
     """The validation report (Great Expectations' Data Docs page) of a quarantined batch, if any."""
     from airloop.validation.checks import REPORT_FILE
+    from airloop.validation.quarantine import quarantine_dir, quarantined_ids
 
-    folder = settings.lake / "quarantine" / config.dataset.name
-    known = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
-    if snapshot_id not in known:
+    if snapshot_id not in quarantined_ids(settings.lake, config.dataset.name):
         return None
-    path = folder / snapshot_id / REPORT_FILE
+    path = quarantine_dir(settings.lake, config.dataset.name) / snapshot_id / REPORT_FILE
     return path if path.is_file() else None
 
 
@@ -513,10 +512,13 @@ def _pending(paths: Any, model_name: str) -> list[PendingSignal]:
     ]
 
 
-def _quarantined(folder: Path) -> list[QuarantinedBatch]:
+def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> list[QuarantinedBatch]:
+    """The pipeline's quarantined batches, newest window first."""
     from airloop.data.snapshot import MANIFEST_FILE
     from airloop.validation.checks import REPORT_FILE, RESULTS_FILE
+    from airloop.validation.quarantine import quarantine_dir
 
+    folder = quarantine_dir(settings.lake, config.dataset.name)
     batches = []
     for batch in sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []:
         manifest = _json(batch / MANIFEST_FILE) or {}

@@ -179,6 +179,19 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
         return self.request("GET", path)["task_instances"]
 
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str], *, note: str | None = None) -> list[dict[str, Any]]:
+        """Run the tasks again, and everything downstream of them, in an existing run (as the UI's Clear)."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "include_downstream": True,
+            "only_failed": False,
+            "reset_dag_runs": True,
+            "note": note,
+        }
+        return self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", path)["value"]

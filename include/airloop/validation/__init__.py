@@ -56,6 +56,8 @@ class DataValidationError(RuntimeError):
             f"{len(summary.failures)} of {summary.evaluated} expectations in suite {summary.suite!r} not met",
             *(f"  - {f.describe()}" for f in summary.failures),
             f"The batch and its report are quarantined in {quarantine} (report: {summary.report_path.name}).",
-            "Nothing downstream runs and the champion model is unchanged; fix the source and rerun.",
+            "Nothing downstream runs and the champion model is unchanged. Fix the source, then "
+            f"`airloop quarantine readmit {summary.snapshot.snapshot_id} --why '...'` validates it again and "
+            "lets the blocked run go on.",
         ]
         super().__init__("\n".join(lines))

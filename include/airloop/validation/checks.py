@@ -139,14 +139,20 @@ def write_reports(result: Any, folder: Path) -> tuple[Path, Path]:
     return results_path, report_path
 
 
-def quarantine_batch(snapshot: SnapshotManifest, lake: Path, reports: list[Path]) -> Path:
-    """Move the snapshot and its reports out of the lake's snapshots into quarantine."""
-    target = lake / "quarantine" / snapshot.dataset / snapshot.snapshot_id
-    shutil.rmtree(target, ignore_errors=True)
+def quarantine_batch(
+    snapshot: SnapshotManifest, lake: Path, reports: list[Path], lineage: Lineage | None = None
+) -> Path:
+    """Move the snapshot and its reports out of the lake's snapshots into quarantine, naming the run
+    it stopped; a batch already quarantined for the same window moves to the history, not away."""
+    from airloop.validation.quarantine import keep_replaced, quarantine_dir, record_blocked
+
+    target = quarantine_dir(lake, snapshot.dataset) / snapshot.snapshot_id
+    keep_replaced(lake, snapshot.dataset, snapshot.snapshot_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(snapshot.path), target)
     for report in reports:
         shutil.copy2(report, target / report.name)
+    record_blocked(target, lineage or Lineage())
     log.error("quarantined %s snapshot %s in %s", snapshot.dataset, snapshot.snapshot_id, target)
     return target
 
@@ -180,7 +186,7 @@ def validate_snapshot(
     if summary.success:
         log.info("all %d expectations met; reports in %s", summary.evaluated, results_path.parent)
         return summary
-    quarantine = quarantine_batch(snapshot, lake, [results_path, report_path])
+    quarantine = quarantine_batch(snapshot, lake, [results_path, report_path], lineage)
     # Not logged here as well: whoever runs the stage shows the error (Airflow logs it with the task's failure).
     raise DataValidationError(summary, quarantine)
 

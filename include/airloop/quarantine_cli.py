@@ -1,0 +1,119 @@
+"""`airloop quarantine list | show | readmit`: the batches validation quarantined, and re-admitting one.
+
+`readmit` validates the window again (`airloop.validation.quarantine.readmit`); when it passes and
+the batch names the Airflow run it blocked, that run's tasks are cleared from `ingest` on through
+Airflow's REST API (as the UI's Clear would), so it reads the fixed data and goes on to train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airloop.config import PipelineConfig
+    from airloop.settings import AirloopSettings
+    from airloop.validation.quarantine import Readmission
+
+#: The training DAG's first task: clearing from it re-reads the window the batch came from.
+INGEST_TASK = "ingest"
+
+
+def run_quarantine(settings: AirloopSettings, args: argparse.Namespace) -> int:
+    from airloop.config import load_config
+    from airloop.validation.quarantine import QuarantineError
+
+    config = load_config(settings.config)
+    try:
+        if args.action == "list":
+            return _list(settings, config)
+        if args.action == "show":
+            return _show(settings, config, args.snapshot_id)
+        return _readmit(settings, config, args)
+    except QuarantineError as err:
+        print(f"error: {err}")
+        return 2
+
+
+def _list(settings: AirloopSettings, config: PipelineConfig) -> int:
+    from airloop.health.summary import quarantined_batches
+
+    batches = quarantined_batches(settings, config)
+    if not batches:
+        print(f"no quarantined {config.dataset.name} batches")
+    for batch in batches:
+        failed = ", ".join(batch.failed) or "-"
+        print(f"{batch.snapshot_id}  {batch.rows if batch.rows is not None else '?'} rows  failed: {failed}")
+    return 0
+
+
+def _show(settings: AirloopSettings, config: PipelineConfig, snapshot_id: str) -> int:
+    from airloop.health.summary import quarantine_report, quarantined_batches
+    from airloop.validation.quarantine import QuarantineError, blocked_run, quarantine_dir, readmissions
+
+    found = [b for b in quarantined_batches(settings, config) if b.snapshot_id == snapshot_id]
+    if not found:
+        raise QuarantineError(
+            f"no quarantined {config.dataset.name} batch {snapshot_id!r} (see `airloop quarantine list`)"
+        )
+    batch = found[0]
+    blocked = blocked_run(quarantine_dir(settings.lake, config.dataset.name) / snapshot_id)
+    report = quarantine_report(settings, config, snapshot_id)
+    print(
+        f"batch      {batch.snapshot_id}: {batch.window_start} to {batch.window_end} (end exclusive), {batch.rows} rows"
+    )
+    print(f"failed     {len(batch.failed)} of {batch.evaluated} expectations: {', '.join(batch.failed) or '-'}")
+    print(f"report     {report or 'none'}")
+    print(f"blocked    {f'{blocked.dag_id} run {blocked.run_id}' if blocked else 'no orchestrator run'}")
+    for attempt in (a for a in readmissions(settings.lake, config.dataset.name) if a.snapshot_id == snapshot_id):
+        print(f"attempt    {_attempt(attempt)}")
+    return 0
+
+
+def _readmit(settings: AirloopSettings, config: PipelineConfig, args: argparse.Namespace) -> int:
+    import os
+
+    from airloop.stack import mlflow_auth
+    from airloop.validation.quarantine import readmit
+
+    # The validation is logged to MLflow as the pipeline's tasks log it (as its admin, with login on).
+    os.environ.update(mlflow_auth.client_environment(settings))
+    attempt = readmit(settings, config, args.snapshot_id, by=args.by or getpass.getuser(), why=args.why)
+    print(_attempt(attempt))
+    if not attempt.admitted:
+        for failure in attempt.failures:
+            print(f"  - {failure}")
+        print(
+            f"still quarantined; the run it blocked stays as it is (see `airloop quarantine show {args.snapshot_id}`)"
+        )
+        return 1
+    if attempt.blocked is None:
+        print("no Airflow run was blocked by it; the next training run reads it")
+    elif args.no_resume:
+        print(f"not resumed (--no-resume): clear {attempt.blocked.dag_id} run {attempt.blocked.run_id} to go on")
+    else:
+        _resume(settings, attempt)
+    return 0
+
+
+def _resume(settings: AirloopSettings, attempt: Readmission) -> None:
+    from airloop.stack.airflow_api import AirflowClient
+    from airloop.stack.embedded import EmbeddedStack
+
+    assert attempt.blocked is not None
+    creds = EmbeddedStack(settings).credentials()
+    with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
+        cleared = client.clear(
+            attempt.blocked.dag_id,
+            attempt.blocked.run_id,
+            [INGEST_TASK],
+            note=f"{attempt.snapshot_id} re-admitted by {attempt.by}: {attempt.why}",
+        )
+    tasks = ", ".join(sorted(t["task_id"] for t in cleared))
+    print(f"resumed {attempt.blocked.dag_id} run {attempt.blocked.run_id}: cleared {tasks}")
+
+
+def _attempt(attempt: Readmission) -> str:
+    verdict = "re-admitted" if attempt.admitted else f"failed again ({len(attempt.failures)} expectations)"
+    return f"{attempt.at:%Y-%m-%d %H:%M} UTC {attempt.snapshot_id} {verdict} by {attempt.by}: {attempt.why}"
