@@ -387,11 +387,17 @@ def _quarantine(health: PipelineHealth, links: Links) -> str:
             f'rel="noopener">validation report</a>'
             if b.has_report
             else "",
+            _run_link(b.blocked_run, links, "blocked run") if b.blocked_run else "",
+            f"<code>{escape(b.readmit_command)}</code>"
+            + (f" ({b.attempts} failed attempt{'s' if b.attempts != 1 else ''})" if b.attempts else ""),
         ]
         for b in health.quarantined
     ]
     return _table(
-        ["batch", "rows", "failed", "expectations", "report"], rows, empty="No batch quarantined.", testid="quarantine"
+        ["batch", "rows", "failed", "expectations", "report", "blocked", "once the source is fixed"],
+        rows,
+        empty="No batch quarantined.",
+        testid="quarantine",
     )
 
 

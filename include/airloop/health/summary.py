@@ -187,6 +187,12 @@ class QuarantinedBatch(BaseModel):
     evaluated: int | None = None
     failed: list[str] = Field(default_factory=list)
     has_report: bool = False
+    blocked_run: AirflowRun | None = None  # the run it stopped, which goes on once it is re-admitted
+    attempts: int = 0  # re-admissions tried and failed so far
+
+    @property
+    def readmit_command(self) -> str:
+        return f"airloop quarantine readmit {self.snapshot_id} --why '<what was fixed>'"
 
 
 class PipelineHealth(BaseModel):
@@ -516,9 +522,10 @@ def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> li
     """The pipeline's quarantined batches, newest window first."""
     from airloop.data.snapshot import MANIFEST_FILE
     from airloop.validation.checks import REPORT_FILE, RESULTS_FILE
-    from airloop.validation.quarantine import quarantine_dir
+    from airloop.validation.quarantine import blocked_run, quarantine_dir, readmissions
 
     folder = quarantine_dir(settings.lake, config.dataset.name)
+    tried = [a.snapshot_id for a in readmissions(settings.lake, config.dataset.name) if not a.admitted]
     batches = []
     for batch in sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []:
         manifest = _json(batch / MANIFEST_FILE) or {}
@@ -540,6 +547,8 @@ def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> li
                 evaluated=(results.get("statistics") or {}).get("evaluated_expectations"),
                 failed=sorted(failed),
                 has_report=(batch / REPORT_FILE).is_file(),
+                blocked_run=AirflowRun(**blocked.model_dump()) if (blocked := blocked_run(batch)) else None,
+                attempts=tried.count(batch.name),
             )
         )
     return sorted(batches, key=lambda b: (b.window_end or dt.date.min, b.snapshot_id), reverse=True)

@@ -139,7 +139,13 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
         )
     ]
     batch = QuarantinedBatch(
-        snapshot_id="2026-03-15_2026-03-22", rows=6000, evaluated=30, failed=["expect_x(carrier)"], has_report=True
+        snapshot_id="2026-03-15_2026-03-22",
+        rows=6000,
+        evaluated=30,
+        failed=["expect_x(carrier)"],
+        has_report=True,
+        blocked_run=AirflowRun(dag_id="airloop_training", run_id="manual__3"),
+        attempts=1,
     )
     page = render_page([_health(retraining=ledger, quarantined=[batch])], links=LINKS)
 
@@ -147,6 +153,9 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
     assert "<carrier=EV>" not in page
     assert "1 of 30" in page
     assert '/airloop/pipelines/flights/quarantine/2026-03-15_2026-03-22"' in page
+    assert "/dags/airloop_training/runs/manual__3" in page  # the run it blocked
+    assert "airloop quarantine readmit 2026-03-15_2026-03-22 --why" in page
+    assert "(1 failed attempt)" in page
 
 
 def test_a_message_page_links_to_the_login():

@@ -350,7 +350,9 @@ def test_a_quarantined_batch_names_its_failed_expectations_and_its_report(settin
     frame.loc[frame.index[:7], "distance"] = -5
     bad = write_snapshot(frame, lake=settings.lake, dataset="flights", start=start, end=end, source="test")
     with pytest.raises(DataValidationError):
-        validate_snapshot(pipeline.config, bad, lake=settings.lake, tracking_uri=None, lineage=Lineage())
+        validate_snapshot(
+            pipeline.config, bad, lake=settings.lake, tracking_uri=None, lineage=Lineage(dag_id="t", run_id="r1")
+        )
 
     health = pipeline_health(settings, pipeline, registry=_no_registry(settings))
 
@@ -361,6 +363,8 @@ def test_a_quarantined_batch_names_its_failed_expectations_and_its_report(settin
     assert batch.evaluated is not None
     assert batch.evaluated > 1
     assert batch.has_report
+    assert (batch.blocked_run.dag_id, batch.blocked_run.run_id) == ("t", "r1")
+    assert batch.attempts == 0
     report = quarantine_report(settings, pipeline.config, batch.snapshot_id)
     assert report is not None
     assert "<html" in report.read_text().lower()
