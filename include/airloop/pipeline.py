@@ -35,6 +35,7 @@ class RunOptions(BaseModel):
     max_leaf_nodes: int | None = Field(default=None, ge=2, le=1024)
     force_promote: bool = False
     require_approval: bool = False  # ask a person even when the config does not (never the other way)
+    dry_run: bool = False  # say what the run would do (airloop.plan), change nothing
 
 
 def pipeline_config(settings: AirloopSettings, options: RunOptions) -> PipelineConfig:

@@ -158,10 +158,11 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     Which reasons retrain and which only alert is the pipeline's `retraining.strategy`
     (`airloop.monitoring.policy.plan_signals`).
     """
+    from airloop.monitoring.age import champion_age
     from airloop.monitoring.monitor import WindowRecord
     from airloop.monitoring.paths import MonitoringPaths
-    from airloop.monitoring.policy import WindowFinding, plan_signals, staleness
-    from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore, last_retraining
+    from airloop.monitoring.policy import WindowFinding, plan_signals
+    from airloop.monitoring.retraining import DegradationSignal, SignalStore
     from airloop.registry.promotion import champion_version
 
     context, settings, config, _ = _context()
@@ -169,16 +170,7 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     champion = champion_version(config.model_name, tracking_uri=settings.tracking_uri)
     records = {r.window.id: r for r in (WindowRecord.model_validate(j) for j in [current, *backfilled])}
     now = next(iter(records.values())).window.end  # the window's time: a backfilled run judges its own day
-    stale = None
-    if champion is not None:
-        trained_through = _trained_through(settings, config, champion)
-        stale = staleness(
-            config.retraining,
-            trained_through=trained_through,
-            last_retraining=last_retraining(RetrainingLedger(paths.ledger).entries(), config.model_name),
-            landed_through=_landed_through(settings, config, trained_through, now),
-            now=now,
-        )
+    stale = champion_age(settings, config, champion, now).stale if champion is not None else None
     plan = plan_signals(
         config.retraining,
         retrain_after_days=config.monitoring.concept_shift.retrain_after_days,
@@ -238,38 +230,6 @@ def _alert_once(settings: Any, config: Any, paths: Any, record: Any, reason: Any
         context={"window": record.window.id},
     )
     send_alert(alert, home=settings.home, channels=config.monitoring.alerts)
-
-
-def _trained_through(settings: Any, config: Any, version: str) -> dt.datetime:
-    """The end of the champion's training window (exclusive), from its snapshot tag."""
-    from mlflow.tracking import MlflowClient
-
-    from airloop.lineage import TAG_PREFIX
-
-    found = MlflowClient(tracking_uri=settings.tracking_uri).get_model_version(config.model_name, version)
-    end = found.tags.get(f"{TAG_PREFIX}snapshot_id", "").rpartition("_")[2]
-    if not end:  # registered by hand: its age counts from its registration
-        return dt.datetime.fromtimestamp(found.creation_timestamp / 1000, dt.UTC)
-    return dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC)
-
-
-def _landed_through(settings: Any, config: Any, trained_through: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-    """The end of the newest day of data in the source after the champion's training window, or None."""
-    from airloop.data.sources import newest_landed
-
-    newest = newest_landed(
-        config.dataset.source,
-        home=settings.home,
-        time_column=config.dataset.time_column,
-        since=trained_through.date(),
-        until=now.date() + dt.timedelta(days=1),
-    )
-    if newest is None:
-        log.info("no data has landed since the champion's training data (before %s)", f"{trained_through:%Y-%m-%d}")
-        return None
-    ends = f"{trained_through:%Y-%m-%d}"
-    log.info("data has landed through %s; the champion's training data ends before %s", newest, ends)
-    return dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(), dt.UTC)
 
 
 def apply_storm_guards(signal: Json) -> Json:

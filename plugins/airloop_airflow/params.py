@@ -48,6 +48,13 @@ TRAINING_PARAMS = {
         title="Reason",
         description="Why this run was started; recorded on the MLflow run and the model version.",
     ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Only say what this run would do (ingest's log: window and rows, gates, champion, target, "
+        "storm guards); every later task is skipped and nothing changes. `airloop plan` prints the same.",
+    ),
 }
 
 DEPLOY_PARAMS = {
@@ -96,4 +103,22 @@ MONITORING_PARAMS = {
         description="…up to this time, exclusive. Set both or neither.",
     ),
     "reason": Param("scheduled", type="string", title="Reason"),
+}
+
+READMIT_PARAMS = {
+    "snapshot_id": Param(
+        "",
+        type="string",
+        pattern=r"^\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}$",
+        title="Quarantined batch",
+        description="The batch to re-admit, e.g. 2026-03-15_2026-03-22 (the Airloop page and "
+        "`airloop quarantine list` name them).",
+    ),
+    "why": Param(
+        "",
+        type="string",
+        minLength=3,
+        title="What was fixed",
+        description="What was fixed at the source; kept with the attempt beside who asked.",
+    ),
 }

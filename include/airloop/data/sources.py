@@ -51,6 +51,15 @@ def newest_landed(
     return None
 
 
+def missing_days(source: FilesSource | SqlSource, *, home: Path, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The days in [start, end) a files source has no partition for (a SQL source: none known)."""
+    if isinstance(source, SqlSource):
+        return []
+    folder = _folder(source, home)
+    days = (start + dt.timedelta(days=n) for n in range((end - start).days))
+    return [day for day in days if not _partition_files(source, folder, day)]
+
+
 def _folder(source: FilesSource, home: Path) -> Path:
     return source.path if source.path.is_absolute() else home / source.path
 

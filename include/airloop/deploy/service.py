@@ -67,8 +67,11 @@ def docker_engine(base_url: str | None = None) -> Any:
     return client
 
 
-def resolve_target(settings: AirloopSettings, requested: str | None, docker_api: Any) -> str:
-    """`auto` means docker when an engine answers and can build the image, else local."""
+def resolve_target(settings: AirloopSettings, requested: str | None, docker_api: Any, *, pull: bool = True) -> str:
+    """`auto` means docker when an engine answers and can build the image, else local.
+
+    `pull=False` only looks (a plan): a base image the engine lacks counts as unavailable.
+    """
     target = requested or settings.deploy_target
     if target != "auto":
         return target
@@ -77,20 +80,20 @@ def resolve_target(settings: AirloopSettings, requested: str | None, docker_api:
         return "local"
     from docker.errors import DockerException
 
-    try:
-        docker_api.inspect_image(settings.base_image)
-    except DockerException:
+    for look in (docker_api.inspect_image, *([docker_api.pull] if pull else [])):
         try:
-            docker_api.pull(settings.base_image)
+            look(settings.base_image)
         except DockerException:
-            log.warning(
-                "a Docker engine answers, but base image %s is not there and cannot be pulled; deploying "
-                "locally. To use Docker offline: include/docker/build-base-image.sh and "
-                "AIRLOOP_BASE_IMAGE=airloop/base:bookworm AIRLOOP_OFFLINE_BUILD=true",
-                settings.base_image,
-            )
-            return "local"
-    return "docker"
+            continue
+        return "docker"
+    log.warning(
+        "a Docker engine answers, but base image %s is not there%s; deploying locally. To use Docker "
+        "offline: include/docker/build-base-image.sh and AIRLOOP_BASE_IMAGE=airloop/base:bookworm "
+        "AIRLOOP_OFFLINE_BUILD=true",
+        settings.base_image,
+        " and cannot be pulled" if pull else "",
+    )
+    return "local"
 
 
 def build_deployer(

@@ -167,6 +167,11 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns"
         return self.request("GET", path, params={"order_by": "run_after", "limit": limit})["dag_runs"]
 
+    def active_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs that are running or queued."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns"
+        return self.request("GET", path, params={"state": ["running", "queued"], "limit": PAGE})["dag_runs"]
+
     def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
         """The task's extra links (button name -> URL) as the UI shows them."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/links"
