@@ -1,5 +1,7 @@
 """`airloop quarantine list | show | readmit`: the batches validation quarantined, and re-admitting one.
 
+The `airloop_readmit` DAG re-admits through :func:`readmit_and_resume` too (the UI's way).
+
 `readmit` validates the window again (`airloop.validation.quarantine.readmit`); when it passes and
 the batch names the Airflow run it blocked, that run's tasks are cleared from `ingest` on through
 Airflow's REST API (as the UI's Clear would), so it reads the fixed data and goes on to train.
@@ -75,29 +77,41 @@ def _readmit(settings: AirloopSettings, config: PipelineConfig, args: argparse.N
     import os
 
     from airloop.stack import mlflow_auth
-    from airloop.validation.quarantine import readmit
 
     # The validation is logged to MLflow as the pipeline's tasks log it (as its admin, with login on).
     os.environ.update(mlflow_auth.client_environment(settings))
-    attempt = readmit(settings, config, args.snapshot_id, by=args.by or getpass.getuser(), why=args.why)
-    print(_attempt(attempt))
+    by = args.by or getpass.getuser()
+    resume = not args.no_resume
+    attempt, lines = readmit_and_resume(settings, config, args.snapshot_id, by=by, why=args.why, resume=resume)
+    print("\n".join(lines))
+    return 0 if attempt.admitted else 1
+
+
+def readmit_and_resume(
+    settings: AirloopSettings, config: PipelineConfig, snapshot_id: str, *, by: str, why: str, resume: bool = True
+) -> tuple[Readmission, list[str]]:
+    """Validate a quarantined batch again; when it passes, clear the run it blocked from `ingest` on.
+
+    The one way to re-admit, from the command line or the `airloop_readmit` DAG; returns the
+    attempt and what to tell the person who asked.
+    """
+    from airloop.validation.quarantine import readmit
+
+    attempt = readmit(settings, config, snapshot_id, by=by, why=why)
+    lines = [_attempt(attempt)]
     if not attempt.admitted:
-        for failure in attempt.failures:
-            print(f"  - {failure}")
-        print(
-            f"still quarantined; the run it blocked stays as it is (see `airloop quarantine show {args.snapshot_id}`)"
-        )
-        return 1
-    if attempt.blocked is None:
-        print("no Airflow run was blocked by it; the next training run reads it")
-    elif args.no_resume:
-        print(f"not resumed (--no-resume): clear {attempt.blocked.dag_id} run {attempt.blocked.run_id} to go on")
+        lines += [f"  - {failure}" for failure in attempt.failures]
+        lines.append(f"still quarantined; the run it blocked stays (see `airloop quarantine show {snapshot_id}`)")
+    elif attempt.blocked is None:
+        lines.append("no Airflow run was blocked by it; the next training run reads it")
+    elif not resume:
+        lines.append(f"not resumed (--no-resume): clear {attempt.blocked.dag_id} run {attempt.blocked.run_id} to go on")
     else:
-        _resume(settings, attempt)
-    return 0
+        lines.append(_resume(settings, attempt))
+    return attempt, lines
 
 
-def _resume(settings: AirloopSettings, attempt: Readmission) -> None:
+def _resume(settings: AirloopSettings, attempt: Readmission) -> str:
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
@@ -111,7 +125,7 @@ def _resume(settings: AirloopSettings, attempt: Readmission) -> None:
             note=f"{attempt.snapshot_id} re-admitted by {attempt.by}: {attempt.why}",
         )
     tasks = ", ".join(sorted(t["task_id"] for t in cleared))
-    print(f"resumed {attempt.blocked.dag_id} run {attempt.blocked.run_id}: cleared {tasks}")
+    return f"resumed {attempt.blocked.dag_id} run {attempt.blocked.run_id}: cleared {tasks}"
 
 
 def _attempt(attempt: Readmission) -> str:

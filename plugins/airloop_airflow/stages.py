@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airloop_airflow.notifiers import fail_with_reason, record_failure
 
@@ -64,7 +65,22 @@ def ingest() -> Json:
     from airloop import pipeline
 
     run = current_run()
+    if run.options.dry_run:
+        _dry_run(run)
     return pipeline.ingest(run.settings, run.config, *run.window).model_dump(mode="json")
+
+
+def _dry_run(run: CurrentRun) -> NoReturn:
+    """Log what the run would do and skip the rest of it: nothing is read into the lake, nothing moves."""
+    from airloop.plan import plan_training
+
+    plan = plan_training(
+        run.settings, run.config, run.options, run.run_date, now=dt.datetime.now(dt.UTC), docker_api=docker_api()
+    )
+    for line in plan.lines():
+        log.info("%s", line)
+    log.info("dry run: the plan is above; every later task is skipped")
+    raise AirflowSkipException("dry run")
 
 
 def validate(snapshot: Json) -> Json:
@@ -157,6 +173,32 @@ def record_approval(context: Any, chosen: str, by: str | None, at: dt.datetime) 
     answer = ApprovalAnswer(approved=chosen == APPROVE, by=by, at=at)
     record_answer(ModelRegistry(evaluation.model_name, tracking_uri=run.settings.tracking_uri), evaluation, answer)
     log.info("model %s version %s %s by %s", evaluation.model_name, evaluation.version, answer.verdict, by or "nobody")
+
+
+def readmit() -> Json:
+    """`airloop_readmit`: validate a quarantined batch again and, when it passes, resume the run it blocked."""
+    from airloop.config import load_config
+    from airloop.quarantine_cli import readmit_and_resume
+    from airloop.quiet_logs import quiet_library_noise
+    from airloop.settings import load_settings
+    from airloop.validation.quarantine import QuarantineError
+
+    quiet_library_noise()
+    context = get_current_context()
+    params, dag_run = context["params"], context["dag_run"]
+    settings = load_settings()
+    who = dag_run.triggering_user_name or "airflow"
+    try:
+        attempt, lines = readmit_and_resume(
+            settings, load_config(settings.config), params["snapshot_id"], by=who, why=params["why"]
+        )
+    except QuarantineError as err:
+        fail_with_reason(f"batch {params['snapshot_id']} not re-admitted", err)
+    for line in lines:
+        log.info("%s", line)
+    if not attempt.admitted:
+        fail_with_reason(f"batch {attempt.snapshot_id} failed validation again", QuarantineError("\n".join(lines)))
+    return attempt.model_dump(mode="json")
 
 
 def docker_api() -> Any:

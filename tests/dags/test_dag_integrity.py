@@ -22,6 +22,7 @@ EXPECTED_SCHEDULES = {
     "airloop_monitoring": "0 3 * * *",
     "airloop_retraining": "@continuous",
     "airloop_reconcile": "*/10 * * * *",
+    "airloop_readmit": None,
 }
 # Tasks that must not retry: each acts once per signal (a retry would be judged a duplicate of
 # itself, or trigger the same training run twice); the sensor soft-fails into the next run.
@@ -32,6 +33,7 @@ NO_RETRY = {
     ("airloop_retraining", "record_outcome"),
     ("airloop_reconcile", "reconcile"),  # the next run, minutes later, is its retry
     ("airloop_training", "approve"),  # a retry would ask the reviewer again
+    ("airloop_readmit", "readmit"),  # the same data fails the same way: a person fixes it and asks again
 }
 EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 

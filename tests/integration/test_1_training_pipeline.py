@@ -27,11 +27,14 @@ DAG = "airloop_training"
 #: The DAGs the later modules drive themselves, from a paused start (see test_6_closed_loop).
 LOOP_DAGS = ("airloop_monitoring", "airloop_retraining", "airloop_reconcile")
 RECONCILE = "airloop_reconcile"
+READMIT = "airloop_readmit"
 GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
 CORRUPT_DAY = dt.date(2026, 3, 18)
 #: The week after GOOD_WINDOW: a normal run, judged against GOOD_WINDOW's champion.
 NEXT_WINDOW = (dt.date(2026, 3, 8), dt.date(2026, 3, 15))
+#: A window no other run uses: a dry run of it must leave no trace.
+DRY_WINDOW = (dt.date(2026, 11, 1), dt.date(2026, 11, 8))
 #: The most lines a task's log may have (issue 13): short enough to read top to bottom.
 MAX_LOG_LINES = 60
 AIRLOOP = (sys.executable, "-m", "airloop.cli")
@@ -139,24 +142,33 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     assert "expect_column_values_to_be_between(distance): 9 of" in alert.detail
     assert alert.context == {"dag_id": DAG, "run_id": run_id, "task_id": "validate"}
 
-    # The source is fixed; `airloop quarantine readmit` validates the window again and the run goes on.
+    # Unchanged at the source: `airloop quarantine readmit` refuses it, and the run stays failed.
+    refused = _airloop(stack_settings, "quarantine", "readmit", "2026-03-15_2026-03-22", "--why", "retry", "--by", "ci")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "fix it at the source first" in refused.stdout
+    assert airflow.dag_run(DAG, run_id)["state"] == "failed"
+
+    # The source is fixed; re-admitted from the UI's trigger form (airloop_readmit), the window is
+    # validated again and the run it blocked goes on.
     good.to_parquet(path, index=False)
-    readmitted = subprocess.run(
-        [*AIRLOOP, "quarantine", "readmit", "2026-03-15_2026-03-22", "--why", "re-sent 3/18", "--by", "ci"],
-        env={**stack_env(stack_settings), "AIRLOOP_CONFIG": str(stack_settings.config)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert readmitted.returncode == 0, readmitted.stdout + readmitted.stderr
-    assert f"resumed {DAG} run {run_id}: cleared " in readmitted.stdout
+    airflow.unpause(READMIT)
+    conf = {"snapshot_id": "2026-03-15_2026-03-22", "why": "re-sent 3/18"}
+    readmit = airflow.trigger(READMIT, logical_date=None, conf=conf)
+    assert airflow.follow(READMIT, readmit["dag_run_id"], timeout=600)["state"] == "success"
+    log = airflow.task_log(READMIT, readmit["dag_run_id"], "readmit")
+    assert "2026-03-15_2026-03-22 re-admitted by admin: re-sent 3/18" in log, log
+    assert f"resumed {DAG} run {run_id}: cleared " in log, log
     final = airflow.follow(DAG, run_id, timeout=900)
     states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, run_id)}
     assert final["state"] == "success", states
     assert not quarantine.exists()
     assert (stack_settings.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").is_dir()
     assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions + 1
+
+
+def _airloop(stack_settings, *args: str) -> subprocess.CompletedProcess:
+    env = {**stack_env(stack_settings), "AIRLOOP_CONFIG": str(stack_settings.config)}
+    return subprocess.run([*AIRLOOP, *args], env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
 def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Alert:
@@ -167,6 +179,41 @@ def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Aler
                 return alert
         time.sleep(2)
     raise AssertionError(f"no alert {title!r} for {run_id} within {timeout:.0f}s: {read_alerts(home)}")
+
+
+def test_a_dry_run_says_what_it_would_do_and_changes_nothing(stack_settings, airflow, mlflow_client):
+    name = "airloop-flights-delay"
+    fill_landing_zone(stack_settings.landing / "flights", DRY_WINDOW[0], DRY_WINDOW[1])
+    days = [DRY_WINDOW[0] + dt.timedelta(days=n) for n in range(7)]
+    rows = sum(len(pd.read_parquet(landing_day(stack_settings, day))) for day in days)
+    before = (_snapshots(stack_settings), _versions(mlflow_client, name))
+
+    run_id, state, tasks = _run(airflow, DRY_WINDOW[1], dry_run=True)
+
+    assert state == "success", tasks
+    assert set(tasks.values()) == {"skipped"}, tasks  # ingest said the plan; nothing after it ran
+    log = airflow.task_log(DAG, run_id, "ingest")
+    assert len(log.splitlines()) <= MAX_LOG_LINES, log
+    for line in (
+        f"plan for {name} (a dry run: nothing is written, trained, registered or deployed)",
+        f"window     {DRY_WINDOW[0]} to {DRY_WINDOW[1]} (end exclusive), 7 days from ",
+        f"rows       {rows}",
+        "target     local",
+        "gate 1     validate: ",
+        "guards     circuit breaker: closed",
+        "dry run: the plan is above; every later task is skipped",
+    ):
+        assert line in log, log
+    assert (_snapshots(stack_settings), _versions(mlflow_client, name)) == before
+
+
+def _snapshots(settings) -> list[str]:
+    folder = settings.lake / "snapshots" / "flights"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _versions(mlflow_client, name: str) -> list[str]:
+    return sorted(str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'"))
 
 
 def test_every_task_log_of_a_run_is_short_and_says_what_happened(stack_settings, airflow, mlflow_client):
