@@ -87,9 +87,13 @@ def _version_card(role: str, version: VersionSummary | None, links: Links, healt
         (version.metric, _num(version.score)),
         ("decision", escape(version.decision or "undecided")),
         ("why", escape(version.decision_reason or "")),
-        ("trained on", escape(version.snapshot_id or "?")),
+        ("trained on", escape(version.snapshot_id or "?") + _short(version.snapshot_hash, "data hash")),
+        ("code", escape((version.git_commit or "?")[:12])),
+        ("image", escape(version.image or "not deployed")),
         ("reason", escape(version.trigger_reason or "")),
         ("registered", _when(version.created_at)),
+        ("served windows", _served_windows(version)),
+        ("retrained into", ", ".join(f"v{escape(v)}" for v in version.retrained_into) or "—"),
     ]
     if version.compared_with:
         rows.insert(1, (f"champion v{version.compared_with} then", _num(version.champion_score)))
@@ -104,6 +108,24 @@ def _version_card(role: str, version: VersionSummary | None, links: Links, healt
         f"{' <small>(the champion)</small>' if same else ''}</h3>{_rows(rows)}"
         f'<p class="links">{" · ".join(f for f in found if f)}</p></div>'
     )
+
+
+def _readmit_dag(health: PipelineHealth, links: Links) -> str:
+    dag_id = health.dags.get("readmit")
+    if not dag_id:
+        return ""
+    return f'trigger <a href="{escape(links.dag(dag_id))}" target="_top">{escape(dag_id)}</a> with this batch, or '
+
+
+def _short(digest: str | None, what: str) -> str:
+    return f' <small title="{escape(digest)}">({what} {escape(digest[:12])})</small>' if digest else ""
+
+
+def _served_windows(version: VersionSummary) -> str:
+    if not version.windows:
+        return "—"
+    span = version.windows[0] if len(version.windows) == 1 else f"{version.windows[0]} to {version.windows[-1]}"
+    return f"{len(version.windows)} of those below ({escape(span)})"
 
 
 def _serving_card(health: PipelineHealth, links: Links) -> str:
@@ -365,11 +387,12 @@ def _ledger(health: PipelineHealth, links: Links) -> str:
             escape(e.key or e.kind),
             escape(e.reason),
             _run_link(e.training_run, links, e.training_run.run_id if e.training_run else ""),
+            f"v{escape(e.produced_version)}" if e.produced_version else "",
         ]
         for e in health.retraining
     ]
     return _table(
-        ["at", "decision", "champion", "signal", "reason", "training run"],
+        ["at", "decision", "champion", "signal", "reason", "training run", "produced"],
         rows,
         empty="No retraining signal handled yet.",
         testid="ledger",
@@ -388,7 +411,8 @@ def _quarantine(health: PipelineHealth, links: Links) -> str:
             if b.has_report
             else "",
             _run_link(b.blocked_run, links, "blocked run") if b.blocked_run else "",
-            f"<code>{escape(b.readmit_command)}</code>"
+            _readmit_dag(health, links)
+            + f"<code>{escape(b.readmit_command)}</code>"
             + (f" ({b.attempts} failed attempt{'s' if b.attempts != 1 else ''})" if b.attempts else ""),
         ]
         for b in health.quarantined

@@ -35,6 +35,7 @@ STAGE_DAGS = {
     "monitoring": "airloop_monitoring",
     "retraining": "airloop_retraining",
     "reconcile": "airloop_reconcile",
+    "readmit": "airloop_readmit",
 }
 
 
@@ -108,12 +109,18 @@ class VersionSummary(BaseModel):
     compared_with: str | None = None  # the champion it was scored against, if any
     champion_score: float | None = None  # that champion's score on the same rows
     snapshot_id: str | None = None
+    snapshot_hash: str | None = None  # the content of the data it was trained on (see airloop.data.snapshot)
     trigger_reason: str | None = None
     git_commit: str | None = None
+    image: str | None = None  # the serving image it was last deployed in
     training_run: AirflowRun | None = None
     mlflow_run_id: str | None = None
     mlflow_run_url: str | None = None
     mlflow_version_url: str | None = None
+    # What it caused, within what the page shows: the monitoring windows it served, and the
+    # versions that retrainings started on its signals produced.
+    windows: list[str] = Field(default_factory=list)
+    retrained_into: list[str] = Field(default_factory=list)
 
 
 class Serving(BaseModel):
@@ -166,6 +173,7 @@ class LedgerRow(BaseModel):
     reason: str
     outcome: str | None = None
     training_run: AirflowRun | None = None
+    produced_version: str | None = None  # the version the training run registered, if the page knows it
 
 
 class PendingSignal(BaseModel):
@@ -261,7 +269,27 @@ def pipeline_health(
     _registry_part(
         health, settings=settings, pipeline=pipeline, registry=registry, runs=runs, answering=answering, limit=versions
     )
+    _follow_lineage(health)
     return health
+
+
+def _follow_lineage(health: PipelineHealth) -> None:
+    """Link each version to what it caused: the windows it served, the retrainings its signals started."""
+    shown = {v.version: v for v in (health.champion, health.challenger, *health.versions) if v is not None}
+    by_run = {v.training_run.run_id: v.version for v in shown.values() if v.training_run}
+    for row in health.retraining:
+        if row.training_run is not None:
+            row.produced_version = by_run.get(row.training_run.run_id)
+    for version in shown.values():
+        version.windows = [w.id for w in health.windows if w.model_version == version.version]
+        version.retrained_into = sorted(
+            {
+                row.produced_version
+                for row in health.retraining
+                if row.model_version == version.version and row.produced_version
+            },
+            key=int,
+        )
 
 
 def _registry_part(
@@ -356,6 +384,8 @@ def _version(
         compared_with=None if compared in (None, "none") else compared,
         champion_score=_float(tags.get(f"{TAG_PREFIX}promotion.champion_score")),
         snapshot_id=tags.get(f"{TAG_PREFIX}snapshot_id"),
+        snapshot_hash=tags.get(f"{TAG_PREFIX}snapshot_hash"),
+        image=tags.get(f"{TAG_PREFIX}deploy.image") or None,
         trigger_reason=tags.get(f"{TAG_PREFIX}trigger_reason"),
         git_commit=tags.get(f"{TAG_PREFIX}git_commit"),
         training_run=training_run,

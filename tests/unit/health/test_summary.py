@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airloop.health.page import Links, render_page
 from airloop.health.summary import (
     AirflowRun,
     Pipeline,
@@ -394,3 +395,43 @@ def test_each_stage_dag_belongs_to_its_pipeline(settings):
     found = pipelines(settings)
     assert pipeline_of_dag(found, "airloop_monitoring") == found[0]
     assert pipeline_of_dag(found, "example_bash_operator") is None
+
+
+def test_a_version_leads_back_to_its_data_code_and_image_and_on_to_what_it_caused(settings, pipeline, registry):
+    lineage = {"airloop.snapshot_id": "2026-02-01_2026-03-01", "airloop.snapshot_hash": "ab" * 32}
+    champion = _register(
+        registry,
+        settings,
+        {**lineage, "airloop.git_commit": "0123456789abcdef", "airloop.deploy.image": "airloop/serving:v1"},
+    )
+    registry.set_registered_model_alias(MODEL, "champion", champion)
+    retrained = _register(
+        registry,
+        settings,
+        {"airloop.airflow_dag_id": RETRAINED.dag_id, "airloop.airflow_run_id": RETRAINED.run_id},
+    )
+    for day in (0, 1):
+        _save_window(settings, pipeline, _window(day), model_version=champion, served_rows=100)
+    _save_window(settings, pipeline, _window(2), model_version=retrained, served_rows=100)
+    signal = _signal("w1").model_copy(update={"model_version": champion})
+    ledger = RetrainingLedger(MonitoringPaths(settings, pipeline.config).ledger)
+    ledger.append(LedgerEntry.of(signal, at=T0, action="retrain", reason="r", training_run_id=RETRAINED.run_id))
+
+    health = pipeline_health(settings, pipeline, registry=registry, runs=RecordedRuns([RETRAINED]))
+
+    first = next(v for v in health.versions if v.version == champion)
+    assert (first.snapshot_id, first.snapshot_hash) == (lineage["airloop.snapshot_id"], "ab" * 32)
+    assert (first.git_commit, first.image) == ("0123456789abcdef", "airloop/serving:v1")
+    assert first.windows == [_window(0).id, _window(1).id]
+    assert first.retrained_into == [retrained]
+    assert health.champion is not None
+    assert health.champion.retrained_into == [retrained]
+    assert health.retraining[0].produced_version == retrained
+    second = next(v for v in health.versions if v.version == retrained)
+    assert (second.windows, second.retrained_into, second.image) == ([_window(2).id], [], None)
+
+    page = render_page([health], links=Links())
+    assert "(data hash abababababab)" in page
+    assert "0123456789ab" in page
+    assert f"<dt>retrained into</dt><dd>v{retrained}</dd>" in page
+    assert f"<dt>served windows</dt><dd>2 of those below ({_window(0).id} to {_window(1).id})</dd>" in page
