@@ -152,3 +152,20 @@ def test_the_same_reason_on_a_newer_champion_within_dedupe_is_a_duplicate():
     found = decide(signal, ledger=[other], guards=GUARDS, champion_version="3", active_training_runs=0, now=NOW)
     assert found.action == "retrain"
     assert signal.training_conf()["degradation"]["key"] == "concept_shift:carrier=EV"
+
+
+def test_the_age_clock_restarts_at_the_data_a_retraining_learned_not_when_it_ran():
+    from airloop.monitoring.retraining import last_retraining
+
+    end = dt.datetime(2013, 3, 31, tzinfo=dt.UTC)
+    day = {"window_start": end - dt.timedelta(days=1), "window_end": end}
+    replayed = _signal(window="2013-03-30").model_copy(update=day)
+    ledger = [
+        LedgerEntry.of(replayed, at=NOW, action="retrain", reason="r"),  # decided now, on a 2013 window
+        LedgerEntry.of(replayed, at=NOW, action="suppress", reason="duplicate"),
+        _entry("retrain", ago=HOUR, version="2").model_copy(update={"model_name": "another"}),
+    ]
+    assert ledger[0].data_through == end
+    assert last_retraining(ledger, "m") == end
+    assert last_retraining([_entry("retrain", ago=HOUR)], "m") == NOW - HOUR  # written before data_through was
+    assert last_retraining(ledger[1:2], "m") is None

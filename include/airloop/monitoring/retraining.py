@@ -126,6 +126,9 @@ class LedgerEntry(BaseModel):
     reason: str
     training_run_id: str | None = None
     outcome: Outcome | None = None
+    # The end of the signal's window: the data a retraining it started learns up to. The age clock
+    # restarts there, not at `at` (a replay or a backfill decides on windows long before its clock).
+    data_through: dt.datetime | None = None
 
     @classmethod
     def of(
@@ -147,7 +150,7 @@ class LedgerEntry(BaseModel):
             key=signal.key,
             action=action,
             reason=reason,
-            **extra,
+            **{"data_through": signal.window_end, **extra},
         )
 
 
@@ -231,8 +234,12 @@ def consecutive_losses(ledger: list[LedgerEntry], model_name: str, champion_vers
 
 
 def last_retraining(ledger: list[LedgerEntry], model_name: str) -> dt.datetime | None:
-    """When a retraining of `model_name` was last started (the age clock restarts there), if ever."""
-    started = [e.at for e in ledger if e.action == "retrain" and e.model_name == model_name]
+    """Where the data of `model_name`'s last retraining ends (the age clock restarts there), if it ever retrained.
+
+    That is the end of the window whose signal started it; for entries written before that was
+    recorded, when the retraining started.
+    """
+    started = [e.data_through or e.at for e in ledger if e.action == "retrain" and e.model_name == model_name]
     return max(started) if started else None
 
 
