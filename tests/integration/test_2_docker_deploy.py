@@ -21,6 +21,9 @@ from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
 from tests.conftest import register_unfitted, unavailable
 
+#: The most lines a task's log may have (issue 13), an image build included.
+MAX_LOG_LINES = 60
+
 pytestmark = pytest.mark.integration
 
 DAG = "airloop_deploy"
@@ -89,7 +92,11 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
 
     run_id, state = _deploy(airflow, first)
-    assert state == "success", airflow.task_log(DAG, run_id, "deploy")
+    log = airflow.task_log(DAG, run_id, "deploy")
+    assert state == "success", log
+    # The image build shows its steps as progress, and its pip and apt output only on failure.
+    assert "docker build: Step 1/" in log
+    assert len(log.splitlines()) <= MAX_LOG_LINES, log
     assert httpx.get(f"{endpoint}/version").json()["version"] == first
     assert str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version) == first
 

@@ -119,6 +119,9 @@ def test_a_signal_is_raised_once_and_handled_once(tmp_path):
     store.mark_handled(first, GuardDecision(action="retrain", reason="r"))
     assert not store.raise_signal(first)  # handled signals are not raised again
     assert [s.id for s in store.pending()] == [other_window.id]
+    assert store.find(first.id) == first  # handled
+    assert store.find(other_window.id) == other_window  # pending
+    assert store.find("never-raised") is None
 
 
 def test_the_training_conf_carries_the_reason_window_and_report():

@@ -114,7 +114,8 @@ def build_image(
             errors.append(chunk["error"])
         elif text := chunk.get("stream", "").strip():
             tail = [*tail[-30:], text]
-            log.info("docker build: %s", text)
+            # Each step is progress a person can follow; the rest (pip, apt) only when it fails.
+            log.log(logging.INFO if text.startswith("Step ") else logging.DEBUG, "docker build: %s", text)
     if errors:
         raise DeploymentError(f"docker build of {tag} failed: {' '.join(errors)}\n" + "\n".join(tail[-15:]))
     return str(api.inspect_image(tag)["Id"])

@@ -101,6 +101,14 @@ class SignalStore:
         signals = [DegradationSignal.model_validate_json(p.read_text()) for p in self.pending_dir.glob("*.json")]
         return sorted(signals, key=lambda s: (s.raised_at, s.id))
 
+    def find(self, signal_id: str) -> DegradationSignal | None:
+        """The signal with this id, pending or handled, if it was raised."""
+        for folder in (self.pending_dir, self.handled_dir):
+            path = folder / f"{signal_id}.json"
+            if path.is_file():
+                return DegradationSignal.model_validate_json(path.read_text())
+        return None
+
     def has_pending(self) -> bool:
         return any(self.pending_dir.glob("*.json"))
 

@@ -110,10 +110,12 @@ def _play(
 ) -> None:
     from airloop.monitoring.monitor import read_window_record
     from airloop.monitoring.paths import MonitoringPaths
+    from airloop.monitoring.retraining import SignalStore
     from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
     from airloop.monitoring.window import MonitoringWindow
 
     paths = MonitoringPaths(settings, config)
+    signals = SignalStore(paths.signals)
     url = f"http://{settings.host}:{settings.serving_port}"
     waiting: Any = None  # last month's flights, whose outcomes are not known yet
     seen_runs = {r["dag_run_id"] for r in client.dag_runs(TRAINING)}
@@ -161,8 +163,8 @@ def _play(
             drifted = [c["column"] for c in record.drift["columns"] if c["drifted"]]
             verdict = "; ".join(d.detail for d in record.degradations) or f"healthy ({len(drifted)} columns drifted)"
             timeline.add(label, f"monitoring: {verdict}")
-        if client.xcom(MONITORING, run["dag_run_id"], "raise_signals"):
-            timeline.add(label, "degradation signal raised -> airloop_retraining's sensor")
+        for raised in _raised(signals, client.xcom(MONITORING, run["dag_run_id"], "raise_signals")):
+            timeline.add(label, raised)
         _settle(client, settings, timeout)
         for training in client.dag_runs(TRAINING):
             if training["dag_run_id"] in seen_runs:
@@ -182,6 +184,16 @@ def _play(
             timeline.add(label, f"serving v{_serving_version(settings)}")
         for entry in _ledger_news(paths, seen_runs):
             timeline.add(label, entry)
+
+
+def _raised(signals: Any, signal_ids: list[str] | None) -> list[str]:
+    """What each retraining signal a monitoring run raised says."""
+    lines = []
+    for signal_id in signal_ids or []:
+        signal = signals.find(signal_id)
+        why = f"{signal.kind}: " + "; ".join(r.detail for r in signal.reasons) if signal else signal_id
+        lines.append(f"retraining signal ({why}) -> airloop_retraining")
+    return lines
 
 
 def _ledger_news(paths: Any, seen: set[str]) -> list[str]:
