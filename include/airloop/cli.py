@@ -337,11 +337,21 @@ def _print_recent_runs(client: AirflowClient) -> None:
     runs = client.request("GET", f"/api/v2/dags/{TRAINING_DAG}/dagRuns", params={"order_by": "-run_after", "limit": 5})
     print(f"\nrecent runs of {TRAINING_DAG}:")
     for run in runs["dag_runs"]:
-        outcome = ""
-        if run["state"] == "success":
-            decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "deploy_and_promote")["decision"]
-            outcome = f"  -> version {decision['version']} {decision['decision']}"
+        outcome = f"  -> {_outcome(client, run)}" if run["state"] == "success" else ""
         print(f"  {run['run_type']:9} {run['dag_run_id']:48} {run['state']:8}{outcome}")
+
+
+def _outcome(client: AirflowClient, run: dict[str, Any]) -> str:
+    """What a successful training run did: the version and its decision, or why it promoted nothing."""
+    from airloop.stack.airflow_api import AirflowApiError
+
+    if (run.get("conf") or {}).get("dry_run"):
+        return "dry run: nothing changed"
+    try:
+        decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "deploy_and_promote")["decision"]
+    except AirflowApiError:  # deploy_and_promote was skipped: the approval was rejected or timed out
+        return "nothing promoted (deploy_and_promote skipped)"
+    return f"version {decision['version']} {decision['decision']}"
 
 
 def _print_model(settings: AirloopSettings, decision: dict) -> None:
