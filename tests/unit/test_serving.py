@@ -396,3 +396,89 @@ def test_a_bad_event_time_is_a_400_naming_the_header(model_dir, tmp_path, exampl
         answer = _post(client, {"dataframe_split": example}, headers={"X-Airloop-Event-Time": "yesterday"})
     assert answer.status_code == 400
     assert "X-Airloop-Event-Time" in answer.json()["message"]
+
+
+def _as_version(model_dir: Path, dest: Path, version: str) -> Path:
+    """A copy of the model registered as another version (what a challenger's folder holds)."""
+    import shutil
+
+    from airloop.serving.model import MODEL_INFO_FILE
+
+    shutil.copytree(model_dir, dest)
+    info = json.loads((dest / MODEL_INFO_FILE).read_text())
+    (dest / MODEL_INFO_FILE).write_text(json.dumps({**info, "version": version, "alias": "challenger"}))
+    return dest
+
+
+def test_a_shadow_challenger_scores_a_copy_of_each_request_under_its_id(model_dir, example, tmp_path):
+    slot = tmp_path / "shadow-slot"
+    settings = ServingSettings(
+        model_dir=model_dir,
+        inference_log_dir=tmp_path / "inference",
+        shadow_model_dir=slot,
+        shadow_log_dir=tmp_path / "shadow-log",
+        shadow_poll_seconds=0.05,
+    )
+    today = dt.datetime.now(dt.UTC).date()
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state.serving
+        _post(client, {"dataframe_split": example}, headers={"X-Request-ID": "before-the-shadow"})
+        assert client.get("/version").json()["shadow"]["model"] is None
+
+        _as_version(model_dir, tmp_path / "staged", "7").rename(slot)  # placed whole, as a deployer would
+        _wait(lambda: state.shadow.version == "7")
+        answers = {}
+        for n in range(3):
+            response = _post(client, {"dataframe_split": example}, headers={"X-Request-ID": f"live-{n}"})
+            answers[f"live-{n}"] = response.json()["predictions"]
+        _post(client, {"dataframe_split": example}, headers=ServingCheck().headers())  # a check: not copied
+        state.shadow.drain()
+        shadow = client.get("/version").json()["shadow"]
+        assert (shadow["model"]["version"], shadow["scored"], shadow["dropped"], shadow["failed"]) == ("7", 3, 0, 0)
+        assert client.get("/version").json()["version"] != "7"  # the client is answered by the champion
+
+    served = list(read_inference_log(tmp_path / "inference", today, today + dt.timedelta(days=1)))
+    copied = list(read_inference_log(tmp_path / "shadow-log", today, today + dt.timedelta(days=1)))
+    assert {r["request_id"] for r in copied} == {"live-0", "live-1", "live-2"}
+    assert {r["model_version"] for r in copied} == {"7"}
+    by_key = {(r["request_id"], r["row"]): r for r in served}
+    for record in copied:  # the same rows, and (the same pipeline here) the same answers
+        champion = by_key[(record["request_id"], record["row"])]
+        assert record["features"] == champion["features"]
+        assert record["score"] == pytest.approx(champion["score"])
+        assert record["prediction"] == answers[record["request_id"]][record["row"]]
+
+
+def test_a_shadow_that_cannot_load_or_keep_up_never_touches_the_champion(model_dir, example, tmp_path):
+    import shutil
+
+    from airloop.serving.shadow import ShadowScorer
+
+    broken = _as_version(model_dir, tmp_path / "broken", "8")
+    (broken / "MLmodel").write_text("flavors: {}\n")
+    scorer = ShadowScorer(broken, tmp_path / "log", max_pending=0)
+    scorer.refresh()
+    assert scorer.model is None
+    assert "shadow airloop-flights-delay v8 not loaded: ModelLoadError" in (scorer.problem or "")
+    frame = pd.DataFrame(**example)
+    assert not scorer.submit("r1", dt.datetime.now(dt.UTC), frame)  # nothing to shadow with
+
+    good = ShadowScorer(_as_version(model_dir, tmp_path / "good", "9"), tmp_path / "log", max_pending=0)
+    good.refresh()
+    assert good.version == "9"
+    assert not good.submit("r2", dt.datetime.now(dt.UTC), frame)  # the worker is "behind": dropped, counted
+    assert good.state()["dropped"] == 1
+    shutil.rmtree(tmp_path / "good")
+    good.refresh()  # the slot emptied: shadowing stops
+    assert (good.version, good.problem) == (None, None)
+    good.close()
+    scorer.close()
+
+
+def _wait(predicate, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -186,3 +186,68 @@ def test_compare_live_counts_only_the_first_days_and_needs_enough_rows(flights_c
     verdict, reason, found = compare_live(config, labelled, challenger)
     assert (verdict, found["rows"], found["days"]) == ("pending", 400, ["d1", "d2"])
     assert "(< 500)" in reason
+
+
+def test_a_live_shadow_scores_each_request_beside_the_champion_and_is_judged_on_those_scores(world, tmp_path):
+    """Issue 11's shadow: the rejected challenger is served beside the champion (the endpoint's shadow
+    slot), scores a copy of each request under its id, and the judge reads those scores."""
+    import time
+
+    from starlette.testclient import TestClient
+
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
+    from airloop.registry.shadow import sync_shadow_slot
+    from airloop.serving.app import ServingSettings, create_app
+    from airloop.serving.inference_log import read_inference_log
+    from airloop.serving.model import read_model_info
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "landing").symlink_to(world["settings"].home / "landing")
+    settings = world["settings"].model_copy(update={"home": home})
+    config, registry = world["config"], _registry(world)
+    paths = MonitoringPaths(settings, config)
+    start_shadow(registry, world["strong"], world["weak"])
+    cwd = Path.cwd()
+    os.chdir(world["root"])
+    try:
+        assert sync_shadow_slot(settings, config) == world["strong"]
+    finally:
+        os.chdir(cwd)
+    assert read_model_info(paths.shadow_slot).version == world["strong"]
+
+    served_dir = world["root"] / "served"
+    serving = ServingSettings(
+        model_dir=served_dir, inference_log_dir=paths.inference, replay_clock=True, shadow_poll_seconds=0.05
+    )
+    sent = {}
+    with TestClient(create_app(serving)) as client:
+        deadline = time.monotonic() + 60
+        while (client.get("/version").json()["shadow"]["model"] or {}).get("version") != world["strong"]:
+            assert time.monotonic() < deadline, client.get("/version").json()
+            time.sleep(0.05)
+        assert client.get("/version").json()["version"] == world["weak"]  # the champion answers
+        for day in LIVE_DAYS[:2]:
+            flights = flights_between(config, home, day, day + dt.timedelta(days=1), rows=700, seed=day.day)
+            sent[day] = send_traffic(client, flights, config)
+        client.app.state.serving.shadow.drain()
+    served = list(read_inference_log(paths.inference, LIVE_DAYS[0], LIVE_DAYS[2]))
+    copied = list(read_inference_log(paths.shadow_inference, LIVE_DAYS[0], LIVE_DAYS[2]))
+    assert {r["model_version"] for r in served} == {world["weak"]}
+    assert {r["model_version"] for r in copied} == {world["strong"]}
+    assert sorted((r["request_id"], r["row"]) for r in copied) == sorted((r["request_id"], r["row"]) for r in served)
+
+    for day in LIVE_DAYS[:2]:
+        arrived = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), dt.UTC)
+        land_labels(paths.labels, sent[day], config, arrived=arrived)
+    judged = config.model_copy(deep=True)
+    judged.promotion.shadow = judged.promotion.shadow.model_copy(update={"days": 2, "min_rows": 500})
+    os.chdir(world["root"])
+    try:
+        verdict = judge_shadow(settings, judged, now=dt.datetime(2026, 3, 20, tzinfo=dt.UTC))
+    finally:
+        os.chdir(cwd)
+    assert verdict.verdict == "won", verdict.reason
+    assert f"{verdict.rows} of {verdict.rows} of them scored live by the shadow" in verdict.reason
+    assert not paths.shadow_slot.exists()  # judged: the slot is emptied, the endpoint stops shadowing

@@ -207,8 +207,12 @@ def deploy_and_promote(
         )
 
     if not evaluation.promote:
+        from airloop.registry.shadow import sync_shadow_slot
+
         deployment = serve(CHAMPION, make_champion=False)
-        return PromotionResult(decision=evaluation.decided("rejected", registry), deployment=deployment)
+        decision = evaluation.decided("rejected", registry)
+        sync_shadow_slot(settings, config, registry=registry)  # a rejected challenger may shadow the champion now
+        return PromotionResult(decision=decision, deployment=deployment)
     try:
         deployment = serve(evaluation.version, make_champion=True)
     except NotServableError as err:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from airloop.config import PipelineConfig
 from airloop.monitoring.window import MonitoringWindow
+from airloop.serving import SHADOW_LOG_DIR, SHADOW_SLOT_DIR
 from airloop.settings import AirloopSettings
 
 
@@ -22,6 +23,9 @@ class MonitoringPaths:
         self.serving = root / "serving" / config.model_name  # the endpoint's health per window, and its scrapes
         self.serving_scrapes = self.serving / "scrapes.jsonl"
         self.inference = settings.home / "inference"
+        # A shadowing challenger's model (what serving watches) and its log, beside the inference log.
+        self.shadow_slot = self.inference / SHADOW_SLOT_DIR / config.model_name
+        self.shadow_inference = self.inference / SHADOW_LOG_DIR
         labels = config.monitoring.labels_path
         self.labels = labels if labels.is_absolute() else settings.home / labels
         self.workspace = settings.evidently_workspace

@@ -8,7 +8,10 @@ held-out rows, 0.576 against 0.655 ROC AUC, and beat the champion the next day, 
 0.804). With `promotion.shadow.days` set, such a challenger shadows the champion: once labels
 land for the requests the champion served after the challenger's data ended, both are scored
 on those same rows (the champion's scores are the ones it served, read from the inference log;
-the challenger scores the logged features), over at most `days` labelled days. It wins by the
+the challenger's are the ones it gave live: while it shadows, its model sits in the serving
+endpoint's shadow slot (:func:`sync_shadow_slot`) and scores a copy of each request under the
+same request id, off the request path; rows it did not see live, such as those served before it
+started, are scored from the logged features), over at most `days` labelled days. It wins by the
 promotion rule (`challenger_wins`) and is then served through the servability gate like any
 winner; it loses once it had its days. The version's `airloop.promotion.shadow` tag says where
 it stands: `shadowing`, `won`, `lost` or `superseded` (a newer challenger shadows, or the
@@ -119,18 +122,65 @@ def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.d
     since = registry.fitted_through(version)
     if champion is None or champion != shadowed or since is None:
         why = f"the champion is now v{champion}" if champion != shadowed else "its training run has no data end"
-        return _final(registry, verdict.model_copy(update={"verdict": "superseded", "reason": why}))
+        verdict = _final(registry, verdict.model_copy(update={"verdict": "superseded", "reason": why}))
+        sync_shadow_slot(settings, config, registry=registry)
+        return verdict
     labelled = _labelled_live_rows(settings, config, champion, since, now)
     if labelled.empty:
         verdict.reason = f"no labelled requests served by v{champion} after v{version}'s data ended ({since:%Y-%m-%d})"
         log.info("shadow v%s: %s", version, verdict.reason)
+        sync_shadow_slot(settings, config, registry=registry)
         return verdict
-    outcome, reason, found = compare_live(config, labelled, _challenger_scores(settings, config, version, labelled))
+    scores, live = _challenger_scores(settings, config, version, labelled)
+    outcome, reason, found = compare_live(config, labelled, scores)
+    used = labelled[SERVED_DAY].isin(found["days"]).to_numpy()
+    reason += f"; {int(live[used].sum())} of {int(used.sum())} of them scored live by the shadow"
     verdict = verdict.model_copy(update={"verdict": outcome, "reason": reason, **found})
     if outcome != "pending":
-        return _final(registry, verdict)
-    log.info("shadow v%s against champion v%s: %s", version, champion, reason)
+        verdict = _final(registry, verdict)
+    else:
+        log.info("shadow v%s against champion v%s: %s", version, champion, reason)
+    sync_shadow_slot(settings, config, registry=registry)
     return verdict
+
+
+def sync_shadow_slot(
+    settings: AirloopSettings, config: PipelineConfig, *, registry: ModelRegistry | None = None
+) -> str | None:
+    """Put the shadowing version's model in the serving endpoint's shadow slot, or empty the slot.
+
+    The slot lies beside the inference log, which every target mounts (see
+    `airloop.serving.SHADOW_SLOT_DIR`); the endpoint picks a change up within its poll interval.
+    Returns the version in the slot, or None.
+    """
+    import shutil
+
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.registry.versions import ModelRegistry
+    from airloop.serving.model import cached_model, read_model_info
+
+    registry = registry or ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
+    paths = MonitoringPaths(settings, config)
+    slot = paths.shadow_slot
+    shadowing = registry.tagged(SHADOW, SHADOWING)
+    wanted = shadowing[0] if shadowing else None
+    held = read_model_info(slot) if (slot / "MLmodel").is_file() else None
+    if wanted is None:
+        if slot.exists():
+            shutil.rmtree(slot)
+            log.info("shadow slot emptied: no version shadows %s", config.model_name)
+        return None
+    if held is not None and held.version == wanted:
+        return wanted
+    cached = paths.model_dir(wanted)
+    cached_model(config.model_name, wanted, cached, tracking_uri=settings.tracking_uri)  # fetched once
+    staging = slot.with_name(f".{slot.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(cached, staging)
+    shutil.rmtree(slot, ignore_errors=True)
+    staging.rename(slot)  # whole, so the endpoint never loads a half-copied model
+    log.info("shadow slot holds %s v%s: the endpoint scores a copy of each request with it", config.model_name, wanted)
+    return wanted
 
 
 def _labelled_live_rows(
@@ -158,16 +208,33 @@ def _labelled_live_rows(
 
 def _challenger_scores(
     settings: AirloopSettings, config: PipelineConfig, version: str, labelled: pd.DataFrame
-) -> np.ndarray:
-    """The challenger's positive-class probabilities on the logged features of the live rows (the
-    model fetched once into monitoring's cache, as the reference's is)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The challenger's positive-class probabilities on the live rows, and which of them it gave live.
+
+    Live: what the shadow logged for the same request id and row. The rest are scored from the
+    logged features with the model fetched once into monitoring's cache, as the reference's is.
+    """
+    import numpy as np
+
     from airloop.monitoring.paths import MonitoringPaths
+    from airloop.serving.inference_log import read_inference_log
     from airloop.serving.model import cached_model
     from airloop.training.features import feature_frame
 
-    model_dir = MonitoringPaths(settings, config).model_dir(version)
-    model = cached_model(config.model_name, version, model_dir, tracking_uri=settings.tracking_uri)
-    return model.scores(feature_frame(labelled, config.dataset))
+    paths = MonitoringPaths(settings, config)
+    first, last = labelled["timestamp"].min().date(), labelled["timestamp"].max().date()
+    logged = {
+        (r["request_id"], r["row"]): r["score"]
+        for r in read_inference_log(paths.shadow_inference, first, last + dt.timedelta(days=1))
+        if r["model_name"] == config.model_name and str(r["model_version"]) == version
+    }
+    keys = list(zip(labelled["request_id"], labelled["row"], strict=True))
+    scores = np.array([logged.get(key, np.nan) for key in keys], dtype=float)
+    missing = np.isnan(scores)
+    if missing.any():
+        model = cached_model(config.model_name, version, paths.model_dir(version), tracking_uri=settings.tracking_uri)
+        scores[missing] = model.scores(feature_frame(labelled[missing], config.dataset))
+    return scores, ~missing
 
 
 def _final(registry: ModelRegistry, verdict: ShadowVerdict) -> ShadowVerdict:

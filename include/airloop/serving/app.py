@@ -7,6 +7,7 @@ the model is loaded and a warm-up prediction on its input example has passed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -26,11 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from airloop.serving import CHECK_REQUEST_PREFIX
+from airloop.serving import CHECK_REQUEST_PREFIX, SHADOW_LOG_DIR, SHADOW_SLOT_DIR
 from airloop.serving.batching import MicroBatcher
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
 from airloop.serving.payload import PayloadError, parse_request
+from airloop.serving.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,16 @@ class ServingSettings(BaseSettings):
     inference_log_dir: Path | None = Field(default=None, description="Where predictions are logged; none: off.")
     token: str | None = Field(default=None, description="If set, /invocations needs `Authorization: Bearer`.")
     image: str | None = Field(default=None, description="The image this runs in, for /version.")
+    shadow_model_dir: Path | None = Field(
+        default=None,
+        description="A folder watched for a shadow challenger (an MLflow model directory, put there by a rename): "
+        "while one is there it scores a copy of each request off the request path (see airloop.serving.shadow). "
+        "Default: <inference_log_dir>/shadow-slot/<model name>.",
+    )
+    shadow_log_dir: Path | None = Field(
+        default=None, description="The shadow's inference log (same request ids). Default: <inference_log_dir>/shadow."
+    )
+    shadow_poll_seconds: float = Field(default=10, gt=0, description="How often the shadow folder is looked at.")
     replay_clock: bool = Field(
         default=False,
         description="Replays and backtests: log each request at the time in its `X-Airloop-Event-Time` "
@@ -85,8 +97,25 @@ class ServingState:
         self.model: ServingModel | None = None
         self.problem: str | None = "loading"
         self.inference_log: InferenceLog | None = None
+        self.shadow: ShadowScorer | None = None
         self.metrics = _Metrics()
         self._batcher: MicroBatcher | None = None
+
+    def _shadow_slot(self, model: ServingModel) -> ShadowScorer | None:
+        """Where a shadow challenger of this model is looked for and logged: beside the inference log."""
+        logs = self.settings.inference_log_dir
+        slot = self.settings.shadow_model_dir or (logs / SHADOW_SLOT_DIR / model.info.name if logs else None)
+        shadow_log = self.settings.shadow_log_dir or (logs / SHADOW_LOG_DIR if logs else None)
+        return ShadowScorer(slot, shadow_log) if slot and shadow_log else None
+
+    def record(self, request_id: str, at: dt.datetime, frame: Any, labels: Any, proba: Any) -> None:
+        """Log an answered request, and hand a copy to the shadow; a deployment check is neither."""
+        if request_id.startswith(CHECK_REQUEST_PREFIX):
+            return
+        if self.inference_log is not None:
+            self.inference_log.append(request_id, at, frame, labels, proba[:, -1])
+        if self.shadow is not None:
+            self.shadow.submit(request_id, at, frame)
 
     def batcher(self, model: ServingModel) -> MicroBatcher:
         """The batcher in front of the loaded model (made on first use, inside the event loop)."""
@@ -118,6 +147,7 @@ class ServingState:
                 log.error("%s", self.problem)
                 return
             self.inference_log = inference_log
+        self.shadow = self._shadow_slot(model)
         self.model = model
         self.problem = None
         log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
@@ -154,6 +184,29 @@ def _error(status: int, message: str, request_id: str) -> Response:
         503: "SERVICE_UNAVAILABLE",
     }.get(status, "INTERNAL_ERROR")
     return _json({"error_code": code, "message": message}, status, {"X-Request-ID": request_id})
+
+
+def _lifespan(state: ServingState) -> Any:
+    """Load the model at startup (and watch the shadow folder, if there is one); close the logs at the end."""
+
+    async def watch_shadow(shadow: ShadowScorer) -> None:
+        while True:
+            await run_in_threadpool(shadow.refresh)
+            await asyncio.sleep(state.settings.shadow_poll_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(state.load)
+        watcher = asyncio.create_task(watch_shadow(state.shadow)) if state.shadow is not None else None
+        yield
+        if watcher is not None:
+            watcher.cancel()
+        if state.shadow is not None:
+            await run_in_threadpool(state.shadow.close)
+        if state.inference_log is not None:
+            state.inference_log.close()
+
+    return lifespan
 
 
 def create_app(settings: ServingSettings) -> Starlette:
@@ -194,8 +247,7 @@ def create_app(settings: ServingSettings) -> Starlette:
         model = state.model
         asked = parse_request(bytes(body), model.columns, model.required, media, default_method=model.predict_method)
         labels, proba = await state.batcher(model).predict(asked.frame)
-        if state.inference_log is not None and not request_id.startswith(CHECK_REQUEST_PREFIX):
-            state.inference_log.append(request_id, logged_at, asked.frame, labels, proba[:, -1])
+        state.record(request_id, logged_at, asked.frame, labels, proba)
         state.metrics.rows.inc(len(asked.frame))
         predictions = proba if asked.predict_method == "predict_proba" else labels
         return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})
@@ -211,17 +263,13 @@ def create_app(settings: ServingSettings) -> Starlette:
     async def version(_: Request) -> Response:
         if state.model is None:
             return _json({"status": "unavailable", "reason": state.problem}, 503)
-        return _json(state.model.info.as_dict())
+        body: dict[str, Any] = state.model.info.as_dict()
+        if state.shadow is not None:
+            body["shadow"] = state.shadow.state()
+        return _json(body)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(state.load)
-        yield
-        if state.inference_log is not None:
-            state.inference_log.close()
 
     app = Starlette(
         routes=[
@@ -231,7 +279,7 @@ def create_app(settings: ServingSettings) -> Starlette:
             Route("/version", version, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=_lifespan(state),
     )
     app.state.serving = state
     return app
