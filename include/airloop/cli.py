@@ -202,8 +202,11 @@ def _active_training_runs(settings: AirloopSettings) -> int:
     if not stack.running("api-server"):  # and its login may not exist yet: make none (a plan changes nothing)
         print("(Airflow is not running here: training runs in progress are not counted)")
         return 0
+    creds = stack.known_credentials()
+    if creds is None:
+        print("(no Airflow admin login is set here: training runs in progress are not counted)")
+        return 0
     try:
-        creds = stack.credentials()
         with AirflowClient(settings.airflow_url, creds.username, creds.password, timeout=5) as client:
             return len(client.active_runs(TRAINING_DAG))
     except (httpx.HTTPError, AirflowApiError) as err:
@@ -349,8 +352,10 @@ def _outcome(client: AirflowClient, run: dict[str, Any]) -> str:
         return "dry run: nothing changed"
     try:
         decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "deploy_and_promote")["decision"]
-    except AirflowApiError:  # deploy_and_promote was skipped: the approval was rejected or timed out
-        return "nothing promoted (deploy_and_promote skipped)"
+    except AirflowApiError as err:
+        if "HTTP 404" not in str(err):
+            raise
+        return "nothing promoted (deploy_and_promote skipped)"  # the approval was rejected or timed out
     return f"version {decision['version']} {decision['decision']}"
 
 

@@ -197,7 +197,6 @@ def _guards(
         SignalStore,
         consecutive_losses,
         decide,
-        last_retraining,
     )
 
     paths = MonitoringPaths(settings, config)
@@ -209,7 +208,9 @@ def _guards(
         if losses >= guards.circuit_breaker_after
         else f"closed ({losses} of {guards.circuit_breaker_after} losses in a row)"
     )
-    last = last_retraining(ledger, config.model_name)
+    # As `decide` counts it: from when the last retraining started (`at`), not from its data.
+    started = [e.at for e in ledger if e.action == "retrain" and e.model_name == config.model_name]
+    last = max(started) if started else None
     until = last + dt.timedelta(minutes=guards.cooldown_minutes) if last else None
     cooldown = (
         "no retraining yet"
@@ -242,7 +243,10 @@ def _age(settings: AirloopSettings, config: PipelineConfig, champion: str | None
         return f"not a trigger (retraining.strategy {retraining.strategy})"
     if champion is None:
         return "no champion"
-    age = champion_age(settings, config, champion, now)
+    try:
+        age = champion_age(settings, config, champion, now)
+    except Exception as err:  # noqa: BLE001 - a plan says what it could not find out
+        return f"unknown: {type(err).__name__}: {err}"
     if age.stale is not None:
         return f"due: {age.stale.detail}"
     landed = f"{age.landed_through:%Y-%m-%d}" if age.landed_through else "nothing new"

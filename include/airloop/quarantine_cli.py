@@ -112,18 +112,30 @@ def readmit_and_resume(
 
 
 def _resume(settings: AirloopSettings, attempt: Readmission) -> str:
-    from airloop.stack.airflow_api import AirflowClient
+    """Clear the blocked run from `ingest` on; if Airflow cannot be asked, say how to do it by hand."""
+    import httpx
+
+    from airloop.stack.airflow_api import AirflowApiError, AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
     assert attempt.blocked is not None
-    creds = EmbeddedStack(settings).credentials()
-    with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
-        cleared = client.clear(
-            attempt.blocked.dag_id,
-            attempt.blocked.run_id,
-            [INGEST_TASK],
-            note=f"{attempt.snapshot_id} re-admitted by {attempt.by}: {attempt.why}",
-        )
+    by_hand = (
+        f"re-admitted, but {attempt.blocked.dag_id} run {attempt.blocked.run_id} was not resumed ({{why}}): "
+        f"clear it from {INGEST_TASK} on in the Airflow UI to go on"
+    )
+    creds = EmbeddedStack(settings).known_credentials()  # never makes a login up
+    if creds is None:
+        return by_hand.format(why="no Airflow admin login is set here (AIRLOOP_ADMIN_PASSWORD)")
+    try:
+        with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
+            cleared = client.clear(
+                attempt.blocked.dag_id,
+                attempt.blocked.run_id,
+                [INGEST_TASK],
+                note=f"{attempt.snapshot_id} re-admitted by {attempt.by}: {attempt.why}",
+            )
+    except (httpx.HTTPError, AirflowApiError) as err:
+        return by_hand.format(why=f"{settings.airflow_url}: {type(err).__name__}: {err}")
     tasks = ", ".join(sorted(t["task_id"] for t in cleared))
     return f"resumed {attempt.blocked.dag_id} run {attempt.blocked.run_id}: cleared {tasks}"
 

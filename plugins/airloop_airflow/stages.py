@@ -74,11 +74,15 @@ def _dry_run(run: CurrentRun) -> NoReturn:
     """Log what the run would do and skip the rest of it: nothing is read into the lake, nothing moves."""
     from airloop.plan import plan_training
 
-    plan = plan_training(
-        run.settings, run.config, run.options, run.run_date, now=dt.datetime.now(dt.UTC), docker_api=docker_api()
-    )
-    for line in plan.lines():
-        log.info("%s", line)
+    try:
+        plan = plan_training(
+            run.settings, run.config, run.options, run.run_date, now=dt.datetime.now(dt.UTC), docker_api=docker_api()
+        )
+    except Exception as err:  # noqa: BLE001 - a dry run reports; it never fails the run or alerts
+        log.warning("the plan could not be made (nothing was changed): %s: %s", type(err).__name__, err)
+    else:
+        for line in plan.lines():
+            log.info("%s", line)
     log.info("dry run: the plan is above; every later task is skipped")
     raise AirflowSkipException("dry run")
 

@@ -164,3 +164,34 @@ def test_the_cli_lists_shows_and_readmits(own_landing, flights_config, monkeypat
     assert "clear airloop_training run manual__2026-03-08 to go on" in out
     assert main(["quarantine", "list"]) == 0
     assert "no quarantined flights batches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        pytest.param(None, "no Airflow admin login is set here", id="no-login-none-made-up"),
+        pytest.param("secret", "ConnectError", id="airflow-unreachable"),
+    ],
+)
+def test_a_readmitted_batch_whose_run_cannot_be_resumed_says_how_to_go_on(tmp_path, password, expected):
+    import datetime as dt
+
+    from airloop.quarantine_cli import _resume
+    from airloop.settings import AirloopSettings
+    from airloop.validation.quarantine import BlockedRun, Readmission
+    from tests.conftest import FLIGHTS_CONFIG, free_port
+
+    settings = AirloopSettings(home=tmp_path, config=FLIGHTS_CONFIG, admin_password=password, airflow_port=free_port())
+    attempt = Readmission(
+        snapshot_id="2026-03-15_2026-03-22",
+        by="ci",
+        why="re-sent",
+        at=dt.datetime(2026, 3, 23, tzinfo=dt.UTC),
+        admitted=True,
+        blocked=BlockedRun(dag_id="airloop_training", run_id="manual__1"),
+    )
+    said = _resume(settings, attempt)
+    assert said.startswith("re-admitted, but airloop_training run manual__1 was not resumed (")
+    assert expected in said
+    assert said.endswith("clear it from ingest on in the Airflow UI to go on")
+    assert not (tmp_path / "admin_password").exists()  # no login was made up on the way

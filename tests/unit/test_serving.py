@@ -474,6 +474,14 @@ def test_a_shadow_that_cannot_load_or_keep_up_never_touches_the_champion(model_d
     good.close()
     scorer.close()
 
+    torn = _as_version(model_dir, tmp_path / "torn", "10")  # caught mid-copy: its info file half-written
+    (torn / "airloop-model.json").write_text('{"name": "airloop-fl')
+    caught = ShadowScorer(torn, tmp_path / "log")
+    caught.refresh()  # never raises: the endpoint's watcher looks again next poll
+    assert caught.model is None
+    assert "unreadable: JSONDecodeError" in (caught.problem or "")
+    caught.close()
+
 
 def _wait(predicate, timeout: float = 30.0) -> None:
     import time

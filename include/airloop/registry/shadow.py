@@ -108,6 +108,7 @@ def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.d
     registry = ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
     shadowing = registry.tagged(SHADOW, SHADOWING)
     if not shadowing:
+        sync_shadow_slot(settings, config, registry=registry)  # a slot left from an earlier failure empties
         return None
     version = shadowing[0]
     shadowed, champion = registry.tags(version).get(SHADOW_CHAMPION), registry.champion()
@@ -151,8 +152,17 @@ def sync_shadow_slot(
 
     The slot lies beside the inference log, which every target mounts (see
     `airloop.serving.SHADOW_SLOT_DIR`); the endpoint picks a change up within its poll interval.
-    Returns the version in the slot, or None.
+    Returns the version in the slot, or None. Best effort: a failure is logged, never raised (the
+    shadow is an extra; the verdicts and deployments around it must not depend on it).
     """
+    try:
+        return _sync_shadow_slot(settings, config, registry)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        log.warning("shadow slot of %s not brought in line: %s: %s", config.model_name, type(err).__name__, err)
+        return None
+
+
+def _sync_shadow_slot(settings: AirloopSettings, config: PipelineConfig, registry: ModelRegistry | None) -> str | None:
     import shutil
 
     from airloop.monitoring.paths import MonitoringPaths
@@ -174,11 +184,14 @@ def sync_shadow_slot(
         return wanted
     cached = paths.model_dir(wanted)
     cached_model(config.model_name, wanted, cached, tracking_uri=settings.tracking_uri)  # fetched once
-    staging = slot.with_name(f".{slot.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging, retired = slot.with_name(f".{slot.name}.staging"), slot.with_name(f".{slot.name}.retired")
+    for leftover in (staging, retired):
+        shutil.rmtree(leftover, ignore_errors=True)
     shutil.copytree(cached, staging)
-    shutil.rmtree(slot, ignore_errors=True)
-    staging.rename(slot)  # whole, so the endpoint never loads a half-copied model
+    if slot.exists():
+        slot.rename(retired)  # renames, so the endpoint sees the old model whole, then the new one whole
+    staging.rename(slot)
+    shutil.rmtree(retired, ignore_errors=True)
     log.info("shadow slot holds %s v%s: the endpoint scores a copy of each request with it", config.model_name, wanted)
     return wanted
 

@@ -61,7 +61,12 @@ class ServingSettings(BaseSettings):
     shadow_log_dir: Path | None = Field(
         default=None, description="The shadow's inference log (same request ids). Default: <inference_log_dir>/shadow."
     )
-    shadow_poll_seconds: float = Field(default=10, gt=0, description="How often the shadow folder is looked at.")
+    shadow_poll_seconds: float = Field(
+        default=10, gt=0, description="How often the shadow folder is looked at (first after one interval)."
+    )
+    shadow: bool = Field(
+        default=True, description="Serve a shadow challenger when one is in the slot (false: never; memory-bound pods)."
+    )
     replay_clock: bool = Field(
         default=False,
         description="Replays and backtests: log each request at the time in its `X-Airloop-Event-Time` "
@@ -104,6 +109,8 @@ class ServingState:
     def _shadow_slot(self, model: ServingModel) -> ShadowScorer | None:
         """Where a shadow challenger of this model is looked for and logged: beside the inference log."""
         logs = self.settings.inference_log_dir
+        if not self.settings.shadow:
+            return None
         slot = self.settings.shadow_model_dir or (logs / SHADOW_SLOT_DIR / model.info.name if logs else None)
         shadow_log = self.settings.shadow_log_dir or (logs / SHADOW_LOG_DIR if logs else None)
         return ShadowScorer(slot, shadow_log) if slot and shadow_log else None
@@ -115,7 +122,10 @@ class ServingState:
         if self.inference_log is not None:
             self.inference_log.append(request_id, at, frame, labels, proba[:, -1])
         if self.shadow is not None:
-            self.shadow.submit(request_id, at, frame)
+            try:
+                self.shadow.submit(request_id, at, frame)
+            except Exception:  # the champion's answer never depends on its shadow
+                log.exception("request %s: no copy for the shadow", request_id)
 
     def batcher(self, model: ServingModel) -> MicroBatcher:
         """The batcher in front of the loaded model (made on first use, inside the event loop)."""
@@ -190,9 +200,10 @@ def _lifespan(state: ServingState) -> Any:
     """Load the model at startup (and watch the shadow folder, if there is one); close the logs at the end."""
 
     async def watch_shadow(shadow: ShadowScorer) -> None:
+        # The first look waits an interval: a new endpoint's health and latency checks run without it.
         while True:
-            await run_in_threadpool(shadow.refresh)
             await asyncio.sleep(state.settings.shadow_poll_seconds)
+            await run_in_threadpool(shadow.refresh)  # never raises
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

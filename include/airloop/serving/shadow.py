@@ -47,7 +47,14 @@ class ShadowScorer:
         return self.model.info.version if self.model else None
 
     def refresh(self) -> None:
-        """Load the folder's model if it is new, or stop shadowing when the folder is empty."""
+        """Load the folder's model if it is new, or stop shadowing when the folder is empty. Never raises."""
+        try:
+            self._refresh()
+        except Exception as err:  # noqa: BLE001 - a slot caught mid-swap is looked at again next poll
+            self.problem = f"shadow slot {self.model_dir} unreadable: {type(err).__name__}: {err}"
+            log.warning("%s", self.problem)
+
+    def _refresh(self) -> None:
         mlmodel = self.model_dir / "MLmodel"
         info = read_model_info(self.model_dir) if mlmodel.is_file() else None
         if info is None:
@@ -75,7 +82,7 @@ class ShadowScorer:
 
     def submit(self, request_id: str, at: dt.datetime, frame: pd.DataFrame) -> bool:
         """Hand a copy of an answered request to the worker; False if there is no shadow or it is behind."""
-        with self._lock:
+        with self._lock:  # held while queueing, so a swap's close of the old log queues after this copy
             model, shadow_log = self.model, self._log
             if model is None or shadow_log is None:
                 return False
@@ -83,7 +90,7 @@ class ShadowScorer:
                 self.dropped += 1
                 return False
             self._pending += 1
-        self._worker.submit(self._score, model, shadow_log, request_id, at, frame)
+            self._worker.submit(self._score, model, shadow_log, request_id, at, frame)
         return True
 
     def drain(self, timeout: float = 30.0) -> None:
@@ -123,5 +130,5 @@ class ShadowScorer:
         with self._lock:
             old = self._log
             self.model, self._log, self._loaded_from = model, shadow_log, identity
-        if old is not None and old is not shadow_log:
-            self._worker.submit(old.close)  # after the copies already queued for it
+            if old is not None and old is not shadow_log:
+                self._worker.submit(old.close)  # after the copies already queued for it

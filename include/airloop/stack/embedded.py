@@ -82,14 +82,22 @@ class EmbeddedStack:
 
     def credentials(self) -> Credentials:
         """The admin login: AIRLOOP_ADMIN_PASSWORD, else a generated one kept under the home."""
+        known = self.known_credentials()
+        if known is not None:
+            return known
+        stored = self.home / "admin_password"
+        password = secrets.token_urlsafe(16)
+        _write_private(stored, password + "\n")
+        return Credentials(self.settings.admin_user, password, generated=True)
+
+    def known_credentials(self) -> Credentials | None:
+        """The admin login if one is set or was generated before; never makes one."""
         stored = self.home / "admin_password"
         if self.settings.admin_password:
             return Credentials(self.settings.admin_user, self.settings.admin_password, generated=False)
         if stored.exists():
             return Credentials(self.settings.admin_user, stored.read_text().strip(), generated=False)
-        password = secrets.token_urlsafe(16)
-        _write_private(stored, password + "\n")
-        return Credentials(self.settings.admin_user, password, generated=True)
+        return None
 
     def _secret(self, name: str, make: str) -> str:
         path = self.home / "secrets" / name
