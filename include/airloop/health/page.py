@@ -89,7 +89,7 @@ def _version_card(role: str, version: VersionSummary | None, links: Links, healt
         ("why", escape(version.decision_reason or "")),
         ("trained on", escape(version.snapshot_id or "?") + _short(version.snapshot_hash, "data hash")),
         ("code", escape((version.git_commit or "?")[:12])),
-        ("image", escape(version.image or "not deployed")),
+        ("image", escape(version.image or "—")),
         ("reason", escape(version.trigger_reason or "")),
         ("registered", _when(version.created_at)),
         ("served windows", _served_windows(version)),
