@@ -8,6 +8,8 @@ process, for the embedded demo without a Docker engine). Each implements :class:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +19,20 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from airloop.serving.model import ModelInfo
+
+
+#: Serving settings the deploying process hands on to the serving it starts, on every target, when
+#: they are set in its environment (the local target's process inherits the whole environment).
+FORWARDED_SERVING_SETTINGS = (
+    "AIRLOOP_SERVING_REPLAY_CLOCK",
+    "AIRLOOP_SERVING_SHADOW",
+    "AIRLOOP_SERVING_SHADOW_POLL_SECONDS",
+)
+
+
+def forwarded_serving_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The :data:`FORWARDED_SERVING_SETTINGS` set in `environ` (the serving token travels apart, as a secret)."""
+    return {key: environ[key] for key in FORWARDED_SERVING_SETTINGS if environ.get(key)}
 
 
 class DeploymentError(RuntimeError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airloop.deploy import Candidate, DeploymentError, NotServableError
+from airloop.deploy import Candidate, DeploymentError, NotServableError, forwarded_serving_env
 from airloop.deploy.checks import serving_model, serving_version, wait_healthy
 from airloop.deploy.image import DOCKER_DIR, build_image, image_tag, prepare_context, wheelhouse
 from airloop.serving.model import ModelInfo
@@ -202,8 +202,7 @@ class DockerDeployer:
                 "AIRLOOP_SERVING_PORT": str(port),
                 "AIRLOOP_SERVING_HOST": "127.0.0.1",
                 "AIRLOOP_SERVING_IMAGE": image,
-                # Replays log requests at their own times (see ServingSettings.replay_clock).
-                "AIRLOOP_SERVING_REPLAY_CLOCK": os.environ.get("AIRLOOP_SERVING_REPLAY_CLOCK", "false"),
+                **forwarded_serving_env(),  # the replay clock, the shadow slot's settings
                 **({"AIRLOOP_SERVING_TOKEN": self.token} if self.token else {}),
             },
         )

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from airloop.deploy import Candidate, DeploymentError, NotServableError
+from airloop.deploy import Candidate, DeploymentError, NotServableError, forwarded_serving_env
 from airloop.serving.model import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ class KubernetesOptions:
     #: A PersistentVolumeClaim (ReadWriteMany, e.g. the shared state volume) for the inference log,
     #: so monitoring reads what every replica served; None keeps it in the pod (lost with it).
     inference_log_claim: str | None = None
+    #: More serving settings for the pods (`airloop.deploy.FORWARDED_SERVING_SETTINGS`), as (name, value).
+    serving_env: tuple[tuple[str, str], ...] = ()
 
 
 def resource_name(model_name: str) -> str:
@@ -130,6 +132,7 @@ def render_manifests(
                                 {"name": "AIRLOOP_SERVING_PORT", "value": str(options.port)},
                                 {"name": "AIRLOOP_SERVING_HOST", "value": "0.0.0.0"},
                                 {"name": "AIRLOOP_SERVING_IMAGE", "value": image},
+                                *({"name": k, "value": v} for k, v in options.serving_env),
                                 *_token_env(token_secret),
                             ],
                             "readinessProbe": {**probe, "initialDelaySeconds": 5},
@@ -248,6 +251,7 @@ class KubernetesDeployer:
             options=KubernetesOptions(
                 namespace=os.environ.get("AIRLOOP_K8S_NAMESPACE", "airloop"),
                 inference_log_claim=os.environ.get("AIRLOOP_K8S_INFERENCE_LOG_CLAIM") or None,
+                serving_env=tuple(forwarded_serving_env().items()),
             ),
             token=token,
         )

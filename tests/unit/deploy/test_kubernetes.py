@@ -68,3 +68,22 @@ def test_the_token_reaches_the_pods_from_a_secret_never_the_manifest():
 def test_no_token_no_token_variable():
     names = [e["name"] for e in _container(render_manifests(INFO, IMAGE, KubernetesOptions()))["env"]]
     assert "AIRLOOP_SERVING_TOKEN" not in names
+
+
+def test_the_shadow_settings_set_where_the_deploy_runs_reach_the_pods(monkeypatch):
+    from airloop.deploy import forwarded_serving_env
+
+    monkeypatch.setenv("AIRLOOP_SERVING_SHADOW", "false")
+    monkeypatch.setenv("AIRLOOP_SERVING_SHADOW_POLL_SECONDS", "2")
+    monkeypatch.delenv("AIRLOOP_SERVING_REPLAY_CLOCK", raising=False)
+    monkeypatch.setenv("AIRLOOP_SERVING_TOKEN", "never-in-a-manifest")
+    forwarded = forwarded_serving_env()
+    assert forwarded == {"AIRLOOP_SERVING_SHADOW": "false", "AIRLOOP_SERVING_SHADOW_POLL_SECONDS": "2"}
+
+    manifests = render_manifests(INFO, IMAGE, KubernetesOptions(serving_env=tuple(forwarded.items())))
+    validate_manifests(manifests)
+    env = {e["name"]: e.get("value") for e in _container(manifests)["env"]}
+    assert env["AIRLOOP_SERVING_SHADOW"] == "false"
+    assert env["AIRLOOP_SERVING_SHADOW_POLL_SECONDS"] == "2"
+    assert "AIRLOOP_SERVING_REPLAY_CLOCK" not in env
+    assert "never-in-a-manifest" not in str(manifests)
