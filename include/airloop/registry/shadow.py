@@ -102,13 +102,25 @@ def compare_live(
 
 
 def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.datetime) -> ShadowVerdict | None:
-    """Judge the shadowing challenger on the live rows labelled by now; None when none shadows."""
+    """Judge the shadowing challenger on the live rows labelled by now; None when none shadows.
+
+    Whatever the outcome, the endpoint's shadow slot is then brought in line with the tags: it
+    keeps a challenger still shadowing, and empties once it is judged (or was left from a failure).
+    """
     from airloop.registry.versions import ModelRegistry
 
     registry = ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
+    try:
+        return _judge(settings, config, registry, now)
+    finally:
+        sync_shadow_slot(settings, config, registry=registry)
+
+
+def _judge(
+    settings: AirloopSettings, config: PipelineConfig, registry: ModelRegistry, now: dt.datetime
+) -> ShadowVerdict | None:
     shadowing = registry.tagged(SHADOW, SHADOWING)
     if not shadowing:
-        sync_shadow_slot(settings, config, registry=registry)  # a slot left from an earlier failure empties
         return None
     version = shadowing[0]
     shadowed, champion = registry.tags(version).get(SHADOW_CHAMPION), registry.champion()
@@ -123,26 +135,21 @@ def judge_shadow(settings: AirloopSettings, config: PipelineConfig, *, now: dt.d
     since = registry.fitted_through(version)
     if champion is None or champion != shadowed or since is None:
         why = f"the champion is now v{champion}" if champion != shadowed else "its training run has no data end"
-        verdict = _final(registry, verdict.model_copy(update={"verdict": "superseded", "reason": why}))
-        sync_shadow_slot(settings, config, registry=registry)
-        return verdict
+        return _final(registry, verdict.model_copy(update={"verdict": "superseded", "reason": why}))
     labelled = _labelled_live_rows(settings, config, champion, since, now)
     if labelled.empty:
         verdict.reason = f"no labelled requests served by v{champion} after v{version}'s data ended ({since:%Y-%m-%d})"
         log.info("shadow v%s: %s", version, verdict.reason)
-        sync_shadow_slot(settings, config, registry=registry)
         return verdict
     scores, live = _challenger_scores(settings, config, version, labelled)
     outcome, reason, found = compare_live(config, labelled, scores)
     used = labelled[SERVED_DAY].isin(found["days"]).to_numpy()
     reason += f"; {int(live[used].sum())} of {int(used.sum())} of them scored live by the shadow"
     verdict = verdict.model_copy(update={"verdict": outcome, "reason": reason, **found})
-    if outcome != "pending":
-        verdict = _final(registry, verdict)
-    else:
+    if outcome == "pending":
         log.info("shadow v%s against champion v%s: %s", version, champion, reason)
-    sync_shadow_slot(settings, config, registry=registry)
-    return verdict
+        return verdict
+    return _final(registry, verdict)
 
 
 def sync_shadow_slot(
