@@ -196,6 +196,7 @@ def _guards(
         RetrainingLedger,
         SignalStore,
         consecutive_losses,
+        cooldown_until,
         decide,
     )
 
@@ -208,17 +209,13 @@ def _guards(
         if losses >= guards.circuit_breaker_after
         else f"closed ({losses} of {guards.circuit_breaker_after} losses in a row)"
     )
-    # As `decide` counts it: from when the last retraining started (`at`), not from its data.
-    started = [e.at for e in ledger if e.action == "retrain" and e.model_name == config.model_name]
-    last = max(started) if started else None
-    until = last + dt.timedelta(minutes=guards.cooldown_minutes) if last else None
-    cooldown = (
-        "no retraining yet"
-        if last is None
-        else f"until {until:%Y-%m-%d %H:%M} UTC (last retraining {last:%Y-%m-%d %H:%M})"
-        if until and until > now
-        else f"over (last retraining {last:%Y-%m-%d %H:%M} UTC)"
-    )
+    last_and_until = cooldown_until(ledger, config.model_name, guards)  # as `decide` counts it
+    if last_and_until is None:
+        cooldown = "no retraining yet"
+    elif (until := last_and_until[1]) > now:
+        cooldown = f"until {until:%Y-%m-%d %H:%M} UTC (last retraining {last_and_until[0]:%Y-%m-%d %H:%M})"
+    else:
+        cooldown = f"over (last retraining {last_and_until[0]:%Y-%m-%d %H:%M} UTC)"
     pending = []
     for signal in SignalStore(paths.signals).pending():
         if signal.model_name != config.model_name:

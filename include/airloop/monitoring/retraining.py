@@ -220,13 +220,28 @@ def decide(
                 reason=f"duplicate: {signal.key or signal.kind} already retrained on at "
                 f"{entry.at:%Y-%m-%d %H:%M} (signal {entry.signal_id}, dedupe {guards.dedupe_hours:g} h)",
             )
-    if retrains and now - retrains[-1].at < dt.timedelta(minutes=guards.cooldown_minutes):
+    cooldown = cooldown_until(ledger, signal.model_name, guards)
+    if cooldown is not None and now < cooldown[1]:
         return GuardDecision(
             action="suppress",
-            reason=f"cooldown: last retraining started at {retrains[-1].at:%Y-%m-%d %H:%M:%S} "
+            reason=f"cooldown: last retraining started at {cooldown[0]:%Y-%m-%d %H:%M:%S} "
             f"(cooldown {guards.cooldown_minutes:g} min)",
         )
     return GuardDecision(action="retrain", reason=f"retraining for {signal.kind}")
+
+
+def cooldown_until(
+    ledger: list[LedgerEntry], model_name: str, guards: StormGuards
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """When the last retraining of `model_name` started, and when the cooldown after it ends; None before any.
+
+    The cooldown counts from when a retraining started (its ledger `at`), not from the data it learned.
+    """
+    started = [e.at for e in ledger if e.action == "retrain" and e.model_name == model_name]
+    if not started:
+        return None
+    last = max(started)
+    return last, last + dt.timedelta(minutes=guards.cooldown_minutes)
 
 
 def consecutive_losses(ledger: list[LedgerEntry], model_name: str, champion_version: str) -> int:
