@@ -55,9 +55,7 @@ def missing_days(source: FilesSource | SqlSource, *, home: Path, start: dt.date,
     """The days in [start, end) a files source has no partition for (a SQL source: none known)."""
     if isinstance(source, SqlSource):
         return []
-    folder = _folder(source, home)
-    days = (start + dt.timedelta(days=n) for n in range((end - start).days))
-    return [day for day in days if not _partition_files(source, folder, day)]
+    return [day for day, files in _partitions(source, _folder(source, home), start, end).items() if not files]
 
 
 def _folder(source: FilesSource, home: Path) -> Path:
@@ -70,18 +68,21 @@ def _partition_files(source: FilesSource, folder: Path, day: dt.date) -> list[Pa
     return sorted(part.rglob(f"*.{source.format}")) if part.is_dir() else [part] if part.is_file() else []
 
 
+def _partitions(source: FilesSource, folder: Path, start: dt.date, end: dt.date) -> dict[dt.date, list[Path]]:
+    """Each day of [start, end) with its partition's files (an empty list: no partition)."""
+    days = (start + dt.timedelta(days=n) for n in range((end - start).days))
+    return {day: _partition_files(source, folder, day) for day in days}
+
+
 def _read_files(source: FilesSource, home: Path, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, str]:
     folder = _folder(source, home)
-    frames: list[pd.DataFrame] = []
-    missing: list[str] = []
-    day = start
-    while day < end:
-        files = _partition_files(source, folder, day)
-        if not files:
-            missing.append(day.isoformat())
-        for file in files:
-            frames.append(pd.read_parquet(file) if source.format == "parquet" else pd.read_csv(file))
-        day += dt.timedelta(days=1)
+    partitions = _partitions(source, folder, start, end)
+    missing = [day.isoformat() for day, files in partitions.items() if not files]
+    frames = [
+        pd.read_parquet(file) if source.format == "parquet" else pd.read_csv(file)
+        for files in partitions.values()
+        for file in files
+    ]
     if missing:
         log.warning(
             "%d of %d days have no partition in %s: %s",
