@@ -15,7 +15,7 @@ from pathlib import Path
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError
 from airloop.deploy.checks import serving_model, wait_healthy
-from airloop.processes import alive, spawn, terminate_group
+from airloop.processes import alive, spawn, terminate_group, terminate_groups
 from airloop.serving.model import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class LocalDeployer:
         self.url = f"http://127.0.0.1:{stable_port}"
         self.pid_file = home / "run" / "serving.pid"
         self.model_file = home / "run" / "serving.model"
+        #: One file per candidate process (named by its pid, holding the pid of the process that
+        #: started it), so a candidate whose deploy was killed mid-gate is found and stopped.
+        self.candidates_dir = home / "run" / "candidates"
         self._candidates: dict[str, tuple[int, Path]] = {}  # candidate url -> (pid, model dir)
         self._previous_model: Path | None = None
 
@@ -51,20 +54,50 @@ class LocalDeployer:
         return served[1] if served and served[0] == model_name else None
 
     def start_candidate(self, model_dir: Path, info: ModelInfo) -> Candidate:
+        self.stop_orphaned_candidates()
         port = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
         url = f"http://127.0.0.1:{port}"
         pid = self._spawn(model_dir, port, "serving-candidate")
+        self.candidates_dir.mkdir(parents=True, exist_ok=True)
+        (self.candidates_dir / str(pid)).write_text(str(os.getpid()))
         try:
             wait_healthy(url, timeout=self.health_timeout, alive=lambda: alive(pid))
         except NotServableError as err:
-            terminate_group(pid)
+            self._stop_candidate(pid)
             raise NotServableError(f"{err}. Log: {self.home / 'logs' / 'serving-candidate.log'}") from err
         self._candidates[url] = (pid, model_dir)
         return Candidate(info=info, url=url, instance=f"pid {pid}")
 
     def discard(self, candidate: Candidate) -> None:
         if (found := self._candidates.pop(candidate.url, None)) is not None:
-            terminate_group(found[0])
+            self._stop_candidate(found[0])
+
+    def stop_orphaned_candidates(self) -> list[int]:
+        """Stop candidate processes whose deploy died before discarding them (a task killed mid-gate).
+
+        A candidate whose deploy still runs (another gate on this state folder) is left alone.
+        Returns the pids stopped.
+        """
+        orphans = []
+        for record in sorted(self.candidates_dir.glob("*")) if self.candidates_dir.is_dir() else []:
+            try:
+                pid, owner = int(record.name), int(record.read_text())
+            except (ValueError, OSError):
+                record.unlink(missing_ok=True)
+                continue
+            if alive(owner):
+                continue
+            if alive(pid) and _is_serving(pid):  # not a later process that got the pid
+                log.warning("stopping candidate pid %d: the deploy that started it (pid %d) died mid-gate", pid, owner)
+                orphans.append(pid)
+            record.unlink(missing_ok=True)
+        if orphans:
+            terminate_groups(orphans)
+        return orphans
+
+    def _stop_candidate(self, pid: int) -> None:
+        terminate_group(pid)
+        (self.candidates_dir / str(pid)).unlink(missing_ok=True)
 
     def switch(self, candidate: Candidate) -> None:
         # One process per port: the checked candidate makes way for its twin on the stable port.
@@ -133,6 +166,14 @@ class LocalDeployer:
         pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.home / "logs" / f"{name}.log")
         log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)
         return pid
+
+
+def _is_serving(pid: int) -> bool:
+    """Whether `pid` runs the serving app (`python -m airloop.serving`)."""
+    try:
+        return b"airloop.serving" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _free_port() -> int:
