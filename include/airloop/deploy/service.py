@@ -240,7 +240,7 @@ def promote_shadow_winner(
     registry = ModelRegistry(verdict.model_name, tracking_uri=settings.tracking_uri)
     reason = f"won in shadow: {verdict.reason}"
     if config.promotion.approval == "required":
-        registry.tag(verdict.version, {"promotion.reason": f"{reason}; awaits approval (airloop_deploy)"})
+        registry.record_decision(verdict.version, None, f"{reason}; awaits approval (airloop_deploy)")
         log.warning(
             "%s version %s %s; promotion.approval is required: deploy it with airloop_deploy (version %s)",
             verdict.model_name,
@@ -261,9 +261,9 @@ def promote_shadow_winner(
             check=servability_check(config, serving_token()),
         )
     except NotServableError as err:
-        registry.tag(verdict.version, {"promotion.decision": "not_servable", "promotion.reason": f"{reason}; {err}"})
+        registry.record_decision(verdict.version, "not_servable", f"{reason}; {err}")
         raise
-    registry.tag(verdict.version, {"promotion.decision": "promoted", "promotion.reason": reason})
+    registry.record_decision(verdict.version, "promoted", reason)
     log.info("%s version %s promoted: %s", verdict.model_name, verdict.version, reason)
     return deployment
 
@@ -281,16 +281,16 @@ def _config(settings: AirloopSettings) -> PipelineConfig:
 
 
 def _tag_deployment(registry: ModelRegistry, deployment: Deployment, lineage: Lineage | None) -> None:
-    tags = {
-        "deploy.target": deployment.target,
-        "deploy.endpoint": deployment.endpoint,
-        "deploy.image": deployment.image or "",
-        "deploy.image_id": deployment.image_id or "",
-        "deploy.instance": deployment.instance or "",
+    where = {
+        "target": deployment.target,
+        "endpoint": deployment.endpoint,
+        "image": deployment.image or "",
+        "image_id": deployment.image_id or "",
+        "instance": deployment.instance or "",
     }
     if lineage and lineage.run_id:
-        tags["deploy.airflow_run_id"] = lineage.run_id
-    registry.tag(deployment.version, tags)
+        where["airflow_run_id"] = lineage.run_id
+    registry.record_deployment(deployment.version, **where)
 
 
 def _local_copy(settings: AirloopSettings, name: str, version: str, model_dir: Path) -> ModelInfo:

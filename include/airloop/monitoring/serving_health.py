@@ -208,14 +208,15 @@ def check_serving(
 def champion_endpoint(settings: AirloopSettings, config: PipelineConfig) -> str | None:
     """Where the champion serves (its `deploy.endpoint` tag), else the stable local endpoint; None if no champion."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    from airloop.lineage import TAG_PREFIX
-    from airloop.registry import CHAMPION
+    from airloop.registry.versions import DEPLOY_ENDPOINT, ModelRegistry
 
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    registry = ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
     try:
-        version = client.get_model_version_by_alias(config.model_name, CHAMPION)
+        champion = registry.champion()
+        endpoint = registry.tags(champion).get(DEPLOY_ENDPOINT) if champion else None
     except MlflowException:
         return None
-    return version.tags.get(f"{TAG_PREFIX}deploy.endpoint") or f"http://{settings.host}:{settings.serving_port}"
+    if champion is None:
+        return None
+    return endpoint or f"http://{settings.host}:{settings.serving_port}"

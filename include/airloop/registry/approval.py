@@ -104,10 +104,7 @@ def approval_request(
 
 def record_answer(registry: ModelRegistry, evaluation: Evaluation, answer: ApprovalAnswer) -> Evaluation:
     """Tag the answer and who gave it on the version; a rejection is the promotion's decision."""
-    registry.tag(
-        evaluation.version,
-        {"approval": answer.verdict, "approval.by": answer.by or "nobody", "approval.at": answer.at.isoformat()},
-    )
+    registry.record_approval(evaluation.version, answer.verdict, answer.by, answer.at)
     if answer.approved:
         return evaluation
     reason = f"{answer.verdict} in review ({answer.by or 'no answer in time'}); {evaluation.reason}"

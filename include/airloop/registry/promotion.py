@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
 from airloop.registry import CHALLENGER
+from airloop.registry.versions import DECISION
 from airloop.training.train import TrainResult, holdout_split
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Evaluation(BaseModel):
         final = PromotionDecision(**self.model_dump(), decision=decision)
         if reason is not None:
             final.reason = reason
-        registry.tag(self.version, {"promotion.decision": decision, "promotion.reason": final.reason})
+        registry.record_decision(self.version, decision, final.reason)
         log.info("model %s version %s %s: %s", self.model_name, self.version, decision, final.reason)
         return final
 
@@ -176,15 +177,13 @@ def evaluate_challenger(
         champion_score=champion_score,
         rows=rows,
     )
-    registry.tag(
+    registry.record_evaluation(
         candidate.version,
-        {
-            "promotion.reason": reason,
-            "promotion.metric": metric,
-            "promotion.challenger_score": f"{challenger_score:.6f}",
-            "promotion.champion_version": champion or "none",
-            "promotion.champion_score": "none" if champion_score is None else f"{champion_score:.6f}",
-        },
+        reason=reason,
+        metric=metric,
+        challenger_score=challenger_score,
+        champion_version=champion,
+        champion_score=champion_score,
     )
     if not promote:
         evaluation.decided("rejected", registry)
@@ -192,8 +191,7 @@ def evaluate_challenger(
             from airloop.registry.shadow import start_shadow
 
             start_shadow(registry, candidate.version, champion)
-    else:  # decided once it proved servable (or not); an earlier run's decision no longer holds
-        registry.untag(candidate.version, ["promotion.decision"])
+    else:  # decided once it proved servable (or not)
         log.info("model %s version %s should replace the champion: %s", name, candidate.version, reason)
     return evaluation
 
@@ -271,5 +269,5 @@ def decision_of_run(model_name: str, airflow_run_id: str, *, tracking_uri: str) 
     client = MlflowClient(tracking_uri=tracking_uri)
     for version in client.search_model_versions(f"name = '{model_name}'"):
         if version.tags.get(f"{TAG_PREFIX}airflow_run_id") == airflow_run_id:
-            return str(version.version), version.tags.get(f"{TAG_PREFIX}promotion.decision", "undecided")
+            return str(version.version), version.tags.get(f"{TAG_PREFIX}{DECISION}", "undecided")
     return None

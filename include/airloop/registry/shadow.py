@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from airloop.config import PipelineConfig
+from airloop.registry.versions import SHADOW, SHADOW_CHAMPION
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,9 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHADOW = "promotion.shadow"  # the tag: shadowing | won | lost | superseded
-SHADOW_CHAMPION = "promotion.shadow_champion"  # the champion it shadows (whose served rows judge it)
-SHADOWING = "shadowing"
+SHADOWING = "shadowing"  # the `SHADOW` tag of the version shadowing now
 SERVED_DAY = "served_day"  # the UTC day a live row was served (not the flights' own `day` feature)
 #: Served rows are read up to this long after the challenger's data ended (labels land within it).
 MAX_SHADOW_SPAN = dt.timedelta(days=30)
@@ -66,8 +65,8 @@ def start_shadow(registry: ModelRegistry, version: str, champion: str) -> None:
     """`version`, rejected on held-out rows, shadows `champion` from now; an older shadow stops."""
     for older in registry.tagged(SHADOW, SHADOWING):
         if older != version:
-            registry.tag(older, {SHADOW: "superseded", f"{SHADOW}_reason": f"version {version} shadows instead"})
-    registry.tag(version, {SHADOW: SHADOWING, SHADOW_CHAMPION: champion})
+            registry.record_shadow(older, "superseded", reason=f"version {version} shadows instead")
+    registry.record_shadow(version, SHADOWING, champion=champion)
     log.info("version %s shadows champion v%s: judged again on live requests once their labels land", version, champion)
 
 
@@ -259,13 +258,13 @@ def _challenger_scores(
 
 def _final(registry: ModelRegistry, verdict: ShadowVerdict) -> ShadowVerdict:
     """Tag a verdict that ends the shadow on the version."""
-    tags = {SHADOW: verdict.verdict, f"{SHADOW}_reason": verdict.reason}
+    details = {"reason": verdict.reason}
     if verdict.challenger_score is not None and verdict.champion_score is not None:
-        tags |= {
-            f"{SHADOW}_challenger_score": f"{verdict.challenger_score:.6f}",
-            f"{SHADOW}_champion_score": f"{verdict.champion_score:.6f}",
-            f"{SHADOW}_rows": str(verdict.rows),
+        details |= {
+            "challenger_score": f"{verdict.challenger_score:.6f}",
+            "champion_score": f"{verdict.champion_score:.6f}",
+            "rows": str(verdict.rows),
         }
-    registry.tag(verdict.version, tags)
+    registry.record_shadow(verdict.version, verdict.verdict, **details)
     log.info("shadow v%s %s: %s", verdict.version, verdict.verdict, verdict.reason)
     return verdict

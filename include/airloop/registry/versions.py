@@ -12,8 +12,15 @@ from airloop.registry import CHAMPION
 
 log = logging.getLogger(__name__)
 
+# The version tags Airloop writes (`airloop.<key>`), all through this class's methods.
 SERVABLE = "servable"
 NOT_SERVABLE_REASON = "not_servable_reason"
+PROMOTION = "promotion"  # promotion.decision, .reason, .metric, .challenger_score, .champion_version, ...
+DECISION = f"{PROMOTION}.decision"  # promoted | rejected | not_servable (absent: undecided)
+SHADOW = f"{PROMOTION}.shadow"  # shadowing | won | lost | superseded
+SHADOW_CHAMPION = f"{SHADOW}_champion"  # the champion a shadowing version is judged against
+APPROVAL = "approval"  # approved | rejected, with approval.by and approval.at
+DEPLOY_ENDPOINT = "deploy.endpoint"  # with deploy.target, .image, .image_id, .instance, .airflow_run_id
 MAX_TAG_VALUE = 5000  # MLflow refuses longer model-version tag values
 
 
@@ -87,6 +94,47 @@ class ModelRegistry:
             end = dt.datetime.fromisoformat(params["window_end"])
             return end.replace(tzinfo=end.tzinfo or dt.UTC) - dt.timedelta(microseconds=1)
         return None
+
+    # -- what a promotion found and decided, on the challenger's version ------------------------
+
+    def record_evaluation(
+        self,
+        version: str,
+        *,
+        reason: str,
+        metric: str,
+        challenger_score: float,
+        champion_version: str | None,
+        champion_score: float | None,
+    ) -> None:
+        """The challenger against the champion on held-out rows; an earlier run's decision no longer holds."""
+        self.tag(
+            version,
+            {
+                f"{PROMOTION}.reason": reason,
+                f"{PROMOTION}.metric": metric,
+                f"{PROMOTION}.challenger_score": f"{challenger_score:.6f}",
+                f"{PROMOTION}.champion_version": champion_version or "none",
+                f"{PROMOTION}.champion_score": "none" if champion_score is None else f"{champion_score:.6f}",
+            },
+        )
+        self.untag(version, [DECISION])
+
+    def record_decision(self, version: str, decision: str | None, reason: str) -> None:
+        """What became of the version (`promoted`, `rejected`, `not_servable`), or only why (None: undecided)."""
+        self.tag(version, {**({DECISION: decision} if decision else {}), f"{PROMOTION}.reason": reason})
+
+    def record_approval(self, version: str, verdict: str, by: str | None, at: dt.datetime) -> None:
+        """A person's answer to promoting `version` (or `nobody`, when none came in time)."""
+        self.tag(version, {APPROVAL: verdict, f"{APPROVAL}.by": by or "nobody", f"{APPROVAL}.at": at.isoformat()})
+
+    def record_shadow(self, version: str, state: str, **details: str) -> None:
+        """Where `version` stands as a shadow (`shadowing`, `won`, ...), with `promotion.shadow_<detail>` tags."""
+        self.tag(version, {SHADOW: state, **{f"{SHADOW}_{key}": value for key, value in details.items()}})
+
+    def record_deployment(self, version: str, **deploy: str) -> None:
+        """Where `version` was deployed: `deploy.<key>` tags (target, endpoint, image, ...)."""
+        self.tag(version, {f"deploy.{key}": value for key, value in deploy.items()})
 
     def mark_not_servable(self, version: str, reason: str) -> None:
         """Tag why `version` did not pass its checks on the target (it took no traffic)."""
