@@ -10,6 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
+from hypothesis import settings as hypothesis_settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.testclient import TestClient
 
 from airloop import pipeline
@@ -490,3 +498,82 @@ def _wait(predicate, timeout: float = 30.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def live_endpoint(model_dir, tmp_path_factory):
+    """The app under uvicorn on a loopback port (a real HTTP server), with the token on."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from ..conftest import free_port
+
+    settings = ServingSettings(
+        model_dir=model_dir, inference_log_dir=tmp_path_factory.mktemp("fuzz") / "inference", token="fuzz-token"
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served_openapi(live_endpoint):
+    return schemathesis.openapi.from_url(f"{live_endpoint}/openapi.json")
+
+
+def test_the_openapi_document_describes_the_models_signature(model_dir, live_endpoint):
+    import httpx
+
+    from airloop.serving.model import load_model_dir
+
+    document = httpx.get(f"{live_endpoint}/openapi.json", timeout=10).json()
+    schemathesis.openapi.from_dict(document).validate()  # a valid OpenAPI 3.0 document
+    model = load_model_dir(model_dir)
+    row = document["components"]["schemas"]["Row"]
+    assert list(row["properties"]) == list(model.columns)
+    assert set(row["required"]) == model.required
+    json_types = {"double": "number", "float": "number", "long": "number", "integer": "number", "string": "string"}
+    assert {name: p["type"] for name, p in row["properties"].items()} == {
+        name: json_types[kind] for name, kind in model.columns.items()
+    }
+    assert row["properties"]["carrier"]["type"] == "string"
+    invocations = document["paths"]["/invocations"]["post"]
+    assert set(invocations["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert {"200", "400", "401", "413", "415", "422", "503"} <= set(invocations["responses"])
+    assert invocations["security"] == [{"bearer": []}]
+    assert document["info"]["version"] == model.info.version
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_fuzzed_requests_never_get_a_server_error(served_openapi, mode):
+    """Requests generated from the document, fitting it (positive) and breaking it (negative), JSON
+    and CSV, to every operation: never a 5xx, and every answer is one the document lists, in the
+    shape it gives. (Requests without the token: test_token_auth_when_configured.)"""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    generation = schemathesis.GenerationMode(mode)
+    operations = [found.ok() for found in served_openapi.get_all_operations()]
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    scored: list[int] = []  # the statuses /invocations answered
+
+    @hypothesis_settings(max_examples=300, deadline=None, database=None)
+    @given(case=st.one_of([operation.as_strategy(generation) for operation in operations]))
+    def fuzz(case) -> None:
+        response = case.call_and_validate(headers={"Authorization": "Bearer fuzz-token"}, checks=checks)
+        if case.operation.label == "POST /invocations":
+            scored.append(response.status_code)
+
+    fuzz()
+    # Both kinds reached the model's side: some rows were scored, and some refused with a 4xx.
+    assert 200 in scored if mode == "positive" else any(400 <= s < 500 for s in scored), sorted(set(scored))

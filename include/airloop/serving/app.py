@@ -1,7 +1,8 @@
 """The serving app: MLflow's scoring protocol plus health, version and Prometheus metrics.
 
 `POST /invocations` answers `{"predictions": [...]}` like `mlflow models serve`; bad input gets
-a 4xx that names the problem and never takes the server down. `GET /health` is ready only once
+a 4xx that names the problem and never takes the server down. `GET /openapi.json` describes it
+for the model served (`airloop.serving.openapi`). `GET /health` is ready only once
 the model is loaded and a warm-up prediction on its input example has passed.
 """
 
@@ -31,6 +32,7 @@ from airloop.serving import CHECK_REQUEST_PREFIX, SHADOW_LOG_DIR, SHADOW_SLOT_DI
 from airloop.serving.batching import MicroBatcher
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
+from airloop.serving.openapi import openapi_document
 from airloop.serving.payload import PayloadError, parse_request
 from airloop.serving.shadow import ShadowScorer
 
@@ -279,6 +281,11 @@ def create_app(settings: ServingSettings) -> Starlette:
             body["shadow"] = state.shadow.state()
         return _json(body)
 
+    async def openapi(_: Request) -> Response:
+        if state.model is None:
+            return _json({"status": "unavailable", "reason": state.problem}, 503)
+        return _json(openapi_document(state.model, token=bool(settings.token)))
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -289,6 +296,7 @@ def create_app(settings: ServingSettings) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=_lifespan(state),
     )
