@@ -162,7 +162,7 @@ def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
     source = load_config(settings.config).dataset.source
     if not isinstance(source, FilesSource):
         raise SystemExit("the configured source is not a folder of files; nothing to fill")
-    folder = source.path if source.path.is_absolute() else settings.home / source.path
+    folder = settings.state.resolve(source.path)
     written = fill_landing_zone(folder, start, end, partition=source.partition)
     print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
 
@@ -383,7 +383,7 @@ def _print_serving(settings: AirloopSettings, deployment: dict) -> None:
         f"serving: version {deployment['version']} on {deployment['target']} at {endpoint}"
         + (f" (image {deployment['image']})" if deployment.get("image") else "")
     )
-    model_dir = settings.home / "serving" / "models" / deployment["model_name"] / f"v{deployment['version']}"
+    model_dir = settings.state.served_model(deployment["model_name"], str(deployment["version"]))
     example = json.loads((model_dir / "serving_input_example.json").read_text())["dataframe_split"]
     row = {
         c: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -405,14 +405,14 @@ def _print_access(settings: AirloopSettings, user: str, password: str, generated
     print(f"\nAirflow UI  {settings.airflow_url}   login: {user} / ", end="")
     page = f"Airloop page {settings.airflow_url}/plugin/airloop   (champion, what serves, monitoring, ledger)"
     if generated:
-        print(f"{password}   (generated; kept in {settings.home / 'admin_password'})")
+        print(f"{password}   (generated; kept in {settings.state.admin_password})")
     elif settings.admin_password:
         print("$AIRLOOP_ADMIN_PASSWORD")
     else:
-        print(f"the password in {settings.home / 'admin_password'}")
+        print(f"the password in {settings.state.admin_password}")
     print(page)
     if settings.mlflow_auth:
-        stored = settings.home / "secrets" / "mlflow_admin_password"
+        stored = settings.state.secret("mlflow_admin_password")
         secret = "$AIRLOOP_MLFLOW_ADMIN_PASSWORD" if settings.mlflow_admin_password else f"the password in {stored}"
         print(f"MLflow UI   {settings.tracking_uri}   login: {settings.mlflow_admin_user} / {secret}")
     else:

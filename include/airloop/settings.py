@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from airloop.state import StateLayout
+
 #: The checkout: include/airloop/settings.py -> parents[2]. Used to find dags/, plugins/,
 #: include/config/ and include/gx/ in an editable install or a source checkout.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -108,19 +110,24 @@ class AirloopSettings(BaseSettings):
         return f"http://{self.host}:{self.evidently_port}"
 
     @property
+    def state(self) -> StateLayout:
+        """Every folder and file under `home` (:mod:`airloop.state`)."""
+        return StateLayout(self.home)
+
+    @property
     def evidently_workspace(self) -> Path:
         """The Evidently workspace the monitoring DAG writes to and the Evidently UI reads."""
-        return self.home / "monitoring" / "evidently"
+        return self.state.evidently_workspace
 
     @property
     def lake(self) -> Path:
         """Snapshots, quarantine and validation results."""
-        return self.home / "lake"
+        return self.state.lake
 
     @property
     def landing(self) -> Path:
         """The default landing zone that `make demo` fills."""
-        return self.home / "landing"
+        return self.state.landing
 
 
 def load_settings() -> AirloopSettings:

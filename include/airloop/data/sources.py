@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from airloop.config import FilesSource, SqlSource
+from airloop.state import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def missing_days(source: FilesSource | SqlSource, *, home: Path, start: dt.date,
 
 
 def _folder(source: FilesSource, home: Path) -> Path:
-    return source.path if source.path.is_absolute() else home / source.path
+    return StateLayout(home).resolve(source.path)
 
 
 def _partition_files(source: FilesSource, folder: Path, day: dt.date) -> list[Path]:

@@ -23,6 +23,7 @@ from airloop.deploy import Candidate, DeploymentError, NotServableError, forward
 from airloop.deploy.checks import serving_model, serving_version, wait_healthy
 from airloop.deploy.image import DOCKER_DIR, build_image, image_tag, prepare_context, wheelhouse
 from airloop.serving.model import ModelInfo
+from airloop.state import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,9 @@ class DockerDeployer:
         existing = self._image_id(tag)
         if existing:
             return tag, existing
-        wheels = wheelhouse(self.settings.home / "cache" / "wheels") if self.settings.offline else None
-        context = prepare_context(
-            model_dir, self.settings.home / "build" / tag.replace("/", "_").replace(":", "_"), wheels=wheels
-        )
+        state = StateLayout(self.settings.home)
+        wheels = wheelhouse(state.wheels) if self.settings.offline else None
+        context = prepare_context(model_dir, state.build_context(tag), wheels=wheels)
         return tag, build_image(
             self.api,
             context,
@@ -174,7 +174,7 @@ class DockerDeployer:
         return None
 
     def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
-        inference = self.settings.home / "inference"
+        inference = StateLayout(self.settings.home).inference
         inference.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:  # the image runs as this non-root user; partitions may predate it
             for folder, _, files in os.walk(inference):
@@ -262,7 +262,7 @@ class DockerDeployer:
 
     def _start_router(self, upstream: str, listen: str) -> None:
         if self._image_id(ROUTER_IMAGE) is None:
-            context = self.settings.home / "build" / "router"
+            context = StateLayout(self.settings.home).build_context("router")
             context.mkdir(parents=True, exist_ok=True)
             for name in ("router.Dockerfile", "router-nginx.conf"):
                 (context / name).write_bytes((DOCKER_DIR / name).read_bytes())

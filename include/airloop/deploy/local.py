@@ -17,6 +17,7 @@ from airloop.deploy import Candidate, DeploymentError, NotServableError
 from airloop.deploy.checks import serving_model, wait_healthy
 from airloop.processes import alive, spawn, terminate_group, terminate_groups
 from airloop.serving.model import ModelInfo
+from airloop.state import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,12 @@ class LocalDeployer:
         self.health_timeout = health_timeout
         self.token = token
         self.url = f"http://127.0.0.1:{stable_port}"
-        self.pid_file = home / "run" / "serving.pid"
-        self.model_file = home / "run" / "serving.model"
+        self.state = StateLayout(home)
+        self.pid_file = self.state.run / "serving.pid"
+        self.model_file = self.state.run / "serving.model"
         #: One file per candidate process (named by its pid, holding the pid of the process that
         #: started it), so a candidate whose deploy was killed mid-gate is found and stopped.
-        self.candidates_dir = home / "run" / "candidates"
+        self.candidates_dir = self.state.run / "candidates"
         self._candidates: dict[str, tuple[int, Path]] = {}  # candidate url -> (pid, model dir)
         self._previous_model: Path | None = None
 
@@ -64,7 +66,7 @@ class LocalDeployer:
             wait_healthy(url, timeout=self.health_timeout, alive=lambda: alive(pid))
         except NotServableError as err:
             self._stop_candidate(pid)
-            raise NotServableError(f"{err}. Log: {self.home / 'logs' / 'serving-candidate.log'}") from err
+            raise NotServableError(f"{err}. Log: {self.state.service_log('serving-candidate')}") from err
         self._candidates[url] = (pid, model_dir)
         return Candidate(info=info, url=url, instance=f"pid {pid}")
 
@@ -157,13 +159,13 @@ class LocalDeployer:
             "AIRLOOP_SERVING_MODEL_DIR": str(model_dir),
             "AIRLOOP_SERVING_PORT": str(port),
             "AIRLOOP_SERVING_HOST": "127.0.0.1",
-            "AIRLOOP_SERVING_INFERENCE_LOG_DIR": str(self.home / "inference"),
+            "AIRLOOP_SERVING_INFERENCE_LOG_DIR": str(self.state.inference),
             "AIRLOOP_SERVING_TOKEN": self.token or "",
         }
         if not self.token:  # the token this deployer was given, not one left in the environment
             del env["AIRLOOP_SERVING_TOKEN"]
-        (self.home / "run").mkdir(parents=True, exist_ok=True)
-        pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.home / "logs" / f"{name}.log")
+        self.state.run.mkdir(parents=True, exist_ok=True)
+        pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.state.service_log(name))
         log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)
         return pid
 

@@ -163,7 +163,7 @@ def deploy_version(
         return Deployment(target="none", model_name=model_name, version=version, endpoint="", unchanged=True)
     token = serving_token()
     check = check or servability_check(_config(settings), token)
-    model_dir = settings.home / "serving" / "models" / model_name / f"v{version}"
+    model_dir = settings.state.served_model(model_name, version)
     info = _local_copy(settings, model_name, version, model_dir)
     deployer = build_deployer(settings, chosen, docker_api=docker_api, kubernetes_api=kubernetes_api, token=token)
     log.info("deploying %s version %s to %s%s", model_name, version, chosen, " as champion" if make_champion else "")

@@ -37,7 +37,9 @@ class Alert(BaseModel):
 
 
 def alerts_file(home: Path) -> Path:
-    return Path(home) / "alerts" / "alerts.jsonl"
+    from airloop.state import StateLayout
+
+    return StateLayout(Path(home)).alerts
 
 
 def send_alert(alert: Alert, *, home: Path, channels: AlertsConfig) -> None:

@@ -1,4 +1,4 @@
-"""Where monitoring keeps its state under the state folder: the one place that names the layout."""
+"""Where monitoring keeps its state under the state folder, per pipeline (on `airloop.state.StateLayout`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class MonitoringPaths:
     """Monitoring's folders and files for one pipeline (windows, signals, ledger, model caches, scrapes)."""
 
     def __init__(self, settings: AirloopSettings, config: PipelineConfig) -> None:
-        root = settings.home / "monitoring"
+        root = settings.state.monitoring
         self.windows = root / "windows" / config.model_name
         self.signals = root / "signals"
         self.alerted = self.signals / "alerted"  # one marker per (served version, reason) already alerted
@@ -22,12 +22,12 @@ class MonitoringPaths:
         self.models = root / "models" / config.model_name
         self.serving = root / "serving" / config.model_name  # the endpoint's health per window, and its scrapes
         self.serving_scrapes = self.serving / "scrapes.jsonl"
-        self.inference = settings.home / "inference"
+        self.inference = settings.state.inference
         # A shadowing challenger's model (what serving watches) and its log, beside the inference log.
         self.shadow_slot = self.inference / SHADOW_SLOT_DIR / config.model_name
         self.shadow_inference = self.inference / SHADOW_LOG_DIR
         labels = config.monitoring.labels_path
-        self.labels = labels if labels.is_absolute() else settings.home / labels
+        self.labels = settings.state.resolve(labels)
         self.workspace = settings.evidently_workspace
 
     def model_dir(self, version: str) -> Path:

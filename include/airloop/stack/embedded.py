@@ -55,10 +55,11 @@ class EmbeddedStack:
     def __init__(self, settings: AirloopSettings) -> None:
         self.settings = settings
         self.home = settings.home
-        self.run_dir = self.home / "run"
-        self.log_dir = self.home / "logs"
-        self.airflow_home = self.home / "airflow"
-        self.mlflow_dir = self.home / "mlflow"
+        self.state = settings.state
+        self.run_dir = self.state.run
+        self.log_dir = self.state.logs
+        self.airflow_home = self.state.airflow
+        self.mlflow_dir = self.state.mlflow
         self.bin = Path(sys.executable).parent
 
     @property
@@ -85,14 +86,14 @@ class EmbeddedStack:
         known = self.known_credentials()
         if known is not None:
             return known
-        stored = self.home / "admin_password"
+        stored = self.state.admin_password
         password = secrets.token_urlsafe(16)
         _write_private(stored, password + "\n")
         return Credentials(self.settings.admin_user, password, generated=True)
 
     def known_credentials(self) -> Credentials | None:
         """The admin login if one is set or was generated before; never makes one."""
-        stored = self.home / "admin_password"
+        stored = self.state.admin_password
         if self.settings.admin_password:
             return Credentials(self.settings.admin_user, self.settings.admin_password, generated=False)
         if stored.exists():
@@ -100,7 +101,7 @@ class EmbeddedStack:
         return None
 
     def _secret(self, name: str, make: str) -> str:
-        path = self.home / "secrets" / name
+        path = self.state.secret(name)
         if not path.exists():
             value = secrets.token_urlsafe(64) if make == "token" else _fernet_key()
             _write_private(path, value)
@@ -137,7 +138,7 @@ class EmbeddedStack:
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.state.airflow_passwords),
                 "AIRFLOW__API__HOST": s.host,
                 "AIRFLOW__API__PORT": str(s.airflow_port),
                 "AIRFLOW__API__BASE_URL": s.airflow_url,
@@ -185,7 +186,7 @@ class EmbeddedStack:
         for folder in (*folders, self.settings.evidently_workspace):
             folder.mkdir(parents=True, exist_ok=True)
         creds = self.credentials()
-        _write_private(self.airflow_home / "passwords.json", json.dumps({creds.username: creds.password}))
+        _write_private(self.state.airflow_passwords, json.dumps({creds.username: creds.password}))
         env = self.environment()
         if not self.running("api-server"):
             log.info("preparing the Airflow database in %s", self.airflow_home)
@@ -206,7 +207,7 @@ class EmbeddedStack:
                 password = mlflow_auth.admin_password(self.settings)
                 mlflow_auth.check_admin_login(self.settings.tracking_uri, self.settings.mlflow_admin_user, password)
             except mlflow_auth.MlflowAuthError as err:
-                raise StackError(f"{err}; see {self.log_dir / 'mlflow.log'}") from err
+                raise StackError(f"{err}; see {self.state.service_log('mlflow')}") from err
         self._wait(f"{self.settings.evidently_url}/api/version", "evidently", timeout)
         self._wait_healthy(timeout)
         self._create_pools(creds)
@@ -332,13 +333,13 @@ class EmbeddedStack:
                 f"cannot start {name}: port {port} on {self.settings.host} is in use by another process; "
                 f"stop it, or choose another port (AIRLOOP_*_PORT)"
             )
-        logfile = self.log_dir / f"{name}.log"
+        logfile = self.state.service_log(name)
         pid = spawn(command, env, logfile, cwd=self.home)
         (self.run_dir / f"{name}.pid").write_text(str(pid))
         log.info("started %s (pid %d), log %s", name, pid, logfile)
 
     def _run(self, command: list[str], env: dict[str, str], name: str) -> None:
-        logfile = self.log_dir / f"{name}.log"
+        logfile = self.state.service_log(name)
         with logfile.open("ab") as out:
             result = subprocess.run(
                 command,
@@ -356,18 +357,18 @@ class EmbeddedStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running(name):
-                raise StackError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+                raise StackError(f"{name} exited; see {self.state.service_log(name)}")
             try:
                 if httpx.get(url, timeout=5).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s; see {self.log_dir / (name + '.log')}")
+        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s; see {self.state.service_log(name)}")
 
     def _wait_for_log(self, name: str, marker: str, timeout: float) -> None:
         # A Celery worker has no HTTP endpoint of its own; it says " ready." once it consumes tasks.
-        logfile = self.log_dir / f"{name}.log"
+        logfile = self.state.service_log(name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running(name):
@@ -385,7 +386,7 @@ class EmbeddedStack:
         while time.monotonic() < deadline:
             for name in AIRFLOW_COMPONENTS:
                 if not self.running(name):
-                    raise StackError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+                    raise StackError(f"{name} exited; see {self.state.service_log(name)}")
             body = httpx.get(url, timeout=5).json()
             unhealthy = [k for k, v in body.items() if isinstance(v, dict) and v.get("status") != "healthy"]
             if not unhealthy:

@@ -49,7 +49,7 @@ def demo_settings(settings: AirloopSettings) -> AirloopSettings:
     raw = yaml.safe_load(Path(settings.config).read_text())
     raw.setdefault("monitoring", {})["guards"] = {**raw["monitoring"].get("guards", {}), **DEMO_GUARDS}
     raw["monitoring"]["label_lookback_days"] = DEMO_LABEL_LOOKBACK_DAYS
-    path = settings.home / "demo-loop.yaml"
+    path = settings.state.demo_loop_config
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return settings.model_copy(update={"config": path, "signal_poll_seconds": 3.0})

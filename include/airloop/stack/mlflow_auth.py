@@ -60,7 +60,7 @@ def admin_password(settings: AirloopSettings) -> str:
     """AIRLOOP_MLFLOW_ADMIN_PASSWORD, else a generated one kept 0600 in `<home>/secrets/`."""
     if settings.mlflow_admin_password:
         return check_password(settings.mlflow_admin_password)
-    stored = settings.home / "secrets" / "mlflow_admin_password"
+    stored = settings.state.secret("mlflow_admin_password")
     if not stored.exists():
         write_private(stored, secrets.token_urlsafe(18))
     return check_password(stored.read_text().strip())
@@ -68,7 +68,7 @@ def admin_password(settings: AirloopSettings) -> str:
 
 def flask_secret_key(settings: AirloopSettings) -> str:
     """The static key MLflow's auth app needs for CSRF, the same across its workers and restarts."""
-    stored = settings.home / "secrets" / "mlflow_flask_secret_key"
+    stored = settings.state.secret("mlflow_flask_secret_key")
     if not stored.exists():
         write_private(stored, secrets.token_urlsafe(32))
     return stored.read_text().strip()
@@ -98,13 +98,13 @@ def write_config(path: Path, *, database_uri: str, admin_user: str, default_perm
 
 def auth_database_uri(settings: AirloopSettings) -> str:
     """Where MLflow keeps its users and permissions: the setting, else SQLite beside the MLflow store."""
-    return settings.mlflow_auth_database_uri or f"sqlite:///{settings.home / 'mlflow' / 'basic_auth.db'}"
+    return settings.mlflow_auth_database_uri or f"sqlite:///{settings.state.mlflow / 'basic_auth.db'}"
 
 
 def server_environment(settings: AirloopSettings) -> dict[str, str]:
     """Environment `mlflow server --app-name basic-auth` needs: config path, admin password, CSRF key."""
     config_path = write_config(
-        settings.home / "mlflow" / "basic_auth.ini",
+        settings.state.mlflow / "basic_auth.ini",
         database_uri=auth_database_uri(settings),
         admin_user=settings.mlflow_admin_user,
         default_permission=settings.mlflow_auth_default_permission,
