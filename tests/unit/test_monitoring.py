@@ -8,6 +8,7 @@ import json
 import threading
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,6 +50,39 @@ def test_served_rows_keep_only_the_window_and_the_model(tmp_path):
     assert rows["model_version"].unique().tolist() == ["2"]
     assert rows["score"].tolist() == [0.2, 0.7, 0.2, 0.7]
     assert {"x", "c"} <= set(rows.columns)
+
+
+def test_an_inference_record_is_one_json_object_per_row_with_what_was_asked_and_answered(tmp_path):
+    import math
+
+    from airloop.serving.inference_log import read_inference_log
+
+    log = InferenceLog(tmp_path, model_name='m "quoted"', model_version="2")
+    features = pd.DataFrame(
+        {
+            "x": [1.5, math.nan, math.inf, 1234567.125],
+            "c": ['a "b"\nc', None, "\u00e9\u2028", "9E"],
+            "flag": [True, False, True, False],
+        }
+    )
+    at = dt.datetime(2026, 1, 1, 3, tzinfo=UTC)
+    log.append('id,"1"', at, features, np.array([0, 1, 1, 0]), np.array([0.125, 0.875, math.nan, 1 / 3]))
+    log.append("empty", at, features.iloc[:0], np.array([]), np.array([]))
+    log.close()
+    records = list(read_inference_log(tmp_path, at.date(), at.date() + dt.timedelta(days=1)))
+    assert [r["row"] for r in records] == [0, 1, 2, 3]
+    assert {r["request_id"] for r in records} == {'id,"1"'}
+    assert {(r["model_name"], r["model_version"], r["timestamp"]) for r in records} == {
+        ('m "quoted"', "2", at.isoformat())
+    }
+    assert [r["features"] for r in records] == [
+        {"x": 1.5, "c": 'a "b"\nc', "flag": True},
+        {"x": None, "c": None, "flag": False},  # missing: null
+        {"x": None, "c": "\u00e9\u2028", "flag": True},  # not a number JSON can hold: null
+        {"x": 1234567.125, "c": "9E", "flag": False},
+    ]
+    assert [r["prediction"] for r in records] == [0, 1, 1, 0]
+    assert [r["score"] for r in records] == [0.125, 0.875, None, 1 / 3]  # scores exactly as computed
 
 
 def test_labels_land_late_join_by_request_and_row_and_keep_the_latest(tmp_path):

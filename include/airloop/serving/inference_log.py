@@ -32,25 +32,24 @@ class InferenceLog:
         self._fd: int | None = None
 
     def append(self, request_id: str, at: dt.datetime, features: pd.DataFrame, labels: Any, scores: Any) -> None:
-        """Record every row of one request with its prediction."""
-        timestamp = at.isoformat()
-        rows = features.replace({np.nan: None}).to_dict(orient="records")
+        """Record every row of one request with its prediction.
+
+        Each line is one JSON object. The features are written by pandas' JSON writer in one call
+        (a missing or infinite value as null, floats to 15 significant digits), the rest by orjson:
+        a 1,000-row request costs about a third of one `orjson.dumps` per row of dicts.
+        """
+        head = b'{"request_id":%s,"row":' % orjson.dumps(request_id)
+        middle = b',"timestamp":%s,"model_name":%s,"model_version":%s,"features":' % (
+            orjson.dumps(at.isoformat()),
+            orjson.dumps(self.model_name),
+            orjson.dumps(self.model_version),
+        )
+        rows = features.to_json(orient="records", lines=True, double_precision=15).encode().split(b"\n")
+        predictions = [orjson.dumps(v) for v in np.asarray(labels).tolist()]
+        values = [orjson.dumps(v) for v in np.asarray(scores, dtype="float64").tolist()]
         lines = b"".join(
-            orjson.dumps(
-                {
-                    "request_id": request_id,
-                    "row": i,
-                    "timestamp": timestamp,
-                    "model_name": self.model_name,
-                    "model_version": self.model_version,
-                    "features": row,
-                    "prediction": label,
-                    "score": float(score),
-                },
-                option=orjson.OPT_SERIALIZE_NUMPY,
-            )
-            + b"\n"
-            for i, (row, label, score) in enumerate(zip(rows, labels, scores, strict=True))
+            b'%s%d%s%s,"prediction":%s,"score":%s}\n' % (head, i, middle, row, prediction, score)
+            for i, (row, prediction, score) in enumerate(zip(rows[: len(features)], predictions, values, strict=True))
         )
         with self._lock:
             os.write(self._file_for(at.date()), lines)
