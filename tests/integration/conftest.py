@@ -33,13 +33,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def _write_loop_config(path: Path) -> None:
-    """The default config, with storm guards and a concept-shift wait the closed-loop tests reach in minutes."""
+    """The default config, with guards, a concept-shift wait and a shadow the closed-loop tests reach in minutes."""
     raw = yaml.safe_load(FLIGHTS_CONFIG.read_text())
     raw["monitoring"] = {
         **raw.get("monitoring", {}),
         "guards": {"cooldown_minutes": 0, "dedupe_hours": 24, "circuit_breaker_after": 2},
         "concept_shift": {**raw["monitoring"]["concept_shift"], "retrain_after_days": 2},
     }
+    # A challenger shadowing the champion is judged on its first labelled day of live requests.
+    raw["promotion"] = {**raw["promotion"], "shadow": {**raw["promotion"]["shadow"], "days": 1}}
     path.write_text(yaml.safe_dump(raw))
 
 

@@ -3,13 +3,15 @@
 Deploy version A, then version B (A stops, B answers on the stable port and is `champion`),
 then a deliberately broken version (it fails its health check in the candidate slot): B keeps
 answering throughout, with no failed request, stays `champion`, the broken version is tagged
-not servable, and the task fails with the reason. Then the same with the serving token on.
+not servable, and the task fails with the reason. Then the same with the serving token on, and
+a challenger in the shadow slot scoring a copy of each request inside the container.
 Needs a Docker engine and a base image that builds offline here: `.ci/run` provides both
 (`.ci/docker-engine.sh`, `include/docker/build-base-image.sh`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
@@ -143,13 +145,24 @@ def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflo
     assert [c["Labels"]["ai.airloop.model.version"] for c in left] == [second]
 
 
+def _serve(stack_settings, deployer, registry, version: str, check):
+    """`version` through the gate onto `deployer`'s target, and made champion."""
+    from airloop.deploy.gate import promote_when_servable
+    from airloop.serving.model import fetch_model, read_model_info
+
+    model_dir = stack_settings.home / "docker-test" / version
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    info = read_model_info(model_dir) or fetch_model(
+        f"models:/{MODEL}/{version}", model_dir, tracking_uri=stack_settings.tracking_uri
+    )
+    return promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=True)
+
+
 def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine):
     """The token reaches the containers, the gate's checks send it, and switching loses no request."""
     from airloop.deploy.checks import ServingCheck
-    from airloop.deploy.gate import promote_when_servable
     from airloop.deploy.service import build_deployer
     from airloop.registry.versions import ModelRegistry
-    from airloop.serving.model import fetch_model, read_model_info
 
     token = "docker-integration-token"
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
@@ -160,18 +173,10 @@ def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine
     deployer = build_deployer(stack_settings, "docker", docker_api=engine, token=token)
     deployer.remove_all()  # from nothing serving: each container is started with this token
 
-    def deploy(version: str):
-        model_dir = stack_settings.home / "token-test" / version
-        model_dir.parent.mkdir(parents=True, exist_ok=True)
-        info = read_model_info(model_dir) or fetch_model(
-            f"models:/{MODEL}/{version}", model_dir, tracking_uri=stack_settings.tracking_uri
-        )
-        return promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=True)
-
-    assert deploy(first).version == first
+    assert _serve(stack_settings, deployer, registry, first, check).version == first
     watcher = Watcher(endpoint)
     watcher.start()
-    deployed = deploy(second)
+    deployed = _serve(stack_settings, deployer, registry, second, check)
     watcher.stop.set()
     watcher.join()
     assert (deployed.version, deployed.previous_version) == (second, first)
@@ -179,8 +184,73 @@ def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine
     assert watcher.versions[-1] == second
     assert registry.champion() == second
 
-    example = (stack_settings.home / "token-test" / second / "serving_input_example.json").read_text()
+    example = (stack_settings.home / "docker-test" / second / "serving_input_example.json").read_text()
     json_type = {"Content-Type": "application/json"}
     assert httpx.post(f"{endpoint}/invocations", content=example, headers=json_type).status_code == 401
     authorized = {**json_type, "Authorization": f"Bearer {token}"}
     assert httpx.post(f"{endpoint}/invocations", content=example, headers=authorized).status_code == 200
+
+
+def test_a_docker_champion_scores_a_copy_of_each_request_with_its_shadow(
+    stack_settings, mlflow_client, engine, monkeypatch
+):
+    """The shadow slot lies beside the inference log the container mounts: a challenger put there
+    scores a copy of each request under the same request id, in the container, with the token on."""
+    from airloop.config import load_config
+    from airloop.deploy.checks import ServingCheck
+    from airloop.deploy.service import build_deployer
+    from airloop.monitoring.paths import MonitoringPaths
+    from airloop.monitoring.traffic import flights_between, send_traffic
+    from airloop.registry.shadow import SHADOW, SHADOW_CHAMPION, start_shadow, sync_shadow_slot
+    from airloop.registry.versions import ModelRegistry
+    from airloop.serving.inference_log import read_inference_log
+
+    monkeypatch.setenv("AIRLOOP_SERVING_SHADOW_POLL_SECONDS", "1")  # handed on to the containers
+    token = "docker-shadow-token"
+    endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
+    config = load_config(stack_settings.config)
+    paths = MonitoringPaths(stack_settings, config)
+    versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
+    challenger, champion = str(versions[0]), str(versions[1])
+    registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
+    deployer = build_deployer(stack_settings, "docker", docker_api=engine, token=token)
+    deployer.remove_all()
+    check = ServingCheck(requests=20, p95_latency_ms=60_000, token=token)
+    assert _serve(stack_settings, deployer, registry, champion, check).version == champion
+    (serving,) = engine.containers(filters={"label": f"ai.airloop.stable_port={stack_settings.serving_port}"})
+    assert "AIRLOOP_SERVING_SHADOW_POLL_SECONDS=1" in engine.inspect_container(serving["Id"])["Config"]["Env"]
+
+    def shadow() -> dict:
+        return httpx.get(f"{endpoint}/version", timeout=10).json()["shadow"]
+
+    start_shadow(registry, challenger, champion)
+    try:
+        assert sync_shadow_slot(stack_settings, config, registry=registry) == challenger
+        _until(lambda: (shadow()["model"] or {}).get("version") == challenger, f"the container to shadow v{challenger}")
+        day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)  # landed by the stack fixture
+        flights = flights_between(config, stack_settings.home, day, day + dt.timedelta(days=1), rows=300)
+        scored = shadow()["scored"]
+        sent = send_traffic(endpoint, flights, config, token=token)
+        scored += sent["request_id"].nunique()
+        _until(lambda: shadow()["scored"] >= scored, "the shadow to score the copies")
+    finally:
+        registry.untag(challenger, [SHADOW, SHADOW_CHAMPION])
+        sync_shadow_slot(stack_settings, config, registry=registry)  # empties the slot
+    assert shadow()["failed"] == shadow()["dropped"] == 0
+
+    ids, span = set(sent["request_id"]), (day, day + dt.timedelta(days=2))  # late flights are logged the next UTC day
+    served = [r for r in read_inference_log(paths.inference, *span) if r["request_id"] in ids]
+    shadowed = [r for r in read_inference_log(paths.shadow_inference, *span) if r["request_id"] in ids]
+    keys = set(zip(sent["request_id"], sent["row"], strict=True))
+    assert {(r["request_id"], r["row"]) for r in served} == keys
+    assert {(r["request_id"], r["row"]) for r in shadowed} == keys
+    assert {r["model_version"] for r in served} == {champion}
+    assert {r["model_version"] for r in shadowed} == {challenger}
+    _until(lambda: shadow()["model"] is None, "the container to stop shadowing once the slot is empty")
+
+
+def _until(predicate, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.5)

@@ -13,7 +13,9 @@ departure hour). The steps build on each other and run in file order:
 5. a harmful shift (carrier EV's flights all late, in the landing zone and the labels) seen on two
    labelled days in a row: a concept shift naming the carrier, exactly one retraining for it;
 6. retraining that cannot win (the same data again) leaves the champion serving, counts toward
-   the circuit breaker, and once it is open an alert goes out instead of another run.
+   the circuit breaker, and once it is open an alert goes out instead of another run;
+7. the last of those losers shadows the champion: the endpoint scores a copy of each request with
+   it under the same request id, and once the labels land the live comparison decides.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from airloop.monitoring.policy import Degradation
 from airloop.monitoring.retraining import DegradationSignal, RetrainingLedger, SignalStore, consecutive_losses
 from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
 from airloop.monitoring.window import MonitoringWindow
+from airloop.registry.shadow import SHADOW, SHADOW_CHAMPION, SHADOWING
+from airloop.registry.versions import ModelRegistry
+from airloop.serving.inference_log import read_inference_log
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +48,7 @@ JANUARY = MonitoringWindow(start=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), end=dt.
 JULY = MonitoringWindow(start=dt.datetime(2026, 7, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
 AUGUST_5 = MonitoringWindow(start=dt.datetime(2026, 8, 5, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 6, tzinfo=dt.UTC))
 AUGUST_6 = MonitoringWindow(start=dt.datetime(2026, 8, 6, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 7, tzinfo=dt.UTC))
+AUGUST_7 = MonitoringWindow(start=dt.datetime(2026, 8, 7, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 8, tzinfo=dt.UTC))
 QUIET = MonitoringWindow(start=dt.datetime(2026, 2, 1, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 2, tzinfo=dt.UTC))
 ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by chance
 
@@ -310,3 +316,67 @@ def test_6_losing_challengers_keep_the_champion_and_open_the_circuit_breaker(
     assert "circuit breaker open" in ledger[-1].reason
     alerts = read_alerts(stack_settings.home)
     assert any(a.title == "retraining stopped" and a.severity == "critical" for a in alerts)
+
+
+def test_7_the_last_loser_shadows_live_requests_and_the_live_comparison_decides(
+    stack_settings, airflow, loop, mlflow_client
+):
+    config, paths = loop["config"], loop["paths"]
+    champion = loop["state"]["champion"]
+    registry = ModelRegistry(config.model_name, tracking_uri=stack_settings.tracking_uri)
+    (shadow,) = registry.tagged(SHADOW, SHADOWING)  # the last rejected challenger; the earlier ones superseded
+    assert registry.tags(shadow)[SHADOW_CHAMPION] == champion
+    assert shadow != champion
+    # The deploy that rejected it put its model in the endpoint's shadow slot; the endpoint loads it.
+    _wait_for(
+        lambda: (_serving(stack_settings)["shadow"]["model"] or {}).get("version") == shadow,
+        120,
+        f"the serving endpoint to shadow v{shadow}",
+    )
+
+    # A day the champion has learned (carrier EV late, as on the two days before) and the
+    # challenger, trained on data up to August 1, has not.
+    _carrier_late(stack_settings, AUGUST_7.start.date())
+    flights = flights_between(config, stack_settings.home, AUGUST_7.start.date(), AUGUST_7.end.date())
+    scored = _serving(stack_settings)["shadow"]["scored"]
+    sent = send_traffic(f"http://127.0.0.1:{stack_settings.serving_port}", flights, config)
+    scored += sent["request_id"].nunique()
+    _wait_for(lambda: _serving(stack_settings)["shadow"]["scored"] >= scored, 120, "the shadow to score the copies")
+    assert _serving(stack_settings)["shadow"]["dropped"] == 0  # one request at a time: it never falls behind
+
+    ids, day = set(sent["request_id"]), AUGUST_7.start.date()
+    span = (day, day + dt.timedelta(days=2))  # the evening's flights are logged on the next UTC day
+    served = [r for r in read_inference_log(paths.inference, *span) if r["request_id"] in ids]
+    shadowed = [r for r in read_inference_log(paths.shadow_inference, *span) if r["request_id"] in ids]
+    keys = set(zip(sent["request_id"], sent["row"], strict=True))
+    assert {(r["request_id"], r["row"]) for r in served} == keys
+    assert {(r["request_id"], r["row"]) for r in shadowed} == keys  # the same requests, under the same ids
+    assert {r["model_version"] for r in served} == {champion}
+    assert {r["model_version"] for r in shadowed} == {shadow}
+    assert {r["timestamp"] for r in shadowed} == {r["timestamp"] for r in served}
+    assert [r["score"] for r in shadowed] != [r["score"] for r in served]  # its own answers, kept from the client
+
+    land_labels(paths.labels, sent, config, arrived=AUGUST_7.end + dt.timedelta(hours=1))
+    run_id = _monitor(airflow, AUGUST_7)
+
+    verdict = airflow.xcom(MONITORING, run_id, "judge_shadow")
+    # Its first labelled day of live requests is the UTC day August 7 (the evening's flights are the 8th's).
+    departures = pd.to_datetime(flights[config.dataset.time_column], utc=True)
+    on_day = (departures >= AUGUST_7.start) & (departures < AUGUST_7.end)
+    labelled = int((on_day & flights[config.dataset.label.column].notna()).sum())
+    assert verdict["version"] == shadow
+    assert verdict["rows"] == labelled >= config.promotion.shadow.min_rows
+    assert verdict["days"] == [f"{day:%Y-%m-%d}"]
+    assert f"{labelled} of {labelled} of them scored live by the shadow" in verdict["reason"]
+    # One labelled day is all it gets here (`promotion.shadow.days` in the loop's config): it had
+    # its day without learning what the champion had, so it is dropped.
+    assert verdict["verdict"] == "lost", verdict
+    assert verdict["challenger_score"] < verdict["champion_score"] + config.promotion.min_improvement
+    tags = mlflow_client.get_model_version(config.model_name, shadow).tags
+    assert tags[f"airloop.{SHADOW}"] == "lost"
+    assert float(tags[f"airloop.{SHADOW}_champion_score"]) == pytest.approx(verdict["champion_score"], abs=1e-6)
+    assert str(mlflow_client.get_model_version_by_alias(config.model_name, "champion").version) == champion
+    assert _serving(stack_settings)["version"] == champion
+    # Judged, it leaves the slot; the endpoint stops shadowing.
+    assert not paths.shadow_slot.exists()
+    _wait_for(lambda: _serving(stack_settings)["shadow"]["model"] is None, 120, "the endpoint to stop shadowing")
