@@ -211,6 +211,8 @@ def predict_in_process(workdir: Path, seconds: float) -> dict[str, float]:
     model = load_model_dir(workdir / "model")
     frame = parse_request((workdir / "batch.json").read_bytes(), model.columns, model.required).frame
 
+    single = parse_request((workdir / "single.json").read_bytes(), model.columns, model.required).frame
+
     def rows_per_s() -> float:
         model.predict(frame)  # warm
         count, started = 0, time.perf_counter()
@@ -219,9 +221,19 @@ def predict_in_process(workdir: Path, seconds: float) -> dict[str, float]:
             count += 1
         return count * len(frame) / elapsed
 
-    with threadpool_limits(limits=1):
-        one_thread = rows_per_s()
-    return {"one_thread": one_thread, "all_threads": rows_per_s()}
+    def one_row_p99_ms() -> float:
+        """The p99 of `predict` on the one-row body, called back to back (the served model's limit at c1)."""
+        model.predict(single)  # warm
+        latencies, started = [], time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            began = time.perf_counter()
+            model.predict(single)
+            latencies.append(time.perf_counter() - began)
+        return statistics.quantiles(latencies, n=100)[98] * 1000
+
+    with threadpool_limits(limits=1):  # as the server runs it (AIRLOOP_SERVING_THREADS=1)
+        one_thread, p99_ms = rows_per_s(), one_row_p99_ms()
+    return {"one_thread": one_thread, "all_threads": rows_per_s(), "one_row_p99_ms": p99_ms}
 
 
 def _servers(workdir: Path) -> dict[str, tuple[Server, str]]:
@@ -294,12 +306,13 @@ def run(size: str) -> dict[str, Any]:
             urls = {name: url for name, (_, url) in servers.items()}
             _same_predictions(urls, workdir)
             figures = _measure(generator, urls, workdir, plan)
+            served = _rows_predicted(urls["airloop"])
         finally:
             for server, _ in servers.values():
                 server.stop()
         logged = sum(1 for f in (workdir / "inference").rglob("*.jsonl") for _ in f.open("rb"))
-    if logged == 0:
-        raise BenchmarkError("Airloop's inference log is empty: logging was not on while measured")
+    if logged == 0 or logged != served:
+        raise BenchmarkError(f"Airloop's inference log holds {logged} rows of the {served} it predicted")
     return {
         "airloop_rps_c8": figures["airloop_c8_rps"],
         "mlflow_rps_c8": figures["mlflow_c8_rps"],
@@ -309,14 +322,28 @@ def run(size: str) -> dict[str, Any]:
         "inprocess_rows_per_s": inprocess["one_thread"],
         "inprocess_rows_per_s_all_threads": inprocess["all_threads"],
         "batch_fraction_of_inprocess": figures["airloop_batch_rows_per_s"] / inprocess["one_thread"],
+        "batch_ratio_vs_mlflow": figures["airloop_batch_rows_per_s"] / figures["mlflow_batch_rows_per_s"],
+        "inprocess_p99_ms_c1": inprocess["one_row_p99_ms"],
+        "p99_ratio_c1_vs_inprocess": figures["airloop_c1_p99_ms"] / inprocess["one_row_p99_ms"],
         **{k: v for k, v in sorted(figures.items()) if k not in ("airloop_c8_rps", "mlflow_c8_rps")},
-        "inference_log_rows": logged,
+        "inference_log_rows": logged,  # equal to the rows the server predicted (checked above): none lost
         "model_version": int(prepared["model_version"]),
         "train_s": prepared["train_s"],
         "repeats": plan.repeats,
         "seconds_per_measurement": plan.seconds,
         "load_generator": generator.name,
     }
+
+
+def _rows_predicted(url: str) -> int:
+    """The rows the server predicted since it started, from its Prometheus counter."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "airloop_serving_predictions":
+            return int(sum(s.value for s in family.samples if s.name.endswith("_total")))
+    raise BenchmarkError(f"{url}/metrics has no airloop_serving_predictions counter")
 
 
 def _measure(generator: LoadGenerator, urls: dict[str, str], workdir: Path, plan: Plan) -> dict[str, float]:

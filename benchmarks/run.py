@@ -51,6 +51,9 @@ REQUIRED_KEYS = {
         "airloop_p99_ms_c1",
         "batch_rows_per_s",
         "inprocess_rows_per_s",
+        "inprocess_p99_ms_c1",
+        "p99_ratio_c1_vs_inprocess",
+        "batch_ratio_vs_mlflow",
     ),
     "drift": (
         "rows",
@@ -121,9 +124,11 @@ class Target:
 
 
 TARGETS = (
-    Target("serving", "rps_ratio_c8", ">=", 3),
-    Target("serving", "airloop_p99_ms_c1", "<=", 10),
-    Target("serving", "batch_rows_per_s", ">=", 0.5, relative_to="inprocess_rows_per_s"),
+    # Issue 15: every shape ahead of MLflow, and close to the model's own predict in the same run.
+    Target("serving", "rps_ratio_c8", ">=", 5),
+    Target("serving", "p99_ratio_c1_vs_inprocess", "<=", 2),
+    Target("serving", "batch_ratio_vs_mlflow", ">=", 1.2),
+    Target("serving", "batch_rows_per_s", ">=", 0.8, relative_to="inprocess_rows_per_s"),
     Target("drift", "speedup", ">=", 20),
     Target("drift", "airloop_peak_mb", "<=", 0.5, relative_to="evidently_peak_mb"),
     Target("drift", "verdict_agreement", ">=", 0.95),
@@ -290,7 +295,7 @@ METHODS = {
 #: Why a target is missed and what would fix it, from profiling on this machine; shown under
 #: "Missed targets" only for the targets that fail in a run.
 FINDINGS = {
-    "serving.rps_ratio_c8 >= 3": (
+    "serving.rps_ratio_c8 >= 5": (
         "Both servers spend most of a one-row request in the same place: scikit-learn's `Pipeline` on a "
         "one-row DataFrame. Timed step by step here (one thread, one row): the `ColumnTransformer`/"
         "`OrdinalEncoder` step on pandas about a third of the request, HistGradientBoosting's "
@@ -308,7 +313,7 @@ FINDINGS = {
         "(3) as many uvicorn workers as cores "
         "(MLflow's default is one; Airloop's serving process is one today)."
     ),
-    "serving.airloop_p99_ms_c1 <= 10": (
+    "serving.p99_ratio_c1_vs_inprocess <= 2": (
         "With the default flights model (200 trees) one single-row request costs several milliseconds of "
         "CPU even on an idle core: the pandas `ColumnTransformer` step and HistGradientBoosting's "
         "per-tree loop (see the throughput finding above), plus parsing and the inference log. On this "
@@ -317,15 +322,20 @@ FINDINGS = {
         "(a pandas-free path for small requests, the row evaluated by the booster directly) shorten "
         "every request; measuring the tail on a machine that is not shared is the other half."
     ),
-    "serving.batch_rows_per_s >= 0.5 x inprocess_rows_per_s": (
-        "A 1,000-row request pays, on top of `predict`, for parsing the JSON and conforming each column "
-        "to the signature (`payload.conform`), and for the inference log, which is written before the "
-        "response: `DataFrame.replace` + `to_dict(orient='records')` + one `orjson.dumps` per row. Timed "
-        "step by step (1,000 rows), parsing cost about half and the log about a quarter of `predict`'s "
-        "time. What would fix it: build the log lines column-wise (one `orjson` call over NumPy columns) or write them "
-        "from a background thread after the response (the log is append-only; a bounded queue keeps "
-        "the at-most-in-flight loss the README promises), and parse `dataframe_split` straight into "
-        "typed NumPy columns instead of a generic DataFrame that is then cast column by column."
+    "serving.batch_rows_per_s >= 0.8 x inprocess_rows_per_s": (
+        "A 1,000-row request pays, on top of `predict`, for parsing and for the inference log, written "
+        "before the response. Both were rebuilt in this round (issue 15): the rows are checked and cast "
+        "column by column straight from the parsed JSON, and the log's feature objects come from one "
+        "pandas `to_json` call instead of a dict and an `orjson.dumps` per row. Timed step by step on "
+        "1,000 rows in one process: parsing 11.7 -> 3.7 ms, the log 16 -> 4.4 ms, `predict` 7-14 ms "
+        "(the machine's load moves it). What is left is about half of `predict` again: the log could "
+        "move to a background writer after the response (append-only, a bounded queue, drained on "
+        "shutdown so nothing is lost), and `predict` itself is the sklearn `Pipeline` on a DataFrame; "
+        "calling the booster on the encoded NumPy array would cut the part both servers share."
+    ),
+    "serving.batch_ratio_vs_mlflow >= 1.2": (
+        "MLflow's server pays the same `predict` and no inference log; see the finding above for what "
+        "Airloop's request costs beyond `predict` and what would cut it further."
     ),
     "pipeline.ratio <= 1.5": (
         "The gaps between tasks are well under a second, so the overhead is inside the tasks, not in "
