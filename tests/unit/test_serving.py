@@ -577,3 +577,25 @@ def test_fuzzed_requests_never_get_a_server_error(served_openapi, mode):
     fuzz()
     # Both kinds reached the model's side: some rows were scored, and some refused with a 4xx.
     assert 200 in scored if mode == "positive" else any(400 <= s < 500 for s in scored), sorted(set(scored))
+
+
+def test_the_array_path_predicts_exactly_what_the_pipeline_predicts(model_dir, landing_home):
+    """Serving encodes on arrays (airloop.serving.arrays) only where that gives the pipeline's numbers."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from airloop.serving.arrays import array_predictor
+    from airloop.serving.model import load_model_dir
+
+    model = load_model_dir(model_dir)
+    assert model.predict_proba != model.pipeline.predict_proba  # the array path is in use
+    landed = pd.read_parquet(next((landing_home / "landing" / "flights").glob("date=*/*.parquet")))
+    frame = landed[list(model.columns)].head(500).copy()
+    frame.loc[frame.index[::7], "carrier"] = "ZZ"  # a carrier never seen in training
+    frame.loc[frame.index[::11], "dest"] = None  # missing
+    frame.loc[frame.index[::13], "temp"] = np.nan
+    assert np.array_equal(model.predict_proba(frame), model.pipeline.predict_proba(frame))
+    # Another shape of pipeline keeps its own predict_proba.
+    other = make_pipeline(StandardScaler(), model.pipeline.steps[-1][1])
+    assert array_predictor(other, model.example) is None
+    assert array_predictor(model.pipeline, None) is None  # nothing to prove it on: not used

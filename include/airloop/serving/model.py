@@ -7,6 +7,7 @@ registry is reached once, at build or start time, by :func:`fetch_model`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,19 @@ class ServingModel:
     info: ModelInfo
     predict_method: str = "predict"  # what a request that names none gets
     classes: np.ndarray = field(init=False)
+    #: The pipeline's `predict_proba`, on arrays where that is proven exact (`airloop.serving.arrays`).
+    predict_proba: Callable[[pd.DataFrame], np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
+        from airloop.serving.arrays import array_predictor
+
         self.classes = np.asarray(getattr(self.pipeline, "classes_", [0, 1]))
+        self.predict_proba = array_predictor(self.pipeline, self.example) or self.pipeline.predict_proba
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Class labels (as `mlflow models serve` returns them) and class probabilities, one column
         per class in `classes` order (the last is the positive class's)."""
-        proba = self.pipeline.predict_proba(frame)
+        proba = self.predict_proba(frame)
         return self.classes[proba.argmax(axis=1)], proba
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
