@@ -308,13 +308,13 @@ def test_champion_moved_by_hand_is_served_after_the_next_reconcile(stack_setting
             mlflow_client.set_registered_model_alias(model, "champion", champion)
             run = airflow.trigger(RECONCILE, logical_date=None)
             final = airflow.follow(RECONCILE, run["dag_run_id"], timeout=600)
-            assert final["state"] == "success"
+            log = airflow.task_log(RECONCILE, run["dag_run_id"], "reconcile")
+            assert final["state"] == "success", log
             found = airflow.xcom(RECONCILE, run["dag_run_id"], "reconcile")
             # Unpausing starts the latest interval's scheduled run too: whichever ran first repaired it.
             assert found["outcome"] in ("repaired", "in_sync"), found["message"]
             assert found["champion"] == str(champion)
             assert serving_model(endpoint) == (model, str(champion))
-            log = airflow.task_log(RECONCILE, run["dag_run_id"], "reconcile")
             assert f"champion version {champion} serves at {endpoint}" in log
     finally:
         _pause_the_loop_again(airflow)

@@ -3,14 +3,24 @@
 The candidate slot is a process on a spare port, where the gate checks it; the stable port's
 process is replaced only after that. The switch itself leaves the port closed for a few
 seconds: zero-downtime switching is what the Docker and Kubernetes targets are for.
+
+What serves is found by looking, not from a file a killed deploy may not have written: the stable
+port's process is the serving app whose environment names this port and this state folder's
+inference log. Replacing or stopping it holds a lock on the state folder, so two deploys that
+overlap (a task marked failed still runs until its supervisor kills it, and the pool has already
+let the next one start) leave one process on the port, never a stray that a later deploy cannot
+see or replace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError
@@ -23,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class LocalDeployer:
-    """One serving process per state folder: its pid in `<home>/run/serving.pid`, its model in `serving.model`."""
+    """One serving process on the stable port per state folder, found by its environment (see the module)."""
 
     target = "local"
 
@@ -36,8 +46,7 @@ class LocalDeployer:
         self.token = token
         self.url = f"http://127.0.0.1:{stable_port}"
         self.state = StateLayout(home)
-        self.pid_file = self.state.run / "serving.pid"
-        self.model_file = self.state.run / "serving.model"
+        self.lock_file = self.state.run / "serving.lock"
         #: One file per candidate process (named by its pid, holding the pid of the process that
         #: started it), so a candidate whose deploy was killed mid-gate is found and stopped.
         self.candidates_dir = self.state.run / "candidates"
@@ -121,37 +130,41 @@ class LocalDeployer:
 
     def stop(self) -> bool:
         """Stop the stable port's process; False if none ran."""
-        pid = self._pid()
-        self.pid_file.unlink(missing_ok=True)
-        self.model_file.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        terminate_group(pid)
-        return True
+        with self._port_lock():
+            pids = self._stable_pids()
+            terminate_groups(pids)
+        return bool(pids)
 
     def _serve(self, model_dir: Path) -> None:
-        if (old := self._pid()) is not None:
-            terminate_group(old)
-        pid = self._spawn(model_dir, self.stable_port, "serving")
-        self.pid_file.write_text(str(pid))
-        self.model_file.write_text(str(model_dir))
-        try:
-            wait_healthy(self.url, timeout=self.health_timeout, alive=lambda: alive(pid))
-        except NotServableError as err:  # it passed in the candidate slot: the port or the host is at fault
-            raise DeploymentError(f"{model_dir.name} did not come up on {self.url}: {err}") from err
+        with self._port_lock():
+            if old := self._stable_pids():
+                terminate_groups(old)
+            pid = self._spawn(model_dir, self.stable_port, "serving")
+            try:
+                wait_healthy(self.url, timeout=self.health_timeout, alive=lambda: alive(pid))
+            except NotServableError as err:  # it passed in the candidate slot: the port or the host is at fault
+                raise DeploymentError(f"{model_dir.name} did not come up on {self.url}: {err}") from err
         log.info("%s serves at %s (pid %d)", model_dir, self.url, pid)
 
+    @contextlib.contextmanager
+    def _port_lock(self) -> Iterator[None]:
+        """Held while the stable port's process is replaced or stopped; the kernel frees it if we die."""
+        self.state.run.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _stable_pids(self) -> list[int]:
+        """The serving processes on the stable port of this state folder (one, unless a deploy was killed)."""
+        return [pid for pid, _ in _serving_processes(self.stable_port, self.state.inference)]
+
     def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        found = self._stable_pids()
+        return found[0] if found else None
 
     def _model_dir(self) -> Path | None:
-        if self._pid() is None or not self.model_file.exists():
-            return None
-        return Path(self.model_file.read_text().strip())
+        found = _serving_processes(self.stable_port, self.state.inference)
+        return Path(found[0][1]) if found else None
 
     def _spawn(self, model_dir: Path, port: int, name: str) -> int:
         env = {
@@ -168,6 +181,30 @@ class LocalDeployer:
         pid = spawn([sys.executable, "-m", "airloop.serving"], env, self.state.service_log(name))
         log.info("started %s for %s on port %d (pid %d)", name, model_dir.name, port, pid)
         return pid
+
+
+def _serving_processes(port: int, inference_dir: Path) -> list[tuple[int, str]]:
+    """(pid, model dir) of each serving app that leads its group on `port` and logs to `inference_dir`."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        env, cmdline = process.info["environ"] or {}, process.info["cmdline"] or []
+        if (
+            "airloop.serving" in cmdline
+            and env.get("AIRLOOP_SERVING_PORT") == str(port)
+            and env.get("AIRLOOP_SERVING_INFERENCE_LOG_DIR") == str(inference_dir)
+            and _leads_group(process.pid)
+        ):
+            found.append((process.pid, env.get("AIRLOOP_SERVING_MODEL_DIR", "")))
+    return sorted(found)
+
+
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
 
 
 def _is_serving(pid: int) -> bool:

@@ -50,3 +50,34 @@ def test_a_candidate_left_by_a_killed_deploy_is_stopped_by_the_next_one(store, t
         terminate_group(busy)
         if alive(orphan):
             terminate_group(orphan)
+
+
+def test_a_process_left_on_the_stable_port_is_seen_replaced_and_stopped(store, tmp_path):
+    """A deploy killed after it started the stable port's process (or two deploys that overlapped)
+    leaves a process no record names: the next deploy must see it and replace it, never start a
+    twin that cannot bind while the leftover keeps answering with the old version."""
+    from airloop.deploy.checks import serving_model, wait_healthy
+
+    home, port = tmp_path / ".airloop", free_port()
+    url = f"http://127.0.0.1:{port}"
+    left = LocalDeployer(home, port)._spawn(store.model_dirs["1"], port, "serving")  # nothing else records it
+    try:
+        wait_healthy(url, timeout=120, alive=lambda: alive(left))
+        deployer = LocalDeployer(home, port)
+        assert deployer.serving_version(store.model_name) == "1"
+
+        deployer._serve(store.model_dirs["2"])
+        assert not alive(left)
+        assert serving_model(url) == (store.model_name, "2")
+        again = LocalDeployer(home, port)
+        assert again.serving_version(store.model_name) == "2"
+        assert again._model_dir() == store.model_dirs["2"]
+
+        assert again.stop()
+        assert again.serving_version(store.model_name) is None
+        assert serving_model(url) is None
+        assert not again.stop()
+    finally:
+        if alive(left):
+            terminate_group(left)
+        LocalDeployer(home, port).stop()
