@@ -14,7 +14,8 @@
     airflow/           AIRFLOW_HOME: metadata database, DAG logs              `airflow`
       passwords.json   the simple auth manager's logins                       `airflow_passwords`
     mlflow/            MLflow's SQLite store, artifacts, basic-auth database  `mlflow`
-    run/               pid files of the services this state folder started   `run`
+    run/               pid files of the services this state folder started,  `run`
+                       the local deploy's lock and candidate records
     logs/              the services' logs: <service>.log                      `logs`, `service_log()`
     secrets/<name>     generated secrets (mode 600)                           `secret()`
     alerts/alerts.jsonl  every alert sent                                     `alerts`
@@ -81,7 +82,7 @@ class StateLayout:
 
     @property
     def run(self) -> Path:
-        """Pid files of the processes this state folder started."""
+        """Pid files of the processes this state folder started; the local deploy's lock and candidates."""
         return self.home / "run"
 
     @property

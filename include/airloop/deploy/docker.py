@@ -61,6 +61,7 @@ class DockerDeployer:
         self.api = api
         self.settings = settings
         self.token = token
+        self.state = StateLayout(settings.home)
         self.router_name = f"airloop-router-{settings.stable_port}"
         self.url = f"http://127.0.0.1:{settings.stable_port}"
         self._previous: dict[str, Any] | None = None  # what served before the last switch: port, version, containers
@@ -133,9 +134,8 @@ class DockerDeployer:
         existing = self._image_id(tag)
         if existing:
             return tag, existing
-        state = StateLayout(self.settings.home)
-        wheels = wheelhouse(state.wheels) if self.settings.offline else None
-        context = prepare_context(model_dir, state.build_context(tag), wheels=wheels)
+        wheels = wheelhouse(self.state.wheels) if self.settings.offline else None
+        context = prepare_context(model_dir, self.state.build_context(tag), wheels=wheels)
         return tag, build_image(
             self.api,
             context,
@@ -174,7 +174,7 @@ class DockerDeployer:
         return None
 
     def _start_serving(self, name: str, image: str, port: int, info: ModelInfo) -> str:
-        inference = StateLayout(self.settings.home).inference
+        inference = self.state.inference
         inference.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:  # the image runs as this non-root user; partitions may predate it
             for folder, _, files in os.walk(inference):
@@ -262,7 +262,7 @@ class DockerDeployer:
 
     def _start_router(self, upstream: str, listen: str) -> None:
         if self._image_id(ROUTER_IMAGE) is None:
-            context = StateLayout(self.settings.home).build_context("router")
+            context = self.state.build_context("router")
             context.mkdir(parents=True, exist_ok=True)
             for name in ("router.Dockerfile", "router-nginx.conf"):
                 (context / name).write_bytes((DOCKER_DIR / name).read_bytes())

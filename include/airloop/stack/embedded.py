@@ -56,10 +56,6 @@ class EmbeddedStack:
         self.settings = settings
         self.home = settings.home
         self.state = settings.state
-        self.run_dir = self.state.run
-        self.log_dir = self.state.logs
-        self.airflow_home = self.state.airflow
-        self.mlflow_dir = self.state.mlflow
         self.bin = Path(sys.executable).parent
 
     @property
@@ -77,7 +73,7 @@ class EmbeddedStack:
     @property
     def database_url(self) -> str:
         """Airflow's metadata database."""
-        return self.settings.database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        return self.settings.database_url or f"sqlite:///{self.state.airflow / 'airflow.db'}"
 
     # -- credentials and environment -------------------------------------------------------
 
@@ -125,7 +121,7 @@ class EmbeddedStack:
                 "AIRLOOP_CONFIG": str(s.config),
                 "MLFLOW_TRACKING_URI": s.tracking_uri,
                 "GX_ANALYTICS_ENABLED": "False",
-                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW_HOME": str(self.state.airflow),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -182,14 +178,14 @@ class EmbeddedStack:
     def up(self, *, timeout: float = 300.0) -> Credentials:
         """Start whatever is not running yet and wait until every service answers."""
         self._check_topology()
-        folders = (self.run_dir, self.log_dir, self.airflow_home, self.mlflow_dir / "artifacts")
+        folders = (self.state.run, self.state.logs, self.state.airflow, self.state.mlflow / "artifacts")
         for folder in (*folders, self.settings.evidently_workspace):
             folder.mkdir(parents=True, exist_ok=True)
         creds = self.credentials()
         _write_private(self.state.airflow_passwords, json.dumps({creds.username: creds.password}))
         env = self.environment()
         if not self.running("api-server"):
-            log.info("preparing the Airflow database in %s", self.airflow_home)
+            log.info("preparing the Airflow database in %s", self.state.airflow)
             self._run([str(self.bin / "airflow"), "db", "migrate"], env, "airflow-db-migrate")
         mlflow_env = {**env, **mlflow_auth.server_environment(self.settings)} if self.settings.mlflow_auth else env
         self._start("mlflow", self._mlflow_command(), mlflow_env, port=self.settings.mlflow_port)
@@ -249,7 +245,7 @@ class EmbeddedStack:
         # make each of the others wait out its grace period in turn.
         terminate_groups(list(running.values()))
         for name in running:
-            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+            (self.state.run / f"{name}.pid").unlink(missing_ok=True)
         return stopped + list(running)
 
     def _stop_containers(self) -> list[str]:
@@ -292,9 +288,9 @@ class EmbeddedStack:
             "server",
             *auth,
             "--backend-store-uri",
-            self.settings.mlflow_backend_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
+            self.settings.mlflow_backend_uri or f"sqlite:///{self.state.mlflow / 'mlflow.db'}",
             "--artifacts-destination",
-            str(self.mlflow_dir / "artifacts"),
+            str(self.state.mlflow / "artifacts"),
             "--serve-artifacts",
             "--host",
             self.settings.host,
@@ -317,7 +313,7 @@ class EmbeddedStack:
         ]
 
     def _pid(self, name: str) -> int | None:
-        path = self.run_dir / f"{name}.pid"
+        path = self.state.run / f"{name}.pid"
         try:
             return int(path.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -335,7 +331,7 @@ class EmbeddedStack:
             )
         logfile = self.state.service_log(name)
         pid = spawn(command, env, logfile, cwd=self.home)
-        (self.run_dir / f"{name}.pid").write_text(str(pid))
+        (self.state.run / f"{name}.pid").write_text(str(pid))
         log.info("started %s (pid %d), log %s", name, pid, logfile)
 
     def _run(self, command: list[str], env: dict[str, str], name: str) -> None:
@@ -392,7 +388,7 @@ class EmbeddedStack:
             if not unhealthy:
                 return
             time.sleep(1)
-        raise StackError(f"Airflow components not healthy within {timeout:.0f}s: {unhealthy}; see {self.log_dir}")
+        raise StackError(f"Airflow components not healthy within {timeout:.0f}s: {unhealthy}; see {self.state.logs}")
 
 
 def _write_private(path: Path, text: str) -> None:
