@@ -179,7 +179,8 @@ def prepare(workdir: Path, size: str) -> dict[str, Any]:
     home = workdir / "home"
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
     settings = AirloopSettings(home=home, mlflow_tracking_uri=tracking, deploy_target="none")
-    options = pipeline.RunOptions(window_days=plan.window_days, max_iter=plan.max_iter)
+    chosen = {"max_iter": plan.max_iter} if plan.max_iter else {}
+    options = pipeline.RunOptions(window_days=plan.window_days, model=chosen)
     fill_landing_zone(settings.landing / "flights", RUN_DATE - dt.timedelta(days=plan.window_days), RUN_DATE)
     os.chdir(workdir)  # an MLflow SQLite store keeps artifacts under the working directory
     started = time.perf_counter()

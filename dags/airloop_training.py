@@ -5,10 +5,10 @@ On demand: started by `airloop_retraining` when the pipeline's `retraining` poli
 champion's age, or a degradation signal, each with its reason in the run's note), or by a person
 with the form's Params; no calendar schedule beside that policy. **ingest** a window of data into
 an immutable snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
-nothing downstream runs), **train** a scikit-learn pipeline logged to MLflow, **register** it
-as the `challenger`, **evaluate** it against the `champion` on the same held-out rows (a decision
-only: nothing moves), **approve** when the pipeline wants a person to (`promotion.approval:
-required`, or the Param `require_approval`: the question waits in Required Actions, answered
+nothing downstream runs), **train** the config's scikit-learn estimator (`training.model`), logged
+to MLflow, **register** it as the `challenger`, **evaluate** it against the `champion` on the
+same held-out rows (a decision only: nothing moves), **approve** when the pipeline wants a person
+to (`promotion.approval: required`, or the Param `require_approval`: the question waits in Required Actions, answered
 there or through the REST API; Reject or a timeout leaves the champion serving), then
 **deploy_and_promote**: a winner starts in the target's candidate slot and must pass health, the
 contract test and the latency budget (`promotion.servability`); only then does traffic switch to
@@ -28,7 +28,7 @@ from airloop_airflow import stages
 from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.operators import ApprovePromotionOperator
-from airloop_airflow.params import TRAINING_PARAMS
+from airloop_airflow.params import training_params
 from airloop_airflow.pod import train_pod_options
 
 TRAIN_POD = train_pod_options()
@@ -43,7 +43,7 @@ Json = dict[str, Any]
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=2),
-    params=TRAINING_PARAMS,
+    params=training_params(),
     default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
     on_failure_callback=AirloopNotifier(),
     tags=["airloop", "training"],

@@ -41,7 +41,10 @@ def sqlite_champion(
     os.chdir(root)  # the SQLite store keeps artifacts under the working directory
     try:
         decision = pipeline.run_in_process(
-            settings, pipeline.RunOptions(window_days=7, max_iter=max_iter), dt.date(2026, 3, 8), Lineage(run_id=run_id)
+            settings,
+            pipeline.RunOptions(window_days=7, model={"max_iter": max_iter}),
+            dt.date(2026, 3, 8),
+            Lineage(run_id=run_id),
         )
     finally:
         os.chdir(cwd)
@@ -92,7 +95,7 @@ def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_vers
     import yaml
     from mlflow.models import ModelSignature
 
-    from airloop.training.model import SKOPS_TRUSTED_TYPES, build_pipeline
+    from airloop.training.model import build_pipeline, skops_trusted_types
 
     mlflow.set_tracking_uri(tracking_uri)  # models:/ URIs resolve through the registry it names
     good = Path(
@@ -105,12 +108,13 @@ def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_vers
     signature = ModelSignature.from_dict({k: v for k, v in raw.items() if k in ("inputs", "outputs")})
     config = load_config(config_path)
     mlflow.set_experiment(config.experiment)
+    unfitted = build_pipeline(config.dataset, config.training.model)
     with mlflow.start_run(run_name="never fitted"):
         logged = mlflow.sklearn.log_model(
-            build_pipeline(config.dataset, config.training.model),
+            unfitted,
             name="model",
             signature=signature,
             input_example=example,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=skops_trusted_types(unfitted),
         )
     return str(mlflow.register_model(logged.model_uri, name).version)

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airloop.settings import PROJECT_ROOT
 
+#: A value a person writes in the config: a label value, or a tunable parameter (a form field's value).
+Scalar = bool | int | float | str
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,10 +46,23 @@ Source = Annotated[FilesSource | SqlSource, Field(discriminator="type")]
 
 
 class LabelConfig(_Strict):
-    """Binary label: positive when `column >= threshold`; rows with no label are dropped."""
+    """Binary label: positive when `column >= threshold` (a number), or when its value is one of
+    `positive` (a set of values: strings, numbers or booleans); rows with no label are dropped."""
 
     column: str
-    threshold: float
+    threshold: float | None = None
+    positive: list[Scalar] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LabelConfig:
+        if (self.threshold is None) == (self.positive is None):
+            raise ValueError("the label needs one rule: `threshold` (positive when >= it) or `positive` (values)")
+        return self
+
+    def target(self, values: Any) -> Any:
+        """The 0/1 target of a pandas Series of label values (none of them missing)."""
+        positive = values.isin(self.positive) if self.positive is not None else values >= self.threshold
+        return positive.astype("int64")
 
 
 class DatasetConfig(_Strict):
@@ -79,15 +95,62 @@ class DatasetConfig(_Strict):
         return self.suite if self.suite.is_absolute() else PROJECT_ROOT / "include" / "gx" / self.suite
 
 
-class ModelConfig(_Strict):
-    """HistGradientBoostingClassifier hyperparameters; Params of a run override them."""
+#: The estimator a config that names none gets: gradient-boosted trees, categoricals taken natively.
+DEFAULT_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
+#: `package.module.Name` or `package.module:name` (as `pkgutil.resolve_name` reads them).
+IMPORT_PATH = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?$"
 
-    learning_rate: float = Field(default=0.1, gt=0, le=1)
-    max_iter: int = Field(default=200, ge=1, le=5000)
-    max_leaf_nodes: int = Field(default=31, ge=2, le=1024)
-    l2_regularization: float = Field(default=0.0, ge=0)
-    class_weight: Literal["balanced"] | None = "balanced"
-    random_state: int = 42
+
+class ModelConfig(BaseModel):
+    """The model: a scikit-learn classifier by import path, or a function of yours that builds the pipeline.
+
+    Every other key is a keyword argument of the estimator (or of the builder), for example::
+
+        model:
+          estimator: sklearn.linear_model.LogisticRegression
+          C: 0.5
+          max_iter: 1000
+          tunable: [C]
+
+    With `estimator`, Airloop adds the preprocessing (see `airloop.training.model.build_pipeline`).
+    With `builder`, the function is called as `builder(dataset, **parameters)` and returns the
+    whole scikit-learn `Pipeline`, preprocessing included, taking the dataset's feature columns.
+    Either way the model must have `predict_proba` (the task is binary). The names in `tunable`
+    are fields of the training DAG's Params form, each with the value set here as its default; a
+    run's value overrides it for that run. Nothing is imported when the config loads: a wrong path
+    or parameter fails the train task, with the field's name.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    estimator: str = Field(default=DEFAULT_ESTIMATOR, pattern=IMPORT_PATH, description="Classifier class.")
+    builder: str | None = Field(
+        default=None, pattern=IMPORT_PATH, description="Function returning the pipeline (instead of `estimator`)."
+    )
+    tunable: list[str] = Field(default_factory=list, description="Parameters offered in the run's Params form.")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The keyword arguments of the estimator (or the builder): every key but the three above."""
+        return dict(self.model_extra or {})
+
+    @property
+    def tunable_values(self) -> dict[str, Scalar]:
+        """Each tunable parameter with its value in the config (the Params form's defaults)."""
+        return {name: self.parameters[name] for name in self.tunable}
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.builder is not None and "estimator" in self.model_fields_set:
+            raise ValueError("set `estimator` or `builder`, not both")
+        for name in self.tunable:
+            value = self.parameters.get(name)
+            if value is None or not isinstance(value, Scalar):
+                raise ValueError(
+                    f"tunable parameter {name!r} needs a value here (a number, string or boolean): "
+                    "it is the Params form's default"
+                )
+        return self
 
 
 class TrainingConfig(_Strict):

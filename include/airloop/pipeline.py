@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from airloop.config import PipelineConfig, load_config
+from airloop.config import PipelineConfig, Scalar, load_config
 from airloop.data.snapshot import SnapshotManifest, write_snapshot
 from airloop.data.sources import read_window
 from airloop.lineage import Lineage
@@ -30,18 +31,23 @@ class RunOptions(BaseModel):
 
     window_days: int | None = Field(default=None, ge=1, le=3660)
     window_end: dt.date | None = None
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
-    max_iter: int | None = Field(default=None, ge=1, le=5000)
-    max_leaf_nodes: int | None = Field(default=None, ge=2, le=1024)
+    #: Values of the config's tunable model parameters (`training.model.tunable`) for this run.
+    model: dict[str, Scalar] = Field(default_factory=dict)
     force_promote: bool = False
     require_approval: bool = False  # ask a person even when the config does not (never the other way)
     dry_run: bool = False  # say what the run would do (airloop.plan), change nothing
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], config: PipelineConfig) -> RunOptions:
+        """A DAG run's Params: the options above, and the config's tunable model parameters it sets."""
+        chosen = {k: v for k, v in params.items() if k in cls.model_fields and k != "model"}
+        chosen["model"] = {k: params[k] for k in config.training.model.tunable if params.get(k) is not None}
+        return cls.model_validate(chosen)
+
 
 def pipeline_config(settings: AirloopSettings, options: RunOptions) -> PipelineConfig:
     """The config file with the run's choices laid over it."""
-    model = {k: v for k in ("learning_rate", "max_iter", "max_leaf_nodes") if (v := getattr(options, k)) is not None}
-    overrides: dict[str, Any] = {"training": {"model": model}}
+    overrides: dict[str, Any] = {"training": {"model": dict(options.model)}}
     if options.window_days is not None:
         overrides["training"]["window_days"] = options.window_days
     if options.require_approval:
@@ -118,7 +124,7 @@ def train_from_json(validated: dict[str, Any], params_json: str, *, dag_id: str,
 
     params = json.loads(params_json)
     settings = load_settings()
-    options = RunOptions.model_validate({k: v for k, v in params.items() if k in RunOptions.model_fields})
+    options = RunOptions.from_params(params, load_config(settings.config))
     lineage = Lineage(dag_id=dag_id, run_id=run_id, reason=params.get("reason"))
     config = pipeline_config(settings, options)
     return train(settings, config, ValidationSummary.model_validate(validated), lineage).model_dump(mode="json")

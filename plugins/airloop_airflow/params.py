@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from airflow.sdk import Param
+
+#: The JSON Schema type of a tunable model parameter's form field, from its value in the config.
+_FIELD_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 TRAINING_PARAMS = {
     "window_days": Param(
@@ -20,16 +25,6 @@ TRAINING_PARAMS = {
         title="Window end (optional)",
         description="Last day of data, exclusive (YYYY-MM-DD). Empty: the run's logical date.",
     ),
-    "learning_rate": Param(
-        0.1,
-        type="number",
-        exclusiveMinimum=0,
-        maximum=1,
-        title="Learning rate",
-        description="HistGradientBoostingClassifier learning_rate.",
-    ),
-    "max_iter": Param(200, type="integer", minimum=1, maximum=5000, title="Boosting iterations"),
-    "max_leaf_nodes": Param(31, type="integer", minimum=2, maximum=1024, title="Max leaf nodes per tree"),
     "force_promote": Param(
         False,
         type="boolean",
@@ -56,6 +51,33 @@ TRAINING_PARAMS = {
         "storm guards); every later task is skipped and nothing changes. `airloop plan` prints the same.",
     ),
 }
+
+
+
+def training_params(config_path: Path | None = None) -> dict[str, Param]:
+    """The training run's form: its window, the config's tunable model parameters, then the rest.
+
+    Each tunable parameter (`training.model.tunable`) is a field whose default is its value in the
+    config (`AIRLOOP_CONFIG` unless `config_path`), typed by that value.
+    """
+    from airloop.config import load_config
+    from airloop.settings import load_settings
+
+    model = load_config(config_path or load_settings().config).training.model
+    named = (model.builder or model.estimator).replace(":", ".").rsplit(".", 1)[-1]
+    tunable = {}
+    for name, value in model.tunable_values.items():
+        if name in TRAINING_PARAMS or name == "model":
+            raise ValueError(f"training.model.tunable: {name!r} is already a field of the training run's form")
+        tunable[name] = Param(
+            value,
+            type=_FIELD_TYPES[type(value)],
+            title=name.replace("_", " ").capitalize(),
+            description=f"{named} `{name}` for this run (training.model.{name} in the config: {value}).",
+        )
+    window = {k: v for k, v in TRAINING_PARAMS.items() if k.startswith("window_")}
+    return {**window, **tunable, **{k: v for k, v in TRAINING_PARAMS.items() if k not in window}}
+
 
 DEPLOY_PARAMS = {
     "version": Param(

@@ -44,6 +44,7 @@ class CurrentRun:
 
 def current_run() -> CurrentRun:
     """The running task's settings, Params, config and lineage; its date is the logical date."""
+    from airloop.config import load_config
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions, pipeline_config
     from airloop.quiet_logs import quiet_library_noise
@@ -56,7 +57,7 @@ def current_run() -> CurrentRun:
     # A run triggered with no logical date is dated by when it was asked to run, never "now".
     when = context.get("logical_date") or dag_run.run_after
     settings = load_settings()
-    options = RunOptions.model_validate({k: v for k, v in params.items() if k in RunOptions.model_fields})
+    options = RunOptions.from_params(params, load_config(settings.config))
     lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=params.get("reason"))
     return CurrentRun(settings, options, pipeline_config(settings, options), lineage, when.date())
 

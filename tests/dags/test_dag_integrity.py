@@ -155,6 +155,31 @@ def test_training_params_render_as_a_typed_form(dagbag):
     assert all("title" in s for s in schema.values())
 
 
+def test_the_training_form_offers_the_configured_estimators_tunable_parameters(tmp_path):
+    import yaml
+
+    from airloop_airflow.params import training_params
+
+    raw = yaml.safe_load((PROJECT_ROOT / "include" / "config" / "flights.yaml").read_text())
+    raw["training"]["model"] = {"estimator": "sklearn.linear_model.LogisticRegression", "C": 0.5, "tunable": ["C"]}
+    path = tmp_path / "logistic.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    form = training_params(path)
+    assert list(form)[:3] == ["window_days", "window_end", "C"]
+    assert "learning_rate" not in form
+    assert (form["C"].value, form["C"].schema["type"]) == (0.5, "number")
+    assert "LogisticRegression `C`" in form["C"].description
+
+    raw["training"]["model"] = {
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "reason": "x",
+        "tunable": ["reason"],
+    }
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="'reason' is already a field of the training run's form"):
+        training_params(path)
+
+
 def test_deploy_params_offer_a_version_and_a_target(dagbag):
     params = dagbag.dags["airloop_deploy"].params
     assert params["version"] == "champion"

@@ -44,7 +44,7 @@ def model_dir(tmp_path_factory, landing_home) -> Path:
     (home / "landing").symlink_to(landing_home / "landing")
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=tracking)
-    options = pipeline.RunOptions(window_days=7, max_iter=50)
+    options = pipeline.RunOptions(window_days=7, model={"max_iter": 50})
     cwd = Path.cwd()
     try:
         import os

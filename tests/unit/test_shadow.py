@@ -16,8 +16,8 @@ from airloop.registry.shadow import SHADOW, compare_live, judge_shadow, start_sh
 
 from .test_training_and_promotion import _stages
 
-WEAK = pipeline.RunOptions(window_days=7, max_iter=1, max_leaf_nodes=2, learning_rate=0.01)
-STRONG = pipeline.RunOptions(window_days=7, max_iter=50)
+WEAK = pipeline.RunOptions(window_days=7, model={"max_iter": 1, "max_leaf_nodes": 2, "learning_rate": 0.01})
+STRONG = pipeline.RunOptions(window_days=7, model={"max_iter": 50})
 LIVE_DAYS = [dt.date(2026, 3, 8), dt.date(2026, 3, 9), dt.date(2026, 3, 10)]  # after both models' data
 
 

@@ -99,7 +99,7 @@ def test_weaker_challenger_is_rejected_and_the_champion_stays(settings, mlflow_c
     champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, strong), strong)
     pipeline.promote(settings, config, champion, force=False)
 
-    weak_options = RunOptions(window_days=7, max_iter=1, max_leaf_nodes=2, learning_rate=0.01)
+    weak_options = RunOptions(window_days=7, model={"max_iter": 1, "max_leaf_nodes": 2, "learning_rate": 0.01})
     weak_config, weak_validated = _stages(settings, weak_options, weak)
     challenger = pipeline.register(
         settings, weak_config, pipeline.train(settings, weak_config, weak_validated, weak), weak
@@ -136,7 +136,7 @@ def test_evaluation_decides_without_moving_the_champion(settings, mlflow_client)
     config, validated = _stages(settings, WEEK, first)
     champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, first), first)
     pipeline.promote(settings, config, champion, force=False)
-    other = RunOptions(window_days=7, max_iter=20)
+    other = RunOptions(window_days=7, model={"max_iter": 20})
     other_config, other_validated = _stages(settings, other, second)
     challenger = pipeline.register(
         settings, other_config, pipeline.train(settings, other_config, other_validated, second), second
@@ -181,7 +181,7 @@ def test_a_winner_that_is_not_servable_leaves_alias_and_serving_on_the_champion(
         name = config.model_name
         assert _alias(mlflow_client, name, CHAMPION) == first.version
 
-        retrained = RunOptions(window_days=7, max_iter=20)
+        retrained = RunOptions(window_days=7, model={"max_iter": 20})
         again = Lineage(run_id="manual__not_servable")
         second_config, second_validated = _stages(settings, retrained, again)
         second = pipeline.register(
@@ -214,14 +214,14 @@ def test_a_refitted_champion_is_scored_only_on_rows_it_was_not_fitted_on(setting
     from airloop.training.train import holdout_split
 
     older, younger = Lineage(run_id="manual__older"), Lineage(run_id="manual__younger")
-    refit = RunOptions(window_days=7, max_iter=30)
+    refit = RunOptions(window_days=7, model={"max_iter": 30})
     config, validated = _stages(settings, refit, older)
     config.training.refit = True
     champion = pipeline.register(settings, config, pipeline.train(settings, config, validated, older), older)
     pipeline.promote(settings, config, champion, force=False)
     fitted_through = pd.Timestamp(mlflow_client.get_run(champion.train.mlflow_run_id).data.params["fitted_through"])
 
-    later = RunOptions(window_days=7, max_iter=30, window_end=RUN_DATE + dt.timedelta(days=1))
+    later = RunOptions(window_days=7, model={"max_iter": 30}, window_end=RUN_DATE + dt.timedelta(days=1))
     later_config, later_validated = _stages(settings, later, younger)
     later_config.training.refit = True
     challenger = pipeline.register(

@@ -59,5 +59,5 @@ def join_labels(served: pd.DataFrame, labels: pd.DataFrame, label: LabelConfig) 
     """Served rows that have a label by now, with the binary `target` the model was trained for."""
     joined = served.merge(labels[[*KEY, label.column]], on=KEY, how="inner")
     joined = joined[joined[label.column].notna()]
-    joined["target"] = (joined[label.column] >= label.threshold).astype("int64")
+    joined["target"] = label.target(joined[label.column])
     return joined

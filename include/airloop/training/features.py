@@ -17,7 +17,7 @@ def features_and_label(frame: pd.DataFrame, dataset: DatasetConfig) -> tuple[pd.
     if missing:
         raise FeatureError(f"columns missing from the data: {missing}")
     labelled = frame[frame[dataset.label.column].notna()]
-    label = (labelled[dataset.label.column] >= dataset.label.threshold).astype("int64")
+    label = dataset.label.target(labelled[dataset.label.column])
     return feature_frame(labelled, dataset), label.rename("label")
 
 

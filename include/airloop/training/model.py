@@ -1,30 +1,92 @@
-"""The model: a scikit-learn Pipeline with its preprocessing, and its quality metrics."""
+"""The model: a scikit-learn Pipeline with its preprocessing, and its quality metrics.
+
+The estimator is the config's (`training.model`, see `airloop.config.ModelConfig`). Airloop adds
+the preprocessing that fits it: an estimator that takes categorical features natively (it has a
+`categorical_features` parameter, as gradient boosting's `HistGradientBoostingClassifier` does)
+gets them ordinal-encoded, unseen and missing values as NaN, numeric columns as they are; any
+other gets them one-hot encoded (unseen values ignored) and numeric columns median-imputed and
+standardised. A `builder` function returns the whole pipeline instead.
+"""
 
 from __future__ import annotations
 
+import inspect
+import pkgutil
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.utils.validation import has_fit_parameter
 
 from airloop.config import DatasetConfig, ModelConfig
 
-#: Types skops must trust to load the pipeline (MLflow saves sklearn models with skops).
-SKOPS_TRUSTED_TYPES = [
-    "functools.partial",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-]
+
+class ModelConfigError(ValueError):
+    """`training.model` names something that cannot be the model; the message names the field."""
 
 
-def build_pipeline(dataset: DatasetConfig, params: ModelConfig) -> Pipeline:
-    """Categoricals ordinal-encoded (unknown values allowed), then gradient-boosted trees."""
-    encode = ColumnTransformer(
+def build_pipeline(dataset: DatasetConfig, model: ModelConfig) -> Pipeline:
+    """The unfitted pipeline the config asks for: preprocessing, then the estimator (step `model`)."""
+    if model.builder is not None:
+        built = _resolve(model.builder, "builder")(dataset, **model.parameters)
+        if not isinstance(built, Pipeline):
+            raise ModelConfigError(
+                f"training.model.builder {model.builder} returned {type(built).__name__}, not a scikit-learn Pipeline"
+            )
+        _check_classifier(built, f"the pipeline from training.model.builder {model.builder}")
+        return built
+    estimator_class: Any = _resolve(model.estimator, "estimator")
+    if not (inspect.isclass(estimator_class) and issubclass(estimator_class, BaseEstimator)):
+        raise ModelConfigError(f"training.model.estimator {model.estimator} is not a scikit-learn estimator class")
+    known = {
+        name
+        for name, parameter in inspect.signature(estimator_class.__init__).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+    unknown = sorted(set(model.parameters) - set(known))
+    if unknown:
+        raise ModelConfigError(
+            f"training.model: {', '.join(unknown)} not a parameter of {estimator_class.__name__} "
+            f"(it takes {', '.join(sorted(known))})"
+        )
+    arguments = model.parameters
+    if "categorical_features" in known:
+        arguments.setdefault("categorical_features", list(range(len(dataset.categorical_features))))  # encoded first
+        encode = _native_categoricals(dataset)
+    else:
+        encode = _one_hot(dataset)
+    estimator = estimator_class(**arguments)
+    _check_classifier(estimator, f"training.model.estimator {model.estimator}")
+    return Pipeline([("encode", encode), ("model", estimator)])
+
+
+def skops_trusted_types(pipeline: Pipeline) -> list[str]:
+    """The types skops must be told to trust to load `pipeline` (MLflow saves scikit-learn models with skops).
+
+    They are the fitted pipeline's own: what the config's estimator or builder put in it.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+
+
+def sample_weight_key(pipeline: Pipeline, why: str) -> str:
+    """The `fit` keyword that carries row weights to the pipeline's last step; `why` says who asks."""
+    name, estimator = pipeline.steps[-1]
+    if not has_fit_parameter(estimator, "sample_weight"):
+        raise ModelConfigError(f"{why} weighs rows, but {type(estimator).__name__}.fit takes no sample_weight")
+    return f"{name}__sample_weight"
+
+
+def _native_categoricals(dataset: DatasetConfig) -> ColumnTransformer:
+    """Categoricals as ordinal codes (unseen and missing: NaN), first; numeric columns as they are."""
+    return ColumnTransformer(
         [
             (
                 "categorical",
@@ -35,18 +97,29 @@ def build_pipeline(dataset: DatasetConfig, params: ModelConfig) -> Pipeline:
         ],
         verbose_feature_names_out=False,
     )
-    n_categorical = len(dataset.categorical_features)
-    model = HistGradientBoostingClassifier(
-        learning_rate=params.learning_rate,
-        max_iter=params.max_iter,
-        max_leaf_nodes=params.max_leaf_nodes,
-        l2_regularization=params.l2_regularization,
-        class_weight=params.class_weight,
-        random_state=params.random_state,
-        categorical_features=list(range(n_categorical)),
-        early_stopping=False,
+
+
+def _one_hot(dataset: DatasetConfig) -> ColumnTransformer:
+    """Categoricals one-hot (unseen values: all zeros); numeric columns median-imputed and standardised."""
+    return ColumnTransformer(
+        [
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), dataset.categorical_features),
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), dataset.numeric_features),
+        ],
+        verbose_feature_names_out=False,
     )
-    return Pipeline([("encode", encode), ("model", model)])
+
+
+def _resolve(path: str, field: str) -> Any:
+    try:
+        return pkgutil.resolve_name(path)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ModelConfigError(f"training.model.{field} {path} cannot be imported: {err}") from err
+
+
+def _check_classifier(model: Any, what: str) -> None:
+    if not is_classifier(model) or not hasattr(model, "predict_proba"):
+        raise ModelConfigError(f"{what} is not a classifier with predict_proba (the task is binary)")
 
 
 def classification_metrics(y_true: pd.Series, proba: np.ndarray) -> dict[str, float]:

@@ -76,7 +76,7 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
         )
     pipeline = build_pipeline(config.dataset, config.training.model)
     log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
-    pipeline.fit(x_train, y_train, **_weights(train_rows, config))
+    pipeline.fit(x_train, y_train, **_weights(pipeline, train_rows, config))
     scores = pipeline.predict_proba(x_holdout)[:, 1]
     served, fitted_rows = pipeline, train_rows
     if config.training.refit:
@@ -85,7 +85,9 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
         log.info("refitting on all %d rows of the window", len(x_train) + len(x_holdout))
         served = build_pipeline(config.dataset, config.training.model)
         fitted_rows = pd.concat([train_rows, holdout_rows])
-        served.fit(pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(fitted_rows, config))
+        served.fit(
+            pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(served, fitted_rows, config)
+        )
     return FittedModel(
         pipeline=served,
         metrics=classification_metrics(y_holdout, scores),
@@ -97,15 +99,18 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
     )
 
 
-def _weights(rows: pd.DataFrame, config: PipelineConfig) -> dict[str, Any]:
+def _weights(pipeline: Any, rows: pd.DataFrame, config: PipelineConfig) -> dict[str, Any]:
     """`fit` keyword arguments weighing the labelled rows by age (`training.recency_half_life_days`), if set."""
+    from airloop.training.model import sample_weight_key
+
     half_life = config.training.recency_half_life_days
     if half_life is None:
         return {}
+    key = sample_weight_key(pipeline, "training.recency_half_life_days")
     labelled = rows[rows[config.dataset.label.column].notna()]
     times = pd.to_datetime(labelled[config.dataset.time_column], utc=True)
     age_days = (times.max() - times).dt.total_seconds().to_numpy() / 86_400
-    return {"model__sample_weight": 0.5 ** (age_days / half_life)}
+    return {key: 0.5 ** (age_days / half_life)}
 
 
 def params_digest(params: ModelConfig, config: PipelineConfig) -> str:
@@ -131,7 +136,7 @@ def train_and_log(
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    from airloop.training.model import SKOPS_TRUSTED_TYPES
+    from airloop.training.model import skops_trusted_types
 
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(config.experiment)
@@ -166,7 +171,8 @@ def train_and_log(
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
         mlflow.log_params(
             {
-                **params.model_dump(),
+                "model": params.builder or params.estimator,
+                **params.parameters,
                 "window_start": snapshot.window_start,
                 "window_end": snapshot.window_end,
                 "train_rows": len(x_train),
@@ -202,7 +208,7 @@ def train_and_log(
             name="model",
             signature=infer_signature(example, pipeline.predict(example)),
             input_example=example,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=skops_trusted_types(pipeline),
             pip_requirements=_pip_requirements(),
             metadata=model_metadata(config.serving.predict_method),
         )
