@@ -105,10 +105,14 @@ def validate(snapshot: Json) -> Json:
 
 def train(validated: Json) -> Json:
     from airloop import pipeline
+    from airloop.training.model import ModelConfigError
     from airloop.validation import ValidationSummary
 
     run = current_run()
-    trained = pipeline.train(run.settings, run.config, ValidationSummary.model_validate(validated), run.lineage)
+    try:
+        trained = pipeline.train(run.settings, run.config, ValidationSummary.model_validate(validated), run.lineage)
+    except ModelConfigError as err:  # the config's model cannot train: a retry would fail the same way
+        fail_with_reason(f"{run.config.model_name}: training.model in {run.settings.config} cannot train", err)
     return trained.model_dump(mode="json")
 
 
