@@ -27,7 +27,7 @@ from airflow.sdk import dag, task
 
 from airloop_airflow import monitoring
 from airloop_airflow.assets import DEGRADATION
-from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import MONITORING_PARAMS
 
@@ -44,7 +44,7 @@ Json = dict[str, Any]
     params=MONITORING_PARAMS,
     default_args=task_defaults(execution_timeout=dt.timedelta(minutes=45)),
     on_failure_callback=AirloopNotifier(),
-    tags=["airloop", "monitoring"],
+    tags=dag_tags("monitoring"),
     doc_md=__doc__,
 )
 def airloop_monitoring() -> None:

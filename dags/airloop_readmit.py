@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.defaults import START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import READMIT_PARAMS
 
@@ -33,7 +33,7 @@ from airloop_airflow.params import READMIT_PARAMS
     params=READMIT_PARAMS,
     default_args=task_defaults(execution_timeout=dt.timedelta(minutes=30)),
     on_failure_callback=AirloopNotifier(),
-    tags=["airloop", "quarantine"],
+    tags=dag_tags("readmit"),
     doc_md=__doc__,
 )
 def airloop_readmit() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 
 
@@ -30,7 +30,7 @@ from airloop_airflow.notifiers import AirloopNotifier
     dagrun_timeout=dt.timedelta(minutes=30),
     default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
     on_failure_callback=AirloopNotifier(),
-    tags=["airloop", "deployment"],
+    tags=dag_tags("reconcile"),
     doc_md=__doc__,
 )
 def airloop_reconcile() -> None:

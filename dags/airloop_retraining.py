@@ -19,7 +19,7 @@ from airflow.sdk import dag, task
 from airflow.task.trigger_rule import TriggerRule
 
 from airloop_airflow import monitoring
-from airloop_airflow.defaults import START_DATE, task_defaults
+from airloop_airflow.defaults import START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.operators import TriggerTrainingOperator
 from airloop_airflow.sensors import DegradationSensor
@@ -37,7 +37,7 @@ Json = dict[str, Any]
     render_template_as_native_obj=True,
     default_args=task_defaults(execution_timeout=dt.timedelta(hours=3)),
     on_failure_callback=AirloopNotifier(),
-    tags=["airloop", "retraining"],
+    tags=dag_tags("retraining"),
     doc_md=__doc__,
 )
 def airloop_retraining() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import SERVING_POOL, START_DATE, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.operators import ApprovePromotionOperator
 from airloop_airflow.params import training_params
@@ -46,7 +46,7 @@ Json = dict[str, Any]
     params=training_params(),
     default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
     on_failure_callback=AirloopNotifier(),
-    tags=["airloop", "training"],
+    tags=dag_tags("training"),
     doc_md=__doc__,
 )
 def airloop_training() -> None:

@@ -53,7 +53,6 @@ TRAINING_PARAMS = {
 }
 
 
-
 def training_params(config_path: Path | None = None) -> dict[str, Param]:
     """The training run's form: its window, the config's tunable model parameters, then the rest.
 

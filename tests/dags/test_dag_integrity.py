@@ -85,7 +85,8 @@ def test_the_public_dag_ids_exist(dagbag):
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert dag.tags, "tags let people find the DAG in the UI"
+    # Find a pipeline's DAGs, or one stage of all, in the UI: `airloop`, `pipeline:<config file>`, `stage:<stage>`.
+    assert set(dag.tags) == {"airloop", "pipeline:flights", f"stage:{dag_id.removeprefix('airloop_')}"}
     expected = EXPECTED_SCHEDULES[dag_id]
     if expected is None:
         assert type(dag.timetable).__name__ == "NullTimetable"
