@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the embedded services")
     commands.add_parser("down", help="stop the embedded services")
-    commands.add_parser("status", help="show which services run")
+    status = commands.add_parser("status", help="which services run; each pipeline's DAGs, champion and endpoint")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
     demo = commands.add_parser("demo", help="start, train once through Airflow, print the result")
     demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     loop = commands.add_parser("demo-loop", help="replay 2013 against the closed loop, print the timeline")
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "down":
             _down(settings)
         elif args.command == "status":
-            _status(settings)
+            _status(settings, as_json=args.json)
         elif args.command == "fill":
             _fill(settings, args.start, args.end)
         elif args.command == "demo":
@@ -148,11 +149,34 @@ def _down(settings: AirloopSettings) -> None:
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-def _status(settings: AirloopSettings) -> None:
+def _status(settings: AirloopSettings, *, as_json: bool) -> None:
+    import json
+
+    from airloop.health.summary import pipeline_status, pipelines
+    from airloop.stack import mlflow_auth
     from airloop.stack.embedded import EmbeddedStack
 
-    for name, running in EmbeddedStack(settings).status().items():
+    services = EmbeddedStack(settings).status()
+    os.environ.update(mlflow_auth.client_environment(settings))  # read the registry as Airflow's tasks do
+    # The embedded MLflow down: say so, instead of waiting out MLflow's retries.
+    down = settings.mlflow_tracking_uri is None and not services.get("mlflow")
+    unreadable = f"the embedded MLflow server at {settings.tracking_uri} is not running (airloop up)" if down else None
+    found = [pipeline_status(settings, p, unreadable=unreadable) for p in pipelines(settings)]
+    if as_json:
+        print(json.dumps({"services": services, "pipelines": [p.model_dump() for p in found]}, indent=2))
+        return
+    for name, running in services.items():
         print(f"{name:14} {'running' if running else 'stopped'}")
+    for status in found:
+        print(f"\npipeline {status.pipeline} ({status.config}): registered model {status.model_name}")
+        if status.registry_error:
+            print(f"  champion: unknown ({status.registry_error})")
+        else:
+            print(f"  champion: {'version ' + status.champion if status.champion else 'none yet'}")
+        if status.serving_url:
+            answer = f"answering {status.answering}" if status.answering else "nothing answers"
+            print(f"  serving:  {status.serving_url} ({status.serving_target}; {answer})")
+        print(f"  DAGs:     {', '.join(status.dags.values())}")
 
 
 def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:

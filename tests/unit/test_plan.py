@@ -166,3 +166,40 @@ def test_airloop_plan_prints_the_plan_and_starts_nothing(settings: AirloopSettin
     assert "target     none\n" in out
     assert "deploy: target none: champion moves, nothing is deployed" in out
     assert _tree(settings.home) == before  # no admin password generated, no pid file, nothing
+
+
+def test_airloop_status_names_each_pipelines_dags_champion_and_endpoint(with_champion, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    settings, decision = with_champion
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AIRLOOP_DEPLOY_TARGET")}
+    env |= {"AIRLOOP_HOME": str(settings.home), "AIRLOOP_CONFIG": str(settings.config)}
+
+    def status(*args: str, **extra: str) -> str:
+        command = [sys.executable, "-m", "airloop.cli", "status", *args]
+        done = subprocess.run(command, env=env | extra, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    found = json.loads(status("--json", MLFLOW_TRACKING_URI=settings.tracking_uri))
+    assert found["services"]["mlflow"] is False
+    assert not any(found["services"].values())
+    (flights,) = found["pipelines"]
+    assert (flights["pipeline"], flights["model_name"]) == ("flights", decision.model_name)
+    assert flights["champion"] == decision.version
+    assert flights["dags"] == {
+        stage: f"airloop_{stage}"
+        for stage in ("training", "deploy", "monitoring", "retraining", "reconcile", "readmit")
+    }
+    assert flights["registry_error"] is None
+    assert flights["serving_url"] is None  # promoted in process, never deployed
+
+    # The embedded MLflow (no tracking URI of its own) is down: said at once, not waited for.
+    text = status()
+    assert f"pipeline flights ({settings.config}): registered model {decision.model_name}" in text
+    assert "champion: unknown (the embedded MLflow server at http://127.0.0.1:" in text
+    assert "is not running (airloop up)" in text
+    assert "DAGs:     airloop_training, airloop_deploy, airloop_monitoring" in text

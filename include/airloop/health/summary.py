@@ -61,6 +61,48 @@ def pipeline_of_dag(found: Sequence[Pipeline], dag_id: str) -> Pipeline | None:
     return next((p for p in found if dag_id in p.dag_ids), None)
 
 
+class PipelineStatus(BaseModel):
+    """One pipeline in a line: its DAGs, its champion, and where it serves (`airloop status --json`)."""
+
+    pipeline: str
+    config: str
+    model_name: str
+    dags: dict[str, str]
+    champion: str | None = None
+    serving_url: str | None = None  #: where the champion was deployed (its `deploy.endpoint` tag)
+    serving_target: str | None = None
+    answering: str | None = None  #: `name vN` the endpoint answers now; None when nothing answers
+    registry_error: str | None = None
+
+
+def pipeline_status(
+    settings: AirloopSettings, pipeline: Pipeline, *, registry: Registry | None = None, unreadable: str | None = None
+) -> PipelineStatus:
+    """The pipeline's champion and serving endpoint, from the registry; the endpoint is asked what it serves.
+
+    With `unreadable` (why the registry cannot be read), the registry is not asked.
+    """
+    health = _bare_health(settings, pipeline, dt.datetime.now(dt.UTC))
+    if unreadable is None:
+        _registry_part(
+            health, settings=settings, pipeline=pipeline, registry=registry, runs=None, answering=None, limit=0
+        )
+    else:
+        health.registry_error = unreadable
+    serving = health.serving
+    return PipelineStatus(
+        pipeline=pipeline.name,
+        config=str(settings.config),
+        model_name=health.model_name,
+        dags=health.dags,
+        champion=health.champion.version if health.champion else None,
+        serving_url=serving.endpoint if serving else None,
+        serving_target=serving.target if serving else None,
+        answering=serving.answering if serving else None,
+        registry_error=health.registry_error,
+    )
+
+
 class AirflowRun(BaseModel):
     """One DAG run, as the UI links to it."""
 
@@ -249,17 +291,7 @@ def pipeline_health(
 
     config = pipeline.config
     paths = MonitoringPaths(settings, config)
-    health = PipelineHealth(
-        pipeline=pipeline.name,
-        model_name=config.model_name,
-        metric=config.promotion.metric,
-        monitoring_metric=config.monitoring.performance.metric,
-        dags=pipeline.dags,
-        generated_at=now or dt.datetime.now(dt.UTC),
-        drift_threshold=config.monitoring.drift.max_drifted_share,
-        drift_raises=config.monitoring.drift.raises,
-        mlflow_model_url=settings.mlflow_ui_url(f"models/{quote(config.model_name, safe='')}"),
-    )
+    health = _bare_health(settings, pipeline, now or dt.datetime.now(dt.UTC))
     health.windows = _windows(paths, config, windows)
     health.retraining = _ledger(paths, pipeline, runs, ledger_rows)
     health.pending_signals = _pending(paths, config.model_name)
@@ -271,6 +303,22 @@ def pipeline_health(
     )
     _follow_lineage(health)
     return health
+
+
+def _bare_health(settings: AirloopSettings, pipeline: Pipeline, now: dt.datetime) -> PipelineHealth:
+    """What the config alone says of the pipeline's health; the rest is read into it."""
+    config = pipeline.config
+    return PipelineHealth(
+        pipeline=pipeline.name,
+        model_name=config.model_name,
+        metric=config.promotion.metric,
+        monitoring_metric=config.monitoring.performance.metric,
+        dags=pipeline.dags,
+        generated_at=now,
+        drift_threshold=config.monitoring.drift.max_drifted_share,
+        drift_raises=config.monitoring.drift.raises,
+        mlflow_model_url=settings.mlflow_ui_url(f"models/{quote(config.model_name, safe='')}"),
+    )
 
 
 def _follow_lineage(health: PipelineHealth) -> None:
