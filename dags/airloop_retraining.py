@@ -21,8 +21,8 @@ from airflow.task.trigger_rule import TriggerRule
 from airloop_airflow import monitoring
 from airloop_airflow.defaults import START_DATE, dag_tags, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
-from airloop_airflow.operators import TriggerTrainingOperator
 from airloop_airflow.sensors import DegradationSensor
+from airloop_airflow.trigger_training import TriggerTrainingOperator
 
 Json = dict[str, Any]
 

@@ -44,10 +44,9 @@ def signal_poll_seconds() -> float:
 def _context() -> tuple[Any, Any, Any, Any]:
     from airloop.config import load_config
     from airloop.lineage import Lineage
-    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
-    quiet_library_noise()  # monitor loads the served model (skops): a task log a person can read
+    stages.start_task()
     context = get_current_context()
     settings = load_settings()
     dag_run = context["dag_run"]

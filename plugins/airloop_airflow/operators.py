@@ -1,20 +1,15 @@
-"""Operators for the closed loop, in the provider style."""
+"""Operators for the closed loop, in the provider style.
+
+`TriggerTrainingOperator` lives apart, in :mod:`airloop_airflow.trigger_training`: its base class
+costs a quarter of a second to import, which only the retraining DAG's parse should pay.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-
-
-class TriggerTrainingOperator(TriggerDagRunOperator):
-    """`TriggerDagRunOperator` whose run note is templated too, so the reason a run was started
-    (known only at run time) is what the UI shows on it."""
-
-    template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "note")
 
 
 class ApprovePromotionOperator(ApprovalOperator):

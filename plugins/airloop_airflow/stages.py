@@ -42,15 +42,31 @@ class CurrentRun:
         return data_window(self.config, self.options, self.run_date)
 
 
+def start_task() -> None:
+    """What every Airloop task does first: stop the libraries' known log floods, say how it started.
+
+    A warm start is the stack's doing (:mod:`airloop.preload`): the task's process was forked from
+    one that had imported pandas, scikit-learn, MLflow, GX and Evidently already.
+    """
+    import sys
+
+    from airloop.quiet_logs import quiet_library_noise
+
+    quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
+    if "airloop.preload" in sys.modules:
+        log.info("started warm: the libraries were imported before this task's process was forked (airloop.preload)")
+    else:
+        log.info("started cold: this task imports its libraries itself (airloop.preload was not preloaded)")
+
+
 def current_run() -> CurrentRun:
     """The running task's settings, Params, config and lineage; its date is the logical date."""
     from airloop.config import load_config
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions, pipeline_config
-    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
-    quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
+    start_task()
     context = get_current_context()
     params = dict(context["params"])
     dag_run = context["dag_run"]
@@ -188,11 +204,10 @@ def readmit() -> Json:
     """`airloop_readmit`: validate a quarantined batch again and, when it passes, resume the run it blocked."""
     from airloop.config import load_config
     from airloop.quarantine_cli import readmit_and_resume
-    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
     from airloop.validation.quarantine import QuarantineError
 
-    quiet_library_noise()
+    start_task()
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
     settings = load_settings()
@@ -310,10 +325,9 @@ def check_champion_serves(settings: AirloopSettings, model_name: str) -> None:
 def _deploy_context() -> tuple[AirloopSettings, str, Lineage]:
     from airloop.config import load_config
     from airloop.lineage import Lineage
-    from airloop.quiet_logs import quiet_library_noise
     from airloop.settings import load_settings
 
-    quiet_library_noise()
+    start_task()
     context = get_current_context()
     settings = load_settings()
     dag_run = context["dag_run"]

@@ -236,6 +236,11 @@ def test_every_task_log_of_a_run_is_short_and_says_what_happened(stack_settings,
     everything = "\n".join(logs.values())
     for flood in ("is deprecated", "Skipping registering function", "Downloading artifacts:"):
         assert flood not in everything, flood
+    # Each task process was forked from the scheduler's forkserver, which had imported
+    # airloop.preload: no task imported pandas, scikit-learn, MLflow or GX itself.
+    for task, log in logs.items():
+        if task != "approve":  # Airflow's own operator: it logs nothing of Airloop's
+            assert "started warm" in log, (task, log[-2000:])
 
     # What a person needs: rows read, metrics, the decision with both scores, where the model serves.
     rows = airflow.xcom(DAG, run_id, "ingest")["rows"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import importlib
 import os
 import signal
 import socket
@@ -36,6 +37,25 @@ def test_default_stack_is_local_executor_on_sqlite_with_evidently(tmp_path):
     assert stack.services == ("mlflow", "evidently", "api-server", "scheduler", "dag-processor", "triggerer")
     assert settings.evidently_port == 8001
     assert settings.evidently_workspace == settings.home / "monitoring" / "evidently"
+
+
+def test_task_processes_are_forked_from_one_that_imported_airloop_preload(tmp_path, monkeypatch):
+    local = EmbeddedStack(_settings(tmp_path)).environment()
+    assert local["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    assert local["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"] == "airloop.preload"
+    celery = EmbeddedStack(_settings(tmp_path, executor="CeleryExecutor", broker_url=REDIS)).environment()
+    assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in celery
+    module, _, name = celery["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+    config = getattr(importlib.import_module(module), name)
+    assert "airloop.preload" in config["imports"]
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    assert {k: v for k, v in config.items() if k != "imports"} == {
+        k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"
+    }, "Airflow's own Celery settings are kept"
+    # An operator who chose otherwise keeps their choice.
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__MP_START_METHOD", "fork")
+    assert EmbeddedStack(_settings(tmp_path)).environment()["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "fork"
 
 
 def test_celery_executor_and_postgres_are_configuration_of_the_same_stack(tmp_path):

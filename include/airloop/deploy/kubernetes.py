@@ -240,7 +240,8 @@ class KubernetesDeployer:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config()
+                # KUBECONFIG as it is now: the library reads it once, when it is first imported.
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
             api_client = client.ApiClient()
         registry = os.environ.get("AIRLOOP_IMAGE_REGISTRY")
         if not registry:
