@@ -43,6 +43,7 @@ def test_task_processes_are_forked_from_one_that_imported_airloop_preload(tmp_pa
     local = EmbeddedStack(_settings(tmp_path)).environment()
     assert local["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
     assert local["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"] == "airloop.preload"
+    assert local["AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX"] == "regexp"  # plugins/.airflowignore
     celery = EmbeddedStack(_settings(tmp_path, executor="CeleryExecutor", broker_url=REDIS)).environment()
     assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in celery
     module, _, name = celery["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")

@@ -40,12 +40,19 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 #: per executor: the LocalExecutor's workers come from a forkserver that preloads it, a Celery
 #: worker imports it before it forks its pool. Without them each task imports pandas,
 #: scikit-learn, MLflow, GX and Evidently again (5-20 s a task on a small machine).
+#: Either way, a task process then loads the plugins folder itself: plugins/.airflowignore keeps
+#: Airflow from importing each module of the `airloop_airflow` package a second time as a plugin
+#: (1.3 s a task here), read as regular expressions (the glob reader warns in every task log).
 WARM_TASKS = {
     "LocalExecutor": {
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
         "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "airloop.preload",
+        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
     },
-    "CeleryExecutor": {"AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airloop_airflow.celery_config.CELERY_CONFIG"},
+    "CeleryExecutor": {
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airloop_airflow.celery_config.CELERY_CONFIG",
+        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
+    },
 }
 
 
