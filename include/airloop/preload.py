@@ -5,13 +5,9 @@ imports pandas, scikit-learn, MLflow, Great Expectations and Evidently again: 5 
 a small machine, paid by every task of every run. Importing this module in the process tasks are
 forked from makes those imports free: the child shares the parent's modules copy-on-write.
 
-Where it is imported, by Airflow's own settings (the embedded stack and docker-compose set them):
-
-- LocalExecutor: the scheduler's workers start from a forkserver that imports this module,
-  ``[scheduler] mp_start_method = forkserver`` and ``[scheduler] mp_forkserver_preload =
-  airloop.preload``.
-- CeleryExecutor: the worker's main process imports it before it forks its pool, Celery's
-  ``imports`` (:mod:`airloop_airflow.celery_config`, named by ``[celery] celery_config_options``).
+Airflow's settings make the process that forks the task processes import it (with Airflow's
+API app, which loading the plugins folder imports): `airloop.stack.embedded.TASK_PRELOAD` and
+`WARM_TASKS`, which the embedded stack, docker-compose and the Helm values set.
 
 Nothing here starts a thread, opens a file or reads settings: it imports and nothing else.
 """

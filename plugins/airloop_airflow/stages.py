@@ -45,7 +45,7 @@ class CurrentRun:
 def start_task() -> None:
     """What every Airloop task does first: stop the libraries' known log floods, say how it started.
 
-    A warm start is the stack's doing (:mod:`airloop.preload`): the task's process was forked from
+    A warm start is the stack's doing (`airloop.stack.embedded.WARM_TASKS`): the task's process was forked from
     one that had imported pandas, scikit-learn, MLflow, GX and Evidently already.
     """
     import sys
@@ -54,7 +54,7 @@ def start_task() -> None:
 
     quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
     if "airloop.preload" in sys.modules:
-        log.info("started warm: the libraries were imported before this task's process was forked (airloop.preload)")
+        log.info("started warm: the libraries were imported before this task's process was forked")
     else:
         log.info("started cold: this task imports its libraries itself (airloop.preload was not preloaded)")
 

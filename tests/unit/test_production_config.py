@@ -240,6 +240,20 @@ def test_the_loop_is_live_from_the_start_in_compose_and_helm():
     assert load_helm_values()["config"]["core"]["dags_are_paused_at_creation"] == "False"
 
 
+def test_task_processes_start_warm_in_compose_and_helm():
+    # The same settings as the embedded Celery stack: each worker imports airloop.preload
+    # before it forks its pool.
+    from airloop.stack.embedded import WARM_TASKS
+
+    services = load_compose()["services"]
+    helm = load_helm_values()["config"]
+    for key, value in WARM_TASKS["CeleryExecutor"].items():
+        _, section, option = key.lower().split("__")
+        for name in AIRFLOW_SERVICES:
+            assert services[name]["environment"][key] == value, (name, key)
+        assert helm[section][option] == value, key
+
+
 def test_mlflow_requires_login_with_a_password_from_env():
     mlflow = load_compose()["services"]["mlflow"]
     command = " ".join(mlflow["command"])

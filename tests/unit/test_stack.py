@@ -39,16 +39,18 @@ def test_default_stack_is_local_executor_on_sqlite_with_evidently(tmp_path):
     assert settings.evidently_workspace == settings.home / "monitoring" / "evidently"
 
 
-def test_task_processes_are_forked_from_one_that_imported_airloop_preload(tmp_path, monkeypatch):
+def test_task_processes_are_forked_from_one_that_imported_the_preload(tmp_path, monkeypatch):
     local = EmbeddedStack(_settings(tmp_path)).environment()
     assert local["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
-    assert local["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"] == "airloop.preload"
-    assert local["AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX"] == "regexp"  # plugins/.airflowignore
+    assert local["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(",") == [
+        "airloop.preload",
+        "airflow.api_fastapi.app",
+    ]
     celery = EmbeddedStack(_settings(tmp_path, executor="CeleryExecutor", broker_url=REDIS)).environment()
     assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in celery
     module, _, name = celery["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
     config = getattr(importlib.import_module(module), name)
-    assert "airloop.preload" in config["imports"]
+    assert {"airloop.preload", "airflow.api_fastapi.app"} <= set(config["imports"])
     from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
     assert {k: v for k, v in config.items() if k != "imports"} == {

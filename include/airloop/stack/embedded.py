@@ -36,23 +36,21 @@ log = logging.getLogger(__name__)
 
 AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-#: Airflow's settings that fork task processes from a process that imported `airloop.preload`,
-#: per executor: the LocalExecutor's workers come from a forkserver that preloads it, a Celery
-#: worker imports it before it forks its pool. Without them each task imports pandas,
-#: scikit-learn, MLflow, GX and Evidently again (5-20 s a task on a small machine).
-#: Either way, a task process then loads the plugins folder itself: plugins/.airflowignore keeps
-#: Airflow from importing each module of the `airloop_airflow` package a second time as a plugin
-#: (1.3 s a task here), read as regular expressions (the glob reader warns in every task log).
+#: What the process that forks Airflow's task processes imports first: the libraries the tasks
+#: use, and Airflow's API app, which loading the plugins folder imports in every task process
+#: (the Airloop page's module; 3 s a task here, and a Starlette warning in every task log).
+TASK_PRELOAD = ("airloop.preload", "airflow.api_fastapi.app")
+
+#: Airflow's settings that fork task processes from one that imported `TASK_PRELOAD`, per
+#: executor: the LocalExecutor's workers come from a forkserver that preloads it, a Celery worker
+#: imports it before it forks its pool (`airloop_airflow.celery_config`). Without them each task
+#: imports pandas, scikit-learn, MLflow, GX and Evidently again (5-20 s a task on a small machine).
 WARM_TASKS = {
     "LocalExecutor": {
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "airloop.preload",
-        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": ",".join(TASK_PRELOAD),
     },
-    "CeleryExecutor": {
-        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airloop_airflow.celery_config.CELERY_CONFIG",
-        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
-    },
+    "CeleryExecutor": {"AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airloop_airflow.celery_config.CELERY_CONFIG"},
 }
 
 
@@ -177,7 +175,7 @@ class EmbeddedStack:
                 }
             )
         # Task processes start warm: forked from a process that already imported the libraries
-        # they use (airloop.preload). The environment's own choice of these options wins.
+        # they use (TASK_PRELOAD). The environment's own choice of these options wins.
         for key, value in WARM_TASKS[s.executor].items():
             env.setdefault(key, value)
         # Airflow's tasks log to MLflow as its admin; the server's own secrets stay with the server.
