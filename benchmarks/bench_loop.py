@@ -1,6 +1,6 @@
 """The loop's decisions, replayed on NYC flights 2013 day by day against the simple alternatives.
 
-Every morning after a served day, the policy sees what `airloop_monitoring` would: the day's served
+Every morning after a served day, the policy sees what `airloop_flights_monitoring` would: the day's served
 rows and scores, and the labels that have landed (a flight's outcome `label_delay_days` after its
 day). It decides with the same core functions the DAGs call (`signals.segment_shifts`,
 `signals.persistent_shifts`, `policy.assess`, `policy.staleness`, `policy.retraining_reasons`,

@@ -1,4 +1,4 @@
-"""Pipeline overhead: one `airloop_training` run on a real embedded Airflow against the same stage
+"""Pipeline overhead: one `airloop_flights_training` run on a real embedded Airflow against the same stage
 functions in one Python process; the gap between a task's end and its downstream task's start;
 the parse time of each DAG file in a fresh interpreter.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.processes import PROJECT_ROOT, BenchmarkError, free_port, report, run_worker
 
-DAG_ID = "airloop_training"
+DAG_ID = "airloop_flights_training"
 PASSWORD = "bench-admin-password"
 #: Measured runs, after one warm-up run (the scheduled run that unpausing the DAG starts).
 REPEATS = {"smoke": 0, "full": 2}
@@ -76,7 +76,7 @@ def task_gaps(task_instances: list[dict[str, Any]], downstream: dict[str, list[s
 
 
 def in_process(home: Path, landing: Path, run_date: str, tracking_uri: str) -> dict[str, Any]:
-    """Worker: every stage of `airloop_training` (deploy included) in this process, timed from here."""
+    """Worker: every stage of `airloop_flights_training` (deploy included) in this process, timed from here."""
     started = time.perf_counter()
     from airloop import pipeline
     from airloop.deploy.service import deploy_version
@@ -89,7 +89,10 @@ def in_process(home: Path, landing: Path, run_date: str, tracking_uri: str) -> d
     settings = AirloopSettings(home=home, mlflow_tracking_uri=tracking_uri, deploy_target="none")
     lineage = Lineage(dag_id="bench_in_process", run_id=f"in_process__{run_date}")
     imported = time.perf_counter()
-    decision = pipeline.run_in_process(settings, pipeline.RunOptions(), dt.date.fromisoformat(run_date), lineage)
+    flights = settings.load_pipelines().get("flights")
+    decision = pipeline.run_in_process(
+        settings, flights, pipeline.RunOptions(), dt.date.fromisoformat(run_date), lineage
+    )
     deploy_version(settings, decision.model_name, "champion", lineage=lineage)
     return {"stages_s": time.perf_counter() - imported, "imports_s": imported - started, "decision": decision.decision}
 

@@ -28,12 +28,11 @@ def make_landing(home: Path, rows: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from airloop.config import load_config
     from airloop.data.replay import load_flights_2013
     from airloop.settings import AirloopSettings
 
     settings = AirloopSettings(home=home)
-    config = load_config(settings.config)
+    config = settings.load_pipelines().get("flights").config
     days = config.training.window_days
     flights = load_flights_2013()
     sample = flights.sample(n=rows, replace=rows > len(flights), random_state=SEED).sort_values("time_hour")
@@ -67,7 +66,7 @@ def measure(home: Path) -> dict[str, Any]:
     os.chdir(home)  # an MLflow SQLite store keeps artifacts under the working directory
     settings = AirloopSettings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     options = pipeline.RunOptions()
-    config = pipeline.pipeline_config(settings, options)
+    config = pipeline.pipeline_config(settings.load_pipelines().get("flights"), options)
     lineage = Lineage(run_id="bench-scaling")
     start, end = pipeline.data_window(config, options, RUN_DATE)
     timings = {}

@@ -184,7 +184,8 @@ def prepare(workdir: Path, size: str) -> dict[str, Any]:
     fill_landing_zone(settings.landing / "flights", RUN_DATE - dt.timedelta(days=plan.window_days), RUN_DATE)
     os.chdir(workdir)  # an MLflow SQLite store keeps artifacts under the working directory
     started = time.perf_counter()
-    decision = pipeline.run_in_process(settings, options, RUN_DATE, Lineage(run_id="bench-serving"))
+    flights = settings.load_pipelines().get("flights")
+    decision = pipeline.run_in_process(settings, flights, options, RUN_DATE, Lineage(run_id="bench-serving"))
     train_s = time.perf_counter() - started
     model_dir = workdir / "model"
     info = fetch_model(f"models:/{decision.model_name}@champion", model_dir, tracking_uri=tracking)

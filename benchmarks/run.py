@@ -260,7 +260,7 @@ METHODS = {
     ),
     "drift": "See `benchmarks/bench_drift.py`.",
     "pipeline": (
-        "One `airloop_training` run on the embedded stack (`EmbeddedStack`: api-server, scheduler, "
+        "One `airloop_flights_training` run on the embedded stack (`EmbeddedStack`: api-server, scheduler, "
         "dag-processor, triggerer, LocalExecutor, SQLite; MLflow server) on free ports in a temporary "
         "home, triggered and followed through the REST API, after one warm-up run; against "
         "`airloop.pipeline.run_in_process` on the same window and the same MLflow server, in a fresh "

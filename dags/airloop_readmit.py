@@ -1,5 +1,7 @@
 """
-### airloop_readmit
+### airloop_&lt;pipeline&gt;_readmit
+
+One per pipeline of the pipelines folder (`airloop_flights_readmit`, ...).
 
 On demand, from the trigger form: re-admit a quarantined batch once its source was fixed. The
 window is read from the source again and validated with the same expectation suite. If it passes,
@@ -13,35 +15,43 @@ as `airloop quarantine readmit <batch> --why ...` on the command line.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import START_DATE, dag_tags, task_defaults
+from airloop_airflow.defaults import START_DATE, dag_tags, pipelines, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.params import READMIT_PARAMS
 
-
-@dag(
-    dag_id="airloop_readmit",
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,  # one re-admission at a time: two of the same batch would race
-    dagrun_timeout=dt.timedelta(hours=1),
-    params=READMIT_PARAMS,
-    default_args=task_defaults(execution_timeout=dt.timedelta(minutes=30)),
-    on_failure_callback=AirloopNotifier(),
-    tags=dag_tags("readmit"),
-    doc_md=__doc__,
-)
-def airloop_readmit() -> None:
-    @task(retries=0)  # the same data fails the same way: a person fixes the source and asks again
-    def readmit() -> dict[str, Any]:
-        return stages.readmit()
-
-    readmit()
+if TYPE_CHECKING:
+    from airloop.pipelines import Pipeline
 
 
-airloop_readmit()
+def readmit_dag(pipeline: Pipeline) -> None:
+    @dag(
+        dag_id=pipeline.dag_id("readmit"),
+        description=f"{pipeline.name}: re-admit a quarantined {pipeline.config.dataset.name} batch",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,  # one re-admission at a time: two of the same batch would race
+        dagrun_timeout=dt.timedelta(hours=1),
+        params=READMIT_PARAMS,
+        default_args=task_defaults(execution_timeout=dt.timedelta(minutes=30)),
+        on_failure_callback=AirloopNotifier(),
+        tags=dag_tags(pipeline, "readmit"),
+        doc_md=__doc__,
+    )
+    def airloop_readmit() -> None:
+        @task(retries=0)  # the same data fails the same way: a person fixes the source and asks again
+        def readmit() -> dict[str, Any]:
+            return stages.readmit()
+
+        readmit()
+
+    airloop_readmit()
+
+
+for each in pipelines():
+    readmit_dag(each)

@@ -1,5 +1,7 @@
 """
-### airloop_reconcile
+### airloop_&lt;pipeline&gt;_reconcile
+
+One per pipeline of the pipelines folder (`airloop_flights_reconcile`, ...).
 
 Every 10 minutes: does the serving endpoint serve the version `champion` names? If it serves
 another version, or nothing (a container died, or someone moved `champion` in the MLflow UI to roll
@@ -12,33 +14,41 @@ Runs in the `airloop_serving` pool with every other task that changes what serve
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, pipelines, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 
-
-@dag(
-    dag_id="airloop_reconcile",
-    schedule="*/10 * * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=dt.timedelta(minutes=30),
-    default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
-    on_failure_callback=AirloopNotifier(),
-    tags=dag_tags("reconcile"),
-    doc_md=__doc__,
-)
-def airloop_reconcile() -> None:
-    @task(pool=SERVING_POOL, retries=0)  # the next run, minutes later, is the retry
-    def reconcile() -> dict[str, Any]:
-        return stages.reconcile()
-
-    reconcile()
+if TYPE_CHECKING:
+    from airloop.pipelines import Pipeline
 
 
-airloop_reconcile()
+def reconcile_dag(pipeline: Pipeline) -> None:
+    @dag(
+        dag_id=pipeline.dag_id("reconcile"),
+        description=f"{pipeline.name}: serve the version `champion` names",
+        schedule="*/10 * * * *",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=dt.timedelta(minutes=30),
+        default_args=task_defaults(execution_timeout=dt.timedelta(minutes=20)),
+        on_failure_callback=AirloopNotifier(),
+        tags=dag_tags(pipeline, "reconcile"),
+        doc_md=__doc__,
+    )
+    def airloop_reconcile() -> None:
+        @task(pool=SERVING_POOL, retries=0)  # the next run, minutes later, is the retry
+        def reconcile() -> dict[str, Any]:
+            return stages.reconcile()
+
+        reconcile()
+
+    airloop_reconcile()
+
+
+for each in pipelines():
+    reconcile_dag(each)

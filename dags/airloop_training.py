@@ -1,7 +1,8 @@
 """
-### airloop_training
+### airloop_&lt;pipeline&gt;_training
 
-On demand: started by `airloop_retraining` when the pipeline's `retraining` policy says so (the
+One per pipeline of the pipelines folder (`airloop_flights_training`, ...). On demand: started by
+the pipeline's retraining DAG when the pipeline's `retraining` policy says so (the
 champion's age, or a degradation signal, each with its reason in the run's note), or by a person
 with the form's Params; no calendar schedule beside that policy. **ingest** a window of data into
 an immutable snapshot, **validate** it with the Great Expectations suite (a bad batch is quarantined and
@@ -20,12 +21,12 @@ traffic stay on the old version. A loser changes nothing (the champion keeps, or
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import dag, task
 
 from airloop_airflow import stages
-from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, task_defaults
+from airloop_airflow.defaults import SERVING_POOL, START_DATE, dag_tags, pipelines, task_defaults
 from airloop_airflow.notifiers import AirloopNotifier
 from airloop_airflow.operators import ApprovePromotionOperator
 from airloop_airflow.params import training_params
@@ -33,23 +34,34 @@ from airloop_airflow.pod import train_pod_options
 
 TRAIN_POD = train_pod_options()
 
+if TYPE_CHECKING:
+    from airloop.pipelines import Pipeline
+
 Json = dict[str, Any]
 
 
-@dag(
-    dag_id="airloop_training",
-    schedule=None,  # one source of training: the `retraining` policy, through airloop_retraining
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=dt.timedelta(hours=2),
-    params=training_params(),
-    default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
-    on_failure_callback=AirloopNotifier(),
-    tags=dag_tags("training"),
-    doc_md=__doc__,
-)
-def airloop_training() -> None:
+def training_dag(pipeline: Pipeline) -> None:
+    @dag(
+        dag_id=pipeline.dag_id("training"),
+        description=f"{pipeline.name}: train, register, evaluate and promote {pipeline.config.model_name}",
+        schedule=None,  # one source of training: the `retraining` policy, through the retraining DAG
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=dt.timedelta(hours=2),
+        params=training_params(pipeline.config),
+        default_args=task_defaults(execution_timeout=dt.timedelta(hours=1)),
+        on_failure_callback=AirloopNotifier(),
+        tags=dag_tags(pipeline, "training"),
+        doc_md=__doc__,
+    )
+    def airloop_training() -> None:
+        _training_tasks()
+
+    airloop_training()
+
+
+def _training_tasks() -> None:
     @task
     def ingest() -> Json:
         return stages.ingest()
@@ -99,4 +111,5 @@ def airloop_training() -> None:
     evaluation >> approve >> deploy_and_promote(evaluation)
 
 
-airloop_training()
+for each in pipelines():
+    training_dag(each)

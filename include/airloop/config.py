@@ -1,6 +1,6 @@
 """Pipeline configuration: which dataset, which features and label, which model, which thresholds.
 
-Adding a dataset means a YAML file like ``include/config/flights.yaml`` and an expectation
+Adding a dataset means a YAML file like ``include/pipelines/flights.yaml`` and an expectation
 suite in ``include/gx/``; no code.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airloop.settings import PROJECT_ROOT
 
@@ -101,6 +101,12 @@ DEFAULT_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 IMPORT_PATH = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?$"
 
 
+#: The training run's own Params (`airloop.pipeline.RunOptions` and `reason`): no tunable parameter may take one's name.
+RUN_PARAM_NAMES = frozenset(
+    {"window_days", "window_end", "force_promote", "require_approval", "dry_run", "reason", "model"}
+)
+
+
 class ModelConfig(BaseModel):
     """The model: a scikit-learn classifier by import path, or a function of yours that builds the pipeline.
 
@@ -144,6 +150,8 @@ class ModelConfig(BaseModel):
         if self.builder is not None and "estimator" in self.model_fields_set:
             raise ValueError("set `estimator` or `builder`, not both")
         for name in self.tunable:
+            if name in RUN_PARAM_NAMES:
+                raise ValueError(f"tunable parameter {name!r} is already a field of the training run's form")
             value = self.parameters.get(name)
             if value is None or not isinstance(value, Scalar):
                 raise ValueError(
@@ -314,9 +322,16 @@ class AlertsConfig(_Strict):
     email_to: list[str] = Field(default_factory=list, description="Recipients, sent through SMTP (AIRLOOP_SMTP_*).")
 
 
+#: The schedule presets a monitoring DAG may use besides a cron expression (Airflow's names).
+SCHEDULE_PRESETS = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
+
+
 class MonitoringConfig(_Strict):
     """The degradation policy and how monitoring reads and reports a window."""
 
+    schedule: str = Field(
+        default="0 3 * * *", description="When the monitoring DAG runs (cron, or a preset such as @daily)."
+    )
     labels_path: Path = Field(
         default=Path("labels/flights"),
         description="The labels feed (see airloop.monitoring.labels); relative paths are under AIRLOOP_HOME.",
@@ -336,6 +351,15 @@ class MonitoringConfig(_Strict):
     serving_health: ServingHealthBudget = Field(default_factory=ServingHealthBudget)
     guards: StormGuards = Field(default_factory=StormGuards)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter  # Airflow's own cron parser: what it accepts, the DAG accepts
+
+        if value not in SCHEDULE_PRESETS and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is neither a cron expression nor one of {', '.join(sorted(SCHEDULE_PRESETS))}")
+        return value
 
 
 class RetrainingConfig(_Strict):
@@ -375,6 +399,12 @@ class ServingConfig(_Strict):
         default="predict",
         description="What a request that names no `params.predict_method` gets: class labels (`predict`, "
         "as `mlflow models serve` answers) or one probability per class (`predict_proba`).",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The pipeline's stable serving port; unset: AIRLOOP_SERVING_PORT. Each pipeline needs its own.",
     )
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from airloop.config import PipelineConfig, Scalar, load_config
+from airloop.config import PipelineConfig, Scalar
 from airloop.data.snapshot import SnapshotManifest, write_snapshot
 from airloop.data.sources import read_window
 from airloop.lineage import Lineage
+from airloop.pipelines import Pipeline
 from airloop.registry.promotion import CandidateVersion, PromotionDecision, promote_if_better, register_challenger
 from airloop.settings import AirloopSettings
 from airloop.training.train import TrainResult, train_and_log
@@ -45,14 +46,14 @@ class RunOptions(BaseModel):
         return cls.model_validate(chosen)
 
 
-def pipeline_config(settings: AirloopSettings, options: RunOptions) -> PipelineConfig:
-    """The config file with the run's choices laid over it."""
+def pipeline_config(pipeline: Pipeline, options: RunOptions) -> PipelineConfig:
+    """The pipeline's config file with the run's choices laid over it."""
     overrides: dict[str, Any] = {"training": {"model": dict(options.model)}}
     if options.window_days is not None:
         overrides["training"]["window_days"] = options.window_days
     if options.require_approval:
         overrides["promotion"] = {"approval": "required"}
-    return load_config(settings.config, overrides)
+    return pipeline.with_overrides(overrides)
 
 
 def data_window(config: PipelineConfig, options: RunOptions, run_date: dt.date) -> tuple[dt.date, dt.date]:
@@ -103,11 +104,15 @@ def promote(
 
 
 def run_in_process(
-    settings: AirloopSettings, options: RunOptions, run_date: dt.date, lineage: Lineage | None = None
+    settings: AirloopSettings,
+    pipeline: Pipeline,
+    options: RunOptions,
+    run_date: dt.date,
+    lineage: Lineage | None = None,
 ) -> PromotionDecision:
-    """All stages in this process, in order; returns the promotion decision."""
+    """All of a pipeline's stages in this process, in order; returns the promotion decision."""
     lineage = lineage or Lineage()
-    config = pipeline_config(settings, options)
+    config = pipeline_config(pipeline, options)
     start, end = data_window(config, options, run_date)
     snapshot = ingest(settings, config, start, end)
     validated = validate(settings, config, snapshot, lineage)
@@ -124,7 +129,8 @@ def train_from_json(validated: dict[str, Any], params_json: str, *, dag_id: str,
 
     params = json.loads(params_json)
     settings = load_settings()
-    options = RunOptions.from_params(params, load_config(settings.config))
+    pipeline = settings.load_pipelines().by_dag(dag_id)
+    options = RunOptions.from_params(params, pipeline.config)
     lineage = Lineage(dag_id=dag_id, run_id=run_id, reason=params.get("reason"))
-    config = pipeline_config(settings, options)
+    config = pipeline_config(pipeline, options)
     return train(settings, config, ValidationSummary.model_validate(validated), lineage).model_dump(mode="json")

@@ -1,6 +1,7 @@
 """`airloop quarantine list | show | readmit`: the batches validation quarantined, and re-admitting one.
 
-The `airloop_readmit` DAG re-admits through :func:`readmit_and_resume` too (the UI's way).
+Each pipeline's readmit DAG (`airloop_<pipeline>_readmit`) re-admits through
+:func:`readmit_and_resume` too (the UI's way).
 
 `readmit` validates the window again (`airloop.validation.quarantine.readmit`); when it passes and
 the batch names the Airflow run it blocked, that run's tasks are cleared from `ingest` on through
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airloop.config import PipelineConfig
+    from airloop.pipelines import Pipeline
     from airloop.settings import AirloopSettings
     from airloop.validation.quarantine import Readmission
 
@@ -22,11 +24,10 @@ if TYPE_CHECKING:
 INGEST_TASK = "ingest"
 
 
-def run_quarantine(settings: AirloopSettings, args: argparse.Namespace) -> int:
-    from airloop.config import load_config
+def run_quarantine(settings: AirloopSettings, pipeline: Pipeline, args: argparse.Namespace) -> int:
     from airloop.validation.quarantine import QuarantineError
 
-    config = load_config(settings.config)
+    config = pipeline.config
     try:
         if args.action == "list":
             return _list(settings, config)
@@ -92,7 +93,7 @@ def readmit_and_resume(
 ) -> tuple[Readmission, list[str]]:
     """Validate a quarantined batch again; when it passes, clear the run it blocked from `ingest` on.
 
-    The one way to re-admit, from the command line or the `airloop_readmit` DAG; returns the
+    The one way to re-admit, from the command line or the pipeline's readmit DAG; returns the
     attempt and what to tell the person who asked.
     """
     from airloop.validation.quarantine import readmit

@@ -6,15 +6,18 @@ Nothing happens at import time: call :func:`load_settings` where the values are 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from airloop.state import StateLayout
 
+if TYPE_CHECKING:
+    from airloop.pipelines import Pipelines
+
 #: The checkout: include/airloop/settings.py -> parents[2]. Used to find dags/, plugins/,
-#: include/config/ and include/gx/ in an editable install or a source checkout.
+#: include/pipelines/ and include/gx/ in an editable install or a source checkout.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,9 +30,9 @@ class AirloopSettings(BaseSettings):
         default_factory=lambda: Path.cwd() / ".airloop",
         description="State folder: Airflow home, MLflow store, data lake, logs (AIRLOOP_HOME).",
     )
-    config: Path = Field(
-        default=PROJECT_ROOT / "include" / "config" / "flights.yaml",
-        description="Pipeline configuration file: dataset, model, thresholds (AIRLOOP_CONFIG).",
+    pipelines: Path = Field(
+        default=PROJECT_ROOT / "include" / "pipelines",
+        description="Pipelines folder: one YAML file per pipeline (AIRLOOP_PIPELINES); see airloop.pipelines.",
     )
     airflow_port: int = Field(default=8080, description="Airflow API server and UI port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
@@ -45,7 +48,9 @@ class AirloopSettings(BaseSettings):
         default=None,
         description="Embedded admin password; generated and stored under the state folder if unset.",
     )
-    serving_port: int = Field(default=8000, description="The stable endpoint of the deployed model.")
+    serving_port: int = Field(
+        default=8000, description="The stable endpoint of a pipeline's model, unless its config says `serving.port`."
+    )
     deploy_target: Literal["auto", "docker", "kubernetes", "local", "none"] = Field(
         default="auto", description="Where `deploy` puts the champion; auto: docker if an engine answers, else local."
     )
@@ -86,6 +91,12 @@ class AirloopSettings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="MLflow server; defaults to the embedded one on mlflow_port.",
     )
+
+    def load_pipelines(self) -> Pipelines:
+        """Every pipeline of the pipelines folder, and its broken files (:mod:`airloop.pipelines`)."""
+        from airloop.pipelines import load_pipelines
+
+        return load_pipelines(self.pipelines, default_port=self.serving_port)
 
     @property
     def tracking_uri(self) -> str:

@@ -20,7 +20,7 @@
     secrets/<name>     generated secrets (mode 600)                           `secret()`
     alerts/alerts.jsonl  every alert sent                                     `alerts`
     admin_password     the generated Airflow admin password                  `admin_password`
-    demo-loop.yaml     the config `make demo-loop` runs with                  `demo_loop_config`
+    demo-loop/         the pipelines folder `make demo-loop` runs with         `demo_loop_pipelines`
 
 A relative path in a pipeline config (a files source, the labels feed) is under the state
 folder (`resolve()`).
@@ -105,9 +105,9 @@ class StateLayout:
         return self.airflow / "passwords.json"
 
     @property
-    def demo_loop_config(self) -> Path:
-        """The pipeline config `make demo-loop` writes and runs with."""
-        return self.home / "demo-loop.yaml"
+    def demo_loop_pipelines(self) -> Path:
+        """The pipelines folder `make demo-loop` writes (its pipeline, with the demo's guards) and runs with."""
+        return self.home / "demo-loop"
 
     def resolve(self, path: Path) -> Path:
         """A path from a config: as it is if absolute, else under the state folder."""

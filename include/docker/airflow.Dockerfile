@@ -36,7 +36,7 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # convention, for an AIRFLOW_UID other than 50000), so that a new named volume mounted on them
 # starts that way too.
 ENV AIRLOOP_HOME=/opt/airflow/airloop \
-    AIRLOOP_CONFIG=/opt/airflow/include/config/flights.yaml \
+    AIRLOOP_PIPELINES=/opt/airflow/include/pipelines \
     GX_ANALYTICS_ENABLED=False
 
 ARG GIT_COMMIT=unknown

@@ -1,4 +1,4 @@
-"""What `airloop_monitoring` and `airloop_retraining` tasks do: read the run's context, call the core.
+"""What the monitoring and retraining DAGs' tasks do: read the run's context, call the core.
 
 Light at import time: the core and its heavy libraries are imported inside each call.
 """
@@ -23,16 +23,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-TRAINING_DAG = "airloop_training"
 
 
-def signals_dir() -> Path:
-    from airloop.config import load_config
+def signals_dir(dag_id: str) -> Path:
+    """Where the monitoring of `dag_id`'s pipeline leaves its degradation signals."""
     from airloop.monitoring.paths import MonitoringPaths
-    from airloop.settings import load_settings
 
-    settings = load_settings()
-    return MonitoringPaths(settings, load_config(settings.config)).signals
+    settings, pipeline = stages.this_pipeline(dag_id)
+    return MonitoringPaths(settings, pipeline.config).signals
 
 
 def signal_poll_seconds() -> float:
@@ -42,16 +40,14 @@ def signal_poll_seconds() -> float:
 
 
 def _context() -> tuple[Any, Any, Any, Any]:
-    from airloop.config import load_config
     from airloop.lineage import Lineage
-    from airloop.settings import load_settings
 
     stages.start_task()
     context = get_current_context()
-    settings = load_settings()
     dag_run = context["dag_run"]
+    settings, pipeline = stages.this_pipeline(dag_run.dag_id)
     lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=context["params"].get("reason"))
-    return context, settings, load_config(settings.config), lineage
+    return context, settings, pipeline, lineage
 
 
 def _window(context: Any) -> Any:
@@ -76,8 +72,9 @@ def monitor_window() -> Json:
     """`monitor`: drift, quality and performance of the run's window; links its MLflow run and report."""
     from airloop.monitoring.monitor import monitor_window as monitor
 
-    context, settings, config, lineage = _context()
-    stages.check_champion_serves(settings, config.model_name)  # a mismatch is repaired by airloop_reconcile
+    context, settings, pipeline, lineage = _context()
+    config = pipeline.config
+    stages.check_champion_serves(settings, config.model_name)  # a mismatch is repaired by the reconcile DAG
     record = monitor(settings, config, _window(context), lineage=lineage)
     push_link(context, MLflowRunLink, record.mlflow_run_url)
     push_link(context, EvidentlyReportLink, record.evidently_url)
@@ -92,7 +89,8 @@ def check_serving() -> Json | None:
     from airloop.monitoring.alerts import Alert, send_alert
     from airloop.monitoring.serving_health import check_serving as check
 
-    context, settings, config, _ = _context()
+    context, settings, pipeline, _ = _context()
+    config = pipeline.config
     window = _window(context)
     health = check(settings, config, window, now=dt.datetime.now(dt.UTC))
     if health is None:
@@ -113,7 +111,8 @@ def backfill_late_labels(current: Json) -> list[Json]:
     from airloop.monitoring.monitor import windows_with_new_labels
     from airloop.monitoring.window import MonitoringWindow
 
-    _, settings, config, lineage = _context()
+    _, settings, pipeline, lineage = _context()
+    config = pipeline.config
     window = MonitoringWindow.model_validate(current["window"])
     records = [monitor(settings, config, w, lineage=lineage) for w in windows_with_new_labels(settings, config, window)]
     for record in records:
@@ -124,14 +123,15 @@ def backfill_late_labels(current: Json) -> list[Json]:
 def judge_shadow() -> Json | None:
     """`judge_shadow`: the challenger shadowing the champion against it on the live rows labelled so far.
 
-    A win serves it and makes it champion through the servability gate (as `airloop_deploy` does);
+    A win serves it and makes it champion through the servability gate (as the deploy DAG does);
     a version that fails the gate fails this task, with alias and traffic where they were.
     """
     from airloop.deploy import DeploymentError
     from airloop.deploy.service import promote_shadow_winner
     from airloop.registry.shadow import judge_shadow as judge
 
-    _, settings, config, lineage = _context()
+    _, settings, pipeline, lineage = _context()
+    config = pipeline.config
     verdict = judge(settings, config, now=dt.datetime.now(dt.UTC))
     if verdict is None:
         log.info("no challenger shadows the champion")
@@ -164,7 +164,8 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
     from airloop.monitoring.retraining import DegradationSignal, SignalStore
     from airloop.registry.promotion import champion_version
 
-    context, settings, config, _ = _context()
+    context, settings, pipeline, _ = _context()
+    config = pipeline.config
     paths = MonitoringPaths(settings, config)
     champion = champion_version(config.model_name, tracking_uri=settings.tracking_uri)
     records = {r.window.id: r for r in (WindowRecord.model_validate(j) for j in [current, *backfilled])}
@@ -243,10 +244,11 @@ def apply_storm_guards(signal: Json) -> Json:
     )
     from airloop.registry.promotion import champion_version
 
-    context, settings, config, _ = _context()
+    context, settings, pipeline, _ = _context()
+    config = pipeline.config
     degradation = DegradationSignal.model_validate(signal)
     ledger = RetrainingLedger(MonitoringPaths(settings, config).ledger)
-    active = context["ti"].get_dr_count(dag_id=TRAINING_DAG, states=["running", "queued"])
+    active = context["ti"].get_dr_count(dag_id=pipeline.dag_id("training"), states=["running", "queued"])
     now = dt.datetime.now(dt.UTC)
     decision = decide(
         degradation,
@@ -282,7 +284,8 @@ def record_outcome(guarded: Json) -> Json:
     from airloop.monitoring.retraining import LedgerEntry, RetrainingLedger, consecutive_losses
     from airloop.registry.promotion import decision_of_run
 
-    context, settings, config, _ = _context()
+    context, settings, pipeline, _ = _context()
+    config, training_dag = pipeline.config, pipeline.dag_id("training")
     degradation = guarded["conf"]["degradation"]
     run_id = guarded["run_id"]
     found = decision_of_run(config.model_name, run_id, tracking_uri=settings.tracking_uri)
@@ -297,7 +300,8 @@ def record_outcome(guarded: Json) -> Json:
             kind=degradation["kind"],
             key=degradation.get("key", ""),
             action="outcome",
-            reason=f"{TRAINING_DAG} run {run_id}: " + (f"v{found[0]} {found[1]}" if found else "registered no model"),
+            reason=f"{pipeline.dag_id('training')} run {run_id}: "
+            + (f"v{found[0]} {found[1]}" if found else "registered no model"),
             training_run_id=run_id,
             outcome=outcome,
         )
@@ -306,7 +310,7 @@ def record_outcome(guarded: Json) -> Json:
     if outcome != "promoted":
         AirloopNotifier(
             title="retrained challenger did not replace the champion",
-            detail=f"{TRAINING_DAG} run {run_id}: {outcome}; {losses} in a row for champion "
+            detail=f"{training_dag} run {run_id}: {outcome}; {losses} in a row for champion "
             f"v{degradation['model_version']} (circuit breaker after {config.monitoring.guards.circuit_breaker_after})",
             severity="info" if outcome == "rejected" else "warning",
         ).notify(context)

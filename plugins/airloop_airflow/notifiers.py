@@ -46,7 +46,7 @@ class AirloopNotifier(BaseNotifier):
         self.severity = severity
 
     def notify(self, context: Any) -> None:
-        from airloop.config import load_config
+        from airloop.config import AlertsConfig
         from airloop.monitoring.alerts import Alert, send_alert
         from airloop.settings import load_settings
 
@@ -64,7 +64,10 @@ class AirloopNotifier(BaseNotifier):
         title = self.title or recorded.get("title") or f"{failed} failed"
         detail = self.detail or recorded.get("detail") or _failure_detail(context, ti)
         alert = Alert(title=title, detail=detail, severity=self.severity, context={k: v for k, v in where.items() if v})
-        send_alert(alert, home=settings.home, channels=load_config(settings.config).monitoring.alerts)
+        pipeline = settings.load_pipelines().of_dag(where["dag_id"] or "")
+        # A pipeline whose file broke since the run started still alerts, in the log and alerts.jsonl.
+        channels = pipeline.config.monitoring.alerts if pipeline else AlertsConfig()
+        send_alert(alert, home=settings.home, channels=channels)
 
 
 def _recorded_failure(ti: Any) -> dict[str, str]:

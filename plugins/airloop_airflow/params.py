@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow.sdk import Param
+
+if TYPE_CHECKING:
+    from airloop.config import PipelineConfig
 
 #: The JSON Schema type of a tunable model parameter's form field, from its value in the config.
 _FIELD_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
@@ -53,21 +56,16 @@ TRAINING_PARAMS = {
 }
 
 
-def training_params(config_path: Path | None = None) -> dict[str, Param]:
+def training_params(config: PipelineConfig) -> dict[str, Param]:
     """The training run's form: its window, the config's tunable model parameters, then the rest.
 
     Each tunable parameter (`training.model.tunable`) is a field whose default is its value in the
-    config (`AIRLOOP_CONFIG` unless `config_path`), typed by that value.
+    pipeline's config, typed by that value.
     """
-    from airloop.config import load_config
-    from airloop.settings import load_settings
-
-    model = load_config(config_path or load_settings().config).training.model
+    model = config.training.model
     named = (model.builder or model.estimator).replace(":", ".").rsplit(".", 1)[-1]
     tunable = {}
-    for name, value in model.tunable_values.items():
-        if name in TRAINING_PARAMS or name == "model":
-            raise ValueError(f"training.model.tunable: {name!r} is already a field of the training run's form")
+    for name, value in model.tunable_values.items():  # none is named as a field below (ModelConfig checks)
         tunable[name] = Param(
             value,
             type=_FIELD_TYPES[type(value)],
@@ -75,6 +73,15 @@ def training_params(config_path: Path | None = None) -> dict[str, Param]:
             description=f"{named} `{name}` for this run (training.model.{name} in the config: {value}).",
         )
     window = {k: v for k, v in TRAINING_PARAMS.items() if k.startswith("window_")}
+    window["window_days"] = Param(
+        config.training.window_days,
+        type="integer",
+        minimum=1,
+        maximum=3660,
+        title="Data window (days)",
+        description=f"Train on this many days of data ending at the run's date (training.window_days: "
+        f"{config.training.window_days}).",
+    )
     return {**window, **tunable, **{k: v for k, v in TRAINING_PARAMS.items() if k not in window}}
 
 

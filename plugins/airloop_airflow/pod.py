@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 TRUE = {"1", "true", "yes"}
-PASSED_ON = ("AIRLOOP_HOME", "AIRLOOP_CONFIG", "MLFLOW_TRACKING_URI")
+PASSED_ON = ("AIRLOOP_HOME", "AIRLOOP_PIPELINES", "MLFLOW_TRACKING_URI")
 
 
 def train_pod_options() -> dict[str, Any] | None:

@@ -13,8 +13,8 @@ from airloop_airflow.triggers import DegradationSignalTrigger
 class DegradationSensor(BaseSensorOperator):
     """Waits, deferred, until monitoring raises a degradation signal; returns the signal (XCom).
 
-    The signals folder and poll interval come from the settings (`AIRLOOP_HOME`,
-    `AIRLOOP_SIGNAL_POLL_SECONDS`) when the task runs, not when the DAG is parsed.
+    The signals folder (the pipeline's, found by the DAG's id) and the poll interval come from the
+    settings (`AIRLOOP_HOME`, `AIRLOOP_SIGNAL_POLL_SECONDS`) when the task runs, not when the DAG is parsed.
     """
 
     template_fields = ()
@@ -26,7 +26,7 @@ class DegradationSensor(BaseSensorOperator):
         from airloop.monitoring.retraining import SignalStore
         from airloop_airflow.monitoring import signal_poll_seconds, signals_dir
 
-        folder = signals_dir()
+        folder = signals_dir(context["dag_run"].dag_id)
         pending = SignalStore(folder).pending()
         if pending:  # already there: no need to defer at all
             return pending[0].model_dump(mode="json")

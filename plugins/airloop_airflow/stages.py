@@ -1,4 +1,7 @@
-"""What each `airloop_training` task does: read the run's context, call the core, return JSON.
+"""What each training, deploy, reconcile and readmit task does: read the run's context, call the core.
+
+A task finds its pipeline by its DAG's id (:func:`this_pipeline`), so the same code serves every
+pipeline of the pipelines folder.
 
 Light at import time (DAG files import it while they are parsed): the core and its heavy
 libraries are imported inside each call, in the worker.
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from airloop.config import PipelineConfig
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions
+    from airloop.pipelines import Pipeline
     from airloop.registry.approval import ApprovalRequest
     from airloop.settings import AirloopSettings
 
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CurrentRun:
     settings: AirloopSettings
+    pipeline: Pipeline
     options: RunOptions
     config: PipelineConfig
     lineage: Lineage
@@ -59,12 +64,18 @@ def start_task() -> None:
         log.info("started cold: this task imports its libraries itself (airloop.preload was not preloaded)")
 
 
+def this_pipeline(dag_id: str) -> tuple[AirloopSettings, Pipeline]:
+    """The settings, and the pipeline the running DAG `dag_id` was built for."""
+    from airloop.settings import load_settings
+
+    settings = load_settings()
+    return settings, settings.load_pipelines().by_dag(dag_id)
+
+
 def current_run() -> CurrentRun:
-    """The running task's settings, Params, config and lineage; its date is the logical date."""
-    from airloop.config import load_config
+    """The running task's settings, pipeline, Params, config and lineage; its date is the logical date."""
     from airloop.lineage import Lineage
     from airloop.pipeline import RunOptions, pipeline_config
-    from airloop.settings import load_settings
 
     start_task()
     context = get_current_context()
@@ -72,10 +83,10 @@ def current_run() -> CurrentRun:
     dag_run = context["dag_run"]
     # A run triggered with no logical date is dated by when it was asked to run, never "now".
     when = context.get("logical_date") or dag_run.run_after
-    settings = load_settings()
-    options = RunOptions.from_params(params, load_config(settings.config))
+    settings, pipeline = this_pipeline(dag_run.dag_id)
+    options = RunOptions.from_params(params, pipeline.config)
     lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=params.get("reason"))
-    return CurrentRun(settings, options, pipeline_config(settings, options), lineage, when.date())
+    return CurrentRun(settings, pipeline, options, pipeline_config(pipeline, options), lineage, when.date())
 
 
 def ingest() -> Json:
@@ -128,7 +139,7 @@ def train(validated: Json) -> Json:
     try:
         trained = pipeline.train(run.settings, run.config, ValidationSummary.model_validate(validated), run.lineage)
     except ModelConfigError as err:  # the config's model cannot train: a retry would fail the same way
-        fail_with_reason(f"{run.config.model_name}: training.model in {run.settings.config} cannot train", err)
+        fail_with_reason(f"{run.config.model_name}: training.model in {run.pipeline.path} cannot train", err)
     return trained.model_dump(mode="json")
 
 
@@ -201,21 +212,17 @@ def record_approval(context: Any, chosen: str, by: str | None, at: dt.datetime) 
 
 
 def readmit() -> Json:
-    """`airloop_readmit`: validate a quarantined batch again and, when it passes, resume the run it blocked."""
-    from airloop.config import load_config
+    """The readmit DAG: validate a quarantined batch again and, when it passes, resume the run it blocked."""
     from airloop.quarantine_cli import readmit_and_resume
-    from airloop.settings import load_settings
     from airloop.validation.quarantine import QuarantineError
 
     start_task()
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
-    settings = load_settings()
+    settings, pipeline = this_pipeline(dag_run.dag_id)
     who = dag_run.triggering_user_name or "airflow"
     try:
-        attempt, lines = readmit_and_resume(
-            settings, load_config(settings.config), params["snapshot_id"], by=who, why=params["why"]
-        )
+        attempt, lines = readmit_and_resume(settings, pipeline.config, params["snapshot_id"], by=who, why=params["why"])
     except QuarantineError as err:
         fail_with_reason(f"batch {params['snapshot_id']} not re-admitted", err)
     for line in lines:
@@ -270,7 +277,7 @@ def deploy_and_promote(evaluation: Json) -> Json:
 
 
 def deploy_chosen() -> Json:
-    """`airloop_deploy`: deploy the version and target chosen in the Params."""
+    """The deploy DAG: deploy the version and target chosen in the Params."""
     from airloop.deploy import DeploymentError
     from airloop.deploy.service import deploy_version
 
@@ -296,7 +303,7 @@ def deploy_chosen() -> Json:
 
 
 def reconcile() -> Json:
-    """`airloop_reconcile`: the endpoint serves the version `champion` names, or the run says why not.
+    """The reconcile DAG: the endpoint serves the version `champion` names, or the run says why not.
 
     A champion that fails the gate fails the task (and alerts) once; one already tagged not
     servable is reported in the log on each run, and what serves keeps serving.
@@ -313,7 +320,7 @@ def reconcile() -> Json:
 
 
 def check_champion_serves(settings: AirloopSettings, model_name: str) -> None:
-    """Log whether the endpoint serves `champion` (a check only: `airloop_reconcile` repairs)."""
+    """Log whether the endpoint serves `champion` (a check only: the reconcile DAG repairs)."""
     from airloop.deploy.reconcile import reconcile_serving
 
     try:
@@ -323,13 +330,11 @@ def check_champion_serves(settings: AirloopSettings, model_name: str) -> None:
 
 
 def _deploy_context() -> tuple[AirloopSettings, str, Lineage]:
-    from airloop.config import load_config
     from airloop.lineage import Lineage
-    from airloop.settings import load_settings
 
     start_task()
     context = get_current_context()
-    settings = load_settings()
     dag_run = context["dag_run"]
+    settings, pipeline = this_pipeline(dag_run.dag_id)
     lineage = Lineage(dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=context["params"].get("reason"))
-    return settings, load_config(settings.config).model_name, lineage
+    return settings, pipeline.config.model_name, lineage

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from airloop.health.page import Links
-    from airloop.health.summary import AirflowRun, Pipeline, PipelineHealth
+    from airloop.health.summary import AirflowRun, PipelineHealth
+    from airloop.pipelines import Pipeline
 
 ReportKind = Literal["drift", "performance"]
 
@@ -92,9 +93,7 @@ SettingsDep = Annotated[AirloopSettings, Depends(_settings)]
 
 
 def _readable(user: BaseUser, settings: AirloopSettings) -> list[Pipeline]:
-    from airloop.health.summary import pipelines
-
-    found = pipelines(settings)
+    found = list(settings.load_pipelines())
     allowed = [p for p in found if may_read(user, p)]
     if found and not allowed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not read the DAGs of any Airloop pipeline")
@@ -102,9 +101,7 @@ def _readable(user: BaseUser, settings: AirloopSettings) -> list[Pipeline]:
 
 
 def _pipeline(user: BaseUser, settings: AirloopSettings, name: str) -> Pipeline:
-    from airloop.health.summary import pipelines
-
-    pipeline = next((p for p in pipelines(settings) if p.name == name), None)
+    pipeline = next((p for p in settings.load_pipelines() if p.name == name), None)
     if pipeline is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No Airloop pipeline named {name!r}")
     if not may_read(user, pipeline):
@@ -154,9 +151,8 @@ def create_app() -> FastAPI:
         request: Request, dag_id: str, user: GetUserDep, settings: SettingsDep, session: SessionDep
     ) -> HTMLResponse:
         from airloop.health.page import render_message, render_page
-        from airloop.health.summary import pipeline_of_dag, pipelines
 
-        pipeline = pipeline_of_dag(pipelines(settings), dag_id)
+        pipeline = settings.load_pipelines().of_dag(dag_id)
         if pipeline is None:
             message = f"{dag_id} is not a DAG of an Airloop pipeline: it has no model health to show."
             return HTMLResponse(render_message("Not an Airloop DAG", message))

@@ -10,30 +10,31 @@ import sys
 import pytest
 
 from airloop.settings import PROJECT_ROOT
+from tests.conftest import FLIGHTS_CONFIG
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas"]
 # Each DAG's schedule is a decision: training and deployments on demand (training's one source is
-# the `retraining` policy, through airloop_retraining), monitoring daily, and one retraining run
+# the `retraining` policy, through airloop_flights_retraining), monitoring daily, and one retraining run
 # always waiting for a signal.
 EXPECTED_SCHEDULES = {
-    "airloop_training": None,
-    "airloop_deploy": None,
-    "airloop_monitoring": "0 3 * * *",
-    "airloop_retraining": "@continuous",
-    "airloop_reconcile": "*/10 * * * *",
-    "airloop_readmit": None,
+    "airloop_flights_training": None,
+    "airloop_flights_deploy": None,
+    "airloop_flights_monitoring": "0 3 * * *",
+    "airloop_flights_retraining": "@continuous",
+    "airloop_flights_reconcile": "*/10 * * * *",
+    "airloop_flights_readmit": None,
 }
 # Tasks that must not retry: each acts once per signal (a retry would be judged a duplicate of
 # itself, or trigger the same training run twice); the sensor soft-fails into the next run.
 NO_RETRY = {
-    ("airloop_retraining", "wait_for_degradation"),
-    ("airloop_retraining", "apply_storm_guards"),
-    ("airloop_retraining", "trigger_training"),
-    ("airloop_retraining", "record_outcome"),
-    ("airloop_reconcile", "reconcile"),  # the next run, minutes later, is its retry
-    ("airloop_training", "approve"),  # a retry would ask the reviewer again
-    ("airloop_readmit", "readmit"),  # the same data fails the same way: a person fixes it and asks again
+    ("airloop_flights_retraining", "wait_for_degradation"),
+    ("airloop_flights_retraining", "apply_storm_guards"),
+    ("airloop_flights_retraining", "trigger_training"),
+    ("airloop_flights_retraining", "record_outcome"),
+    ("airloop_flights_reconcile", "reconcile"),  # the next run, minutes later, is its retry
+    ("airloop_flights_training", "approve"),  # a retry would ask the reviewer again
+    ("airloop_flights_readmit", "readmit"),  # the same data fails the same way: a person fixes it and asks again
 }
 EXPECTED_DAGS = set(EXPECTED_SCHEDULES)
 
@@ -85,8 +86,8 @@ def test_the_public_dag_ids_exist(dagbag):
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_dag_has_tags_retries_timeouts_and_its_schedule(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    # Find a pipeline's DAGs, or one stage of all, in the UI: `airloop`, `pipeline:<config file>`, `stage:<stage>`.
-    assert set(dag.tags) == {"airloop", "pipeline:flights", f"stage:{dag_id.removeprefix('airloop_')}"}
+    # Find a pipeline's DAGs, or one stage of all, in the UI: `airloop`, `pipeline:<file name>`, `stage:<stage>`.
+    assert set(dag.tags) == {"airloop", "pipeline:flights", f"stage:{dag_id.removeprefix('airloop_flights_')}"}
     expected = EXPECTED_SCHEDULES[dag_id]
     if expected is None:
         assert type(dag.timetable).__name__ == "NullTimetable"
@@ -127,7 +128,7 @@ def _callbacks(callback) -> list:
 
 
 def test_training_dag_reads_as_the_pipeline(dagbag):
-    dag = dagbag.dags["airloop_training"]
+    dag = dagbag.dags["airloop_flights_training"]
     chain = ["ingest", "validate", "train", "register", "evaluate", "approve", "deploy_and_promote"]
     assert [t.task_id for t in dag.topological_sort()] == chain
     for upstream, downstream in itertools.pairwise(chain[:-1]):
@@ -139,14 +140,17 @@ def test_training_dag_reads_as_the_pipeline(dagbag):
 def test_every_task_that_changes_what_serves_shares_one_pool_slot(dagbag):
     from airloop.stack.airflow_api import SERVING_POOL
 
-    changers = {("airloop_training", "deploy_and_promote"), ("airloop_deploy", "deploy")}
-    changers |= {("airloop_reconcile", "reconcile"), ("airloop_monitoring", "judge_shadow")}  # a shadow win deploys
+    changers = {("airloop_flights_training", "deploy_and_promote"), ("airloop_flights_deploy", "deploy")}
+    changers |= {
+        ("airloop_flights_reconcile", "reconcile"),
+        ("airloop_flights_monitoring", "judge_shadow"),
+    }  # a shadow win deploys
     pooled = {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks if t.pool == SERVING_POOL}
     assert pooled == changers
 
 
 def test_training_params_render_as_a_typed_form(dagbag):
-    params = dagbag.dags["airloop_training"].params
+    params = dagbag.dags["airloop_flights_training"].params
     assert params["force_promote"] is False
     schema = {name: params.get_param(name).schema for name in params}
     assert schema["force_promote"]["type"] == "boolean"
@@ -159,14 +163,17 @@ def test_training_params_render_as_a_typed_form(dagbag):
 def test_the_training_form_offers_the_configured_estimators_tunable_parameters(tmp_path):
     import yaml
 
+    from airloop.config import load_config
     from airloop_airflow.params import training_params
 
-    raw = yaml.safe_load((PROJECT_ROOT / "include" / "config" / "flights.yaml").read_text())
+    raw = yaml.safe_load(FLIGHTS_CONFIG.read_text())
     raw["training"]["model"] = {"estimator": "sklearn.linear_model.LogisticRegression", "C": 0.5, "tunable": ["C"]}
+    raw["training"]["window_days"] = 14
     path = tmp_path / "logistic.yaml"
     path.write_text(yaml.safe_dump(raw))
-    form = training_params(path)
+    form = training_params(load_config(path))
     assert list(form)[:3] == ["window_days", "window_end", "C"]
+    assert form["window_days"].value == 14  # the pipeline's own window is the form's default
     assert "learning_rate" not in form
     assert (form["C"].value, form["C"].schema["type"]) == (0.5, "number")
     assert "LogisticRegression `C`" in form["C"].description
@@ -178,11 +185,11 @@ def test_the_training_form_offers_the_configured_estimators_tunable_parameters(t
     }
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="'reason' is already a field of the training run's form"):
-        training_params(path)
+        load_config(path)  # the pipeline file is broken, not the DAG file
 
 
 def test_deploy_params_offer_a_version_and_a_target(dagbag):
-    params = dagbag.dags["airloop_deploy"].params
+    params = dagbag.dags["airloop_flights_deploy"].params
     assert params["version"] == "champion"
     assert params.get_param("target").schema["enum"] == ["auto", "docker", "kubernetes", "local"]
     assert params["make_champion"] is True
@@ -195,7 +202,7 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
         "from airflow.dag_processing.dagbag import DagBag;"
         "bag = DagBag(dag_folder={dags!r});"
         "assert not bag.import_errors, bag.import_errors;"
-        "op = bag.dags['airloop_training'].get_task('train');"
+        "op = bag.dags['airloop_flights_training'].get_task('train');"
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as K;"
         "print([e.secret_ref.name for e in op.env_from], 'PASSWORD' in str(op.env_vars));"
         "print(isinstance(op, K), op.image, op.namespace)"
@@ -219,12 +226,12 @@ def test_training_can_run_in_a_kubernetes_pod(tmp_path):
 
 
 def test_retraining_waits_in_the_triggerer_and_hands_the_reason_to_training(dagbag):
-    dag = dagbag.dags["airloop_retraining"]
+    dag = dagbag.dags["airloop_flights_retraining"]
     sensor = dag.get_task("wait_for_degradation")
     assert type(sensor).__name__ == "DegradationSensor"
     assert sensor.soft_fail
     trigger = dag.get_task("trigger_training")
-    assert trigger.trigger_dag_id == "airloop_training"
+    assert trigger.trigger_dag_id == "airloop_flights_training"
     assert trigger.wait_for_completion
     assert trigger.deferrable
     assert [t.task_id for t in dag.topological_sort()] == [
@@ -236,6 +243,6 @@ def test_retraining_waits_in_the_triggerer_and_hands_the_reason_to_training(dagb
 
 
 def test_monitoring_params_choose_a_window(dagbag):
-    params = dagbag.dags["airloop_monitoring"].params
+    params = dagbag.dags["airloop_flights_monitoring"].params
     assert params["window_start"] is None
     assert params.get_param("window_end").schema["format"] == "date-time"

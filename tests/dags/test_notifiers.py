@@ -11,8 +11,8 @@ from airloop.monitoring.alerts import read_alerts
 from airloop_airflow import notifiers
 from airloop_airflow.notifiers import FAILURE_KEY, AirloopNotifier, fail_with_reason, record_failure
 
-RUN = SimpleNamespace(dag_id="airloop_training", run_id="manual__1")
-LOG_URL = "http://airflow.test/dags/airloop_training/runs/manual__1/tasks/validate?try_number=1"
+RUN = SimpleNamespace(dag_id="airloop_flights_training", run_id="manual__1")
+LOG_URL = "http://airflow.test/dags/airloop_flights_training/runs/manual__1/tasks/validate?try_number=1"
 
 
 class FakeTaskInstance:
@@ -56,7 +56,7 @@ def test_a_dag_alert_carries_the_reason_its_failed_task_recorded(home, monkeypat
     (alert,) = read_alerts(home)
     assert alert.title == "flights batch 2026-03-15_2026-03-22 quarantined"
     assert alert.detail == reason
-    assert alert.context == {"dag_id": "airloop_training", "run_id": "manual__1", "task_id": "validate"}
+    assert alert.context == {"dag_id": "airloop_flights_training", "run_id": "manual__1", "task_id": "validate"}
 
 
 def test_a_retried_failure_is_recorded_and_raised_as_it_was(monkeypatch):
@@ -75,28 +75,28 @@ def test_a_retried_failure_is_recorded_and_raised_as_it_was(monkeypatch):
         pytest.param(
             {"reason": "task_failure"},
             FakeTaskInstance(),
-            "airloop_training.validate failed",
+            "airloop_flights_training.validate failed",
             f"task_failure: see the log of task validate at {LOG_URL}",
             id="dag-callback-nothing-recorded",
         ),
         pytest.param(
             {"reason": "task_failure"},
             FakeTaskInstance(broken=True),
-            "airloop_training.validate failed",
+            "airloop_flights_training.validate failed",
             f"task_failure: see the log of task validate at {LOG_URL}",
             id="dag-callback-xcom-unreadable",
         ),
         pytest.param(
             {"exception": TimeoutError("train took longer than 1:00:00")},
             FakeTaskInstance("train"),
-            "airloop_training.train failed",
+            "airloop_flights_training.train failed",
             "train took longer than 1:00:00",
             id="task-callback-exception",
         ),
         pytest.param(
             {"reason": "timed_out"},
             None,
-            "airloop_training run failed",
+            "airloop_flights_training run failed",
             "timed_out; see the run in the Airflow UI",
             id="dag-callback-no-task",
         ),

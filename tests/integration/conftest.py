@@ -49,15 +49,16 @@ def _write_loop_config(path: Path) -> None:
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
     airflow, mlflow, worker_log, trigger_log, serving, evidently = free_ports(6)
     home = tmp_path_factory.mktemp("stack") / ".airloop"
-    config = home.parent / "flights-loop.yaml"
-    _write_loop_config(config)
+    pipelines = home.parent / "pipelines"  # the flights pipeline, with the loop tests' guards
+    pipelines.mkdir()
+    _write_loop_config(pipelines / "flights.yaml")
     # Training deploys locally here; the Docker tests choose their target per run.
     return AirloopSettings(
         signal_poll_seconds=2,
         serving_port=serving,
         deploy_target="local",
         home=home,
-        config=config,
+        pipelines=pipelines,
         airflow_port=airflow,
         mlflow_port=mlflow,
         mlflow_tracking_uri=f"http://127.0.0.1:{mlflow}",  # never an MLFLOW_TRACKING_URI left in the env
@@ -87,7 +88,7 @@ def stack(stack_settings: AirloopSettings) -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def airflow(stack: EmbeddedStack, stack_settings: AirloopSettings) -> Iterator[AirflowClient]:
     with AirflowClient(stack_settings.airflow_url, stack_settings.admin_user, PASSWORD) as client:
-        for dag_id in ("airloop_training", "airloop_deploy"):
+        for dag_id in ("airloop_flights_training", "airloop_flights_deploy"):
             client.wait_for_dag(dag_id)
             client.unpause(dag_id)
         yield client

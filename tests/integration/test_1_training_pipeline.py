@@ -1,4 +1,4 @@
-"""airloop_training on the real services, driven through Airflow's REST API as a user would.
+"""airloop_flights_training on the real services, driven through Airflow's REST API as a user would.
 
 This module runs first (hence its name): the deployment tests use the versions it registers.
 """
@@ -23,11 +23,11 @@ from .conftest import landing_day, stack_env
 
 pytestmark = pytest.mark.integration
 
-DAG = "airloop_training"
+DAG = "airloop_flights_training"
 #: The DAGs the later modules drive themselves, from a paused start (see test_6_closed_loop).
-LOOP_DAGS = ("airloop_monitoring", "airloop_retraining", "airloop_reconcile")
-RECONCILE = "airloop_reconcile"
-READMIT = "airloop_readmit"
+LOOP_DAGS = ("airloop_flights_monitoring", "airloop_flights_retraining", "airloop_flights_reconcile")
+RECONCILE = "airloop_flights_reconcile"
+READMIT = "airloop_flights_readmit"
 GOOD_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 BAD_WINDOW = (dt.date(2026, 3, 15), dt.date(2026, 3, 22))
 CORRUPT_DAY = dt.date(2026, 3, 18)
@@ -148,7 +148,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     assert "fix it at the source first" in refused.stdout
     assert airflow.dag_run(DAG, run_id)["state"] == "failed"
 
-    # The source is fixed; re-admitted from the UI's trigger form (airloop_readmit), the window is
+    # The source is fixed; re-admitted from the UI's trigger form (airloop_flights_readmit), the window is
     # validated again and the run it blocked goes on.
     good.to_parquet(path, index=False)
     airflow.unpause(READMIT)
@@ -167,7 +167,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
 
 
 def _airloop(stack_settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**stack_env(stack_settings), "AIRLOOP_CONFIG": str(stack_settings.config)}
+    env = {**stack_env(stack_settings), "AIRLOOP_PIPELINES": str(stack_settings.pipelines)}
     return subprocess.run([*AIRLOOP, *args], env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
@@ -279,10 +279,12 @@ def test_demo_command_reuses_the_running_stack_and_prints_the_champion(stack_set
         assert stack_settings.tracking_uri in done.stdout
         # The loop is live: every Airloop DAG unpaused, and the demo says when each runs.
         dags = airflow.dags(tag="airloop")
-        assert {d["dag_id"] for d in dags} >= {DAG, "airloop_deploy", *LOOP_DAGS}
+        assert {d["dag_id"] for d in dags} >= {DAG, "airloop_flights_deploy", *LOOP_DAGS}
         assert [d["dag_id"] for d in dags if d["is_paused"]] == []
         assert "Airloop DAGs (all unpaused: the loop is live):" in done.stdout
-        (monitoring,) = [line for line in done.stdout.splitlines() if line.strip().startswith("airloop_monitoring ")]
+        (monitoring,) = [
+            line for line in done.stdout.splitlines() if line.strip().startswith("airloop_flights_monitoring ")
+        ]
         assert "next run 20" in monitoring, monitoring  # a date: the run unpausing made due has started
     finally:
         _pause_the_loop_again(airflow)

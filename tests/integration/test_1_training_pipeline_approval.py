@@ -18,7 +18,7 @@ from airloop.data.replay import fill_landing_zone
 
 pytestmark = pytest.mark.integration
 
-DAG = "airloop_training"
+DAG = "airloop_flights_training"
 MODEL = "airloop-flights-delay"
 FIRST_WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 REJECTED_WINDOW = (dt.date(2026, 4, 8), dt.date(2026, 4, 15))

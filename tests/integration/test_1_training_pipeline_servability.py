@@ -1,4 +1,4 @@
-"""The servability gate of airloop_training on the real services: a winner that cannot serve within
+"""The servability gate of airloop_flights_training on the real services: a winner that cannot serve within
 its latency budget never takes traffic or the `champion` alias.
 
 Runs right after test_1_training_pipeline (its name sorts there), which leaves a champion
@@ -16,10 +16,11 @@ import yaml
 
 from airloop.data.replay import fill_landing_zone
 from airloop.monitoring.alerts import Alert, read_alerts
+from tests.conftest import flights_file
 
 pytestmark = pytest.mark.integration
 
-DAG = "airloop_training"
+DAG = "airloop_flights_training"
 MODEL = "airloop-flights-delay"
 WINDOW = (dt.date(2026, 4, 1), dt.date(2026, 4, 8))
 
@@ -27,12 +28,12 @@ WINDOW = (dt.date(2026, 4, 1), dt.date(2026, 4, 8))
 @pytest.fixture
 def no_latency_budget(stack_settings):
     """The stack's config with a p95 budget of 0 ms, which no serving instance meets; restored after."""
-    original = stack_settings.config.read_text()
+    original = flights_file(stack_settings).read_text()
     raw = yaml.safe_load(original)
     raw["promotion"]["servability"] = {"requests": 20, "p95_latency_ms": 0}
-    stack_settings.config.write_text(yaml.safe_dump(raw))
+    flights_file(stack_settings).write_text(yaml.safe_dump(raw))
     yield
-    stack_settings.config.write_text(original)
+    flights_file(stack_settings).write_text(original)
 
 
 def test_a_winner_that_fails_its_checks_leaves_alias_and_traffic_on_the_champion(

@@ -1,4 +1,4 @@
-"""Blue/green deployment on a real Docker engine, through the `airloop_deploy` DAG and the gate.
+"""Blue/green deployment on a real Docker engine, through the `airloop_flights_deploy` DAG and the gate.
 
 Deploy version A, then version B (A stops, B answers on the stable port and is `champion`),
 then a deliberately broken version (it fails its health check in the candidate slot): B keeps
@@ -21,14 +21,14 @@ import pytest
 from airloop.deploy.docker import DockerDeployer, DockerSettings
 from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
-from tests.conftest import register_unfitted, unavailable
+from tests.conftest import flights_file, register_unfitted, unavailable
 
 #: The most lines a task's log may have (issue 13), an image build included.
 MAX_LOG_LINES = 60
 
 pytestmark = pytest.mark.integration
 
-DAG = "airloop_deploy"
+DAG = "airloop_flights_deploy"
 MODEL = "airloop-flights-delay"
 
 
@@ -84,7 +84,9 @@ def _deploy(airflow, version: str):
 def _register_broken_version(stack_settings, mlflow_client, tmp_path) -> str:
     """A version whose pipeline was never fitted: it loads, but its warm-up prediction fails."""
     champion = mlflow_client.get_model_version_by_alias(MODEL, "champion")
-    return register_unfitted(stack_settings.config, stack_settings.tracking_uri, MODEL, champion.version, tmp_path)
+    return register_unfitted(
+        flights_file(stack_settings), stack_settings.tracking_uri, MODEL, champion.version, tmp_path
+    )
 
 
 def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflow_client, engine, tmp_path):
@@ -170,7 +172,9 @@ def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine
     first, second = str(versions[0]), str(versions[1])
     registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
     check = ServingCheck(requests=50, p95_latency_ms=60_000, token=token)
-    deployer = build_deployer(stack_settings, "docker", docker_api=engine, token=token)
+    deployer = build_deployer(
+        stack_settings, "docker", port=stack_settings.serving_port, docker_api=engine, token=token
+    )
     deployer.remove_all()  # from nothing serving: each container is started with this token
 
     assert _serve(stack_settings, deployer, registry, first, check).version == first
@@ -208,12 +212,14 @@ def test_a_docker_champion_scores_a_copy_of_each_request_with_its_shadow(
     monkeypatch.setenv("AIRLOOP_SERVING_SHADOW_POLL_SECONDS", "1")  # handed on to the containers
     token = "docker-shadow-token"
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
-    config = load_config(stack_settings.config)
+    config = load_config(flights_file(stack_settings))
     paths = MonitoringPaths(stack_settings, config)
     versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
     challenger, champion = str(versions[0]), str(versions[1])
     registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
-    deployer = build_deployer(stack_settings, "docker", docker_api=engine, token=token)
+    deployer = build_deployer(
+        stack_settings, "docker", port=stack_settings.serving_port, docker_api=engine, token=token
+    )
     deployer.remove_all()
     check = ServingCheck(requests=20, p95_latency_ms=60_000, token=token)
     assert _serve(stack_settings, deployer, registry, champion, check).version == champion

@@ -27,12 +27,11 @@ from airloop.stack.embedded import EmbeddedStack
 from airloop.stack.native import BackendUrls, NativeBackends
 from tests.conftest import unavailable
 
-from ..conftest import FLIGHTS_CONFIG
 from .conftest import free_ports, secrets_in_logs, stack_logs
 
 pytestmark = pytest.mark.integration
 
-DAG = "airloop_training"
+DAG = "airloop_flights_training"
 AIRFLOW_PASSWORD = "celery-airflow-admin-secret"
 MLFLOW_PASSWORD = "celery-mlflow-admin-secret"
 WINDOW_END = dt.date(2026, 3, 8)
@@ -73,7 +72,6 @@ def celery_settings(backends, tmp_path_factory: pytest.TempPathFactory) -> Airlo
     airflow, mlflow, worker_log, trigger_log, serving, evidently = free_ports(6)
     return AirloopSettings(
         home=tmp_path_factory.mktemp("celery-stack") / ".airloop",
-        config=FLIGHTS_CONFIG,
         airflow_port=airflow,
         mlflow_port=mlflow,
         # Named outright: an earlier test's mlflow.set_tracking_uri() leaves MLFLOW_TRACKING_URI in

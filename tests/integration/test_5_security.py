@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
     ("method", "path", "body"),
     [
         pytest.param("GET", "/api/v2/dags", None, id="list-dags"),
-        pytest.param("POST", "/api/v2/dags/airloop_training/dagRuns", {"logical_date": None}, id="trigger"),
-        pytest.param("PATCH", "/api/v2/dags/airloop_training", {"is_paused": False}, id="unpause"),
+        pytest.param("POST", "/api/v2/dags/airloop_flights_training/dagRuns", {"logical_date": None}, id="trigger"),
+        pytest.param("PATCH", "/api/v2/dags/airloop_flights_training", {"is_paused": False}, id="unpause"),
         pytest.param("GET", "/api/v2/config", None, id="config"),
     ],
 )

@@ -1,5 +1,5 @@
 """The closed loop on the real services: serving -> inference log -> monitoring -> signal ->
-deferred sensor -> storm guards -> airloop_training -> promotion -> deployment.
+deferred sensor -> storm guards -> airloop_flights_training -> promotion -> deployment.
 
 The world is replayed 2013 (serving runs with the replay clock, so a flight is logged at its own
 departure hour). The steps build on each other and run in file order:
@@ -40,10 +40,15 @@ from airloop.monitoring.window import MonitoringWindow
 from airloop.registry.shadow import SHADOW, SHADOW_CHAMPION, SHADOWING
 from airloop.registry.versions import ModelRegistry
 from airloop.serving.inference_log import read_inference_log
+from tests.conftest import flights_file
 
 pytestmark = pytest.mark.integration
 
-TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "airloop_retraining"
+TRAINING, MONITORING, RETRAINING = (
+    "airloop_flights_training",
+    "airloop_flights_monitoring",
+    "airloop_flights_retraining",
+)
 JANUARY = MonitoringWindow(start=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
 JULY = MonitoringWindow(start=dt.datetime(2026, 7, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
 AUGUST_5 = MonitoringWindow(start=dt.datetime(2026, 8, 5, tzinfo=dt.UTC), end=dt.datetime(2026, 8, 6, tzinfo=dt.UTC))
@@ -57,7 +62,7 @@ ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by c
 def loop(stack_settings, airflow, mlflow_client):
     """The state the steps share: config, paths, and the runs seen so far."""
     fill_landing_zone(stack_settings.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 7))
-    config = load_config(stack_settings.config)
+    config = load_config(flights_file(stack_settings))
     paths = MonitoringPaths(stack_settings, config)
     # Unpausing starts a scheduled run over the last day, which watched the earlier tests'
     # traffic; let it finish and drop what it found, so the loop starts from a clean state.

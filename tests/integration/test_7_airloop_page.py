@@ -11,7 +11,12 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-PAGES = ["/airloop/", "/airloop/dags/airloop_training", "/airloop/api/pipelines", "/airloop/api/pipelines/flights-loop"]
+PAGES = [
+    "/airloop/",
+    "/airloop/dags/airloop_flights_training",
+    "/airloop/api/pipelines",
+    "/airloop/api/pipelines/flights",
+]
 
 
 def _token(settings, password: str) -> str:
@@ -52,15 +57,15 @@ def test_a_logged_in_user_gets_the_health_of_the_pipeline(stack_settings, stack)
     for credentials in ({"headers": {"Authorization": f"Bearer {token}"}}, {"cookies": {"_token": token}}):
         with httpx.Client(base_url=stack_settings.airflow_url, timeout=120, **credentials) as client:
             [health] = client.get("/airloop/api/pipelines").json()
-            assert (health["pipeline"], health["model_name"]) == ("flights-loop", "airloop-flights-delay")
+            assert (health["pipeline"], health["model_name"]) == ("flights", "airloop-flights-delay")
             assert health["registry_error"] is None
-            assert set(health["dags"].values()) >= {"airloop_training", "airloop_monitoring"}
-            page = client.get("/airloop/dags/airloop_monitoring")
+            assert set(health["dags"].values()) >= {"airloop_flights_training", "airloop_flights_monitoring"}
+            page = client.get("/airloop/dags/airloop_flights_monitoring")
             assert page.status_code == 200
-            assert "airloop_monitoring is the monitoring DAG of pipeline flights-loop" in page.text
+            assert "airloop_flights_monitoring is the monitoring DAG of pipeline flights" in page.text
             assert client.get("/airloop/dags/not_airloops").text.count("Not an Airloop DAG") >= 1
             assert client.get("/airloop/api/pipelines/no-such-pipeline").status_code == 404
-            assert client.get("/airloop/pipelines/flights-loop/windows/..%2F..%2Fsecrets/drift").status_code in {
+            assert client.get("/airloop/pipelines/flights/windows/..%2F..%2Fsecrets/drift").status_code in {
                 404,
                 422,
             }

@@ -23,7 +23,7 @@ from airloop.data.replay import fill_landing_zone
 from airloop.monitoring.paths import MonitoringPaths
 from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
 from airloop.monitoring.window import MonitoringWindow
-from tests.conftest import unavailable
+from tests.conftest import flights_file, unavailable
 
 from ..integration.conftest import PASSWORD, airflow, landing_day, mlflow_client, stack, stack_settings
 
@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TRAINING, MONITORING = "airloop_training", "airloop_monitoring"
+TRAINING, MONITORING = "airloop_flights_training", "airloop_flights_monitoring"
 TRAINED_ON = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))  # [start, end): the champion's data
 SERVED = MonitoringWindow(start=dt.datetime(2026, 3, 8, tzinfo=dt.UTC), end=dt.datetime(2026, 3, 9, tzinfo=dt.UTC))
 CORRUPT = (dt.date(2026, 3, 9), dt.date(2026, 3, 16))  # a batch that fails validation: quarantined
@@ -109,7 +109,7 @@ class ServedModel:
 def served_model(stack_settings: Any, airflow: Any, mlflow_client: Any) -> ServedModel:
     """A real training run (champion deployed locally), a day of traffic with its labels and a
     monitoring run over it, and a corrupted batch that validation quarantines."""
-    config = load_config(stack_settings.config)
+    config = load_config(flights_file(stack_settings))
     fill_landing_zone(stack_settings.landing / "flights", TRAINED_ON[0], CORRUPT[1])
     run_id = _run(airflow, TRAINING, {"window_end": TRAINED_ON[1].isoformat(), "window_days": 7, "force_promote": True})
     champion = str(mlflow_client.get_model_version_by_alias(config.model_name, "champion").version)

@@ -36,17 +36,17 @@ def test_the_airloop_page_in_the_navigation_shows_the_champion_and_the_window(pa
     print(f"screenshot: {shot}")
     # A link to an Airflow run moves the Airflow UI itself (the iframe may not navigate the top page).
     frame.locator("[data-testid=champion] a", has_text="Airflow run").click()
-    page.wait_for_url(f"**/dags/airloop_training/runs/**{served_model.training_run_id[:20]}**")
+    page.wait_for_url(f"**/dags/airloop_flights_training/runs/**{served_model.training_run_id[:20]}**")
     page.get_by_text(served_model.training_run_id).first.wait_for()
 
 
 def test_each_airloop_dag_has_a_model_health_tab(page, served_model, screenshots):
-    page.goto("/dags/airloop_monitoring")
+    page.goto("/dags/airloop_flights_monitoring")
     page.get_by_text("Model health", exact=True).click()
-    page.wait_for_url("**/dags/airloop_monitoring/plugin/airloop-model-health")
+    page.wait_for_url("**/dags/airloop_flights_monitoring/plugin/airloop-model-health")
     frame = page.frame_locator('iframe[title="Model health"]')
 
-    frame.get_by_text("airloop_monitoring is the monitoring DAG of pipeline").wait_for()
+    frame.get_by_text("airloop_flights_monitoring is the monitoring DAG of pipeline").wait_for()
     _champion_and_charts(frame, served_model)
 
     shot = screenshots / "airloop-dag-view.png"

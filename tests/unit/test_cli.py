@@ -22,26 +22,28 @@ def _dag(dag_id: str, summary: str | None, *, paused: bool = False, next_run: st
 
 
 LIVE = [
-    _dag("airloop_training", "None"),
-    _dag("airloop_monitoring", "0 3 * * *", next_run="2026-05-02T03:00:00Z"),
-    _dag("airloop_retraining", "@continuous", next_run="2026-05-01T11:59:00Z"),
-    _dag("airloop_deploy", None),
+    _dag("airloop_flights_training", "None"),
+    _dag("airloop_flights_monitoring", "0 3 * * *", next_run="2026-05-02T03:00:00Z"),
+    _dag("airloop_flights_retraining", "@continuous", next_run="2026-05-01T11:59:00Z"),
+    _dag("airloop_flights_deploy", None),
 ]
 
 
 def test_each_dag_says_how_it_runs_and_monitoring_when_next():
     lines = describe_schedules(LIVE, now=NOW)
     assert [line.split()[0] for line in lines] == [
-        "airloop_deploy",
-        "airloop_monitoring",
-        "airloop_retraining",
-        "airloop_training",
+        "airloop_flights_deploy",
+        "airloop_flights_monitoring",
+        "airloop_flights_retraining",
+        "airloop_flights_training",
     ]
     by_dag = {line.split()[0]: line for line in lines}
-    assert "0 3 * * * (At 03:00), next run 2026-05-02 03:00 UTC (in 15 h 00 min)" in by_dag["airloop_monitoring"]
-    assert "on demand" in by_dag["airloop_deploy"]
-    assert "on demand" in by_dag["airloop_training"]
-    assert "continuous" in by_dag["airloop_retraining"]
+    assert (
+        "0 3 * * * (At 03:00), next run 2026-05-02 03:00 UTC (in 15 h 00 min)" in by_dag["airloop_flights_monitoring"]
+    )
+    assert "on demand" in by_dag["airloop_flights_deploy"]
+    assert "on demand" in by_dag["airloop_flights_training"]
+    assert "continuous" in by_dag["airloop_flights_retraining"]
 
 
 @pytest.mark.parametrize(

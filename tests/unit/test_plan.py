@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airloop.config import SqlSource, load_config
+from airloop.config import SqlSource
 from airloop.monitoring.paths import MonitoringPaths
 from airloop.monitoring.policy import Degradation
 from airloop.monitoring.retraining import DegradationSignal, LedgerEntry, RetrainingLedger, SignalStore
 from airloop.pipeline import RunOptions, pipeline_config
 from airloop.plan import plan_training
 from airloop.settings import AirloopSettings
-from tests.conftest import sqlite_champion
+from tests.conftest import flights, flights_file, sqlite_champion
 
 RUN_DATE = dt.date(2026, 3, 8)
 NOW = dt.datetime(2026, 3, 8, 6, tzinfo=dt.UTC)
@@ -29,7 +29,7 @@ def _landed_rows(settings: AirloopSettings, start: dt.date, end: dt.date) -> int
 
 def _plan(settings: AirloopSettings, options: RunOptions, run_date: dt.date = RUN_DATE, source=None):
     """The plan as the `ingest` task and `airloop plan` make it: the config with the run's choices laid over."""
-    config = pipeline_config(settings, options)
+    config = pipeline_config(flights(settings), options)
     if source is not None:
         config = config.model_copy(update={"dataset": config.dataset.model_copy(update={"source": source})})
     return plan_training(settings, config, options, run_date, now=NOW)
@@ -102,7 +102,7 @@ def _signal(version: str, key: str) -> DegradationSignal:
 
 def test_a_plan_names_the_champion_its_score_and_what_the_guards_would_say(with_champion) -> None:
     settings, decision = with_champion
-    config = load_config(settings.config)
+    config = flights(settings).config
     paths = MonitoringPaths(settings, config)
     ledger = RetrainingLedger(paths.ledger)
     store = SignalStore(paths.signals)
@@ -146,7 +146,7 @@ def test_airloop_plan_prints_the_plan_and_starts_nothing(settings: AirloopSettin
     env = {
         **os.environ,
         "AIRLOOP_HOME": str(settings.home),
-        "AIRLOOP_CONFIG": str(settings.config),
+        "AIRLOOP_PIPELINES": str(settings.pipelines),
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "AIRLOOP_DEPLOY_TARGET": "none",
     }
@@ -175,8 +175,19 @@ def test_airloop_status_names_each_pipelines_dags_champion_and_endpoint(with_cha
     import sys
 
     settings, decision = with_champion
+    # Three files: flights (with a champion), delays (none yet), and one that is not a pipeline.
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    text = flights_file(settings).read_text()
+    (folder / "flights.yaml").write_text(text)
+    (folder / "delays.yaml").write_text(
+        text.replace("model_name: airloop-flights-delay", "model_name: airloop-delays")
+        .replace("  name: flights", "  name: delays")
+        .replace("  predict_method: predict", "  predict_method: predict\n  port: 8010")
+    )
+    (folder / "broken.yaml").write_text(text.replace("window_days: 30", "window_days: 0"))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AIRLOOP_DEPLOY_TARGET")}
-    env |= {"AIRLOOP_HOME": str(settings.home), "AIRLOOP_CONFIG": str(settings.config)}
+    env |= {"AIRLOOP_HOME": str(settings.home), "AIRLOOP_PIPELINES": str(folder)}
 
     def status(*args: str, **extra: str) -> str:
         command = [sys.executable, "-m", "airloop.cli", "status", *args]
@@ -187,19 +198,31 @@ def test_airloop_status_names_each_pipelines_dags_champion_and_endpoint(with_cha
     found = json.loads(status("--json", MLFLOW_TRACKING_URI=settings.tracking_uri))
     assert found["services"]["mlflow"] is False
     assert not any(found["services"].values())
-    (flights,) = found["pipelines"]
+    delays, flights = found["pipelines"]
     assert (flights["pipeline"], flights["model_name"]) == ("flights", decision.model_name)
     assert flights["champion"] == decision.version
     assert flights["dags"] == {
-        stage: f"airloop_{stage}"
+        stage: f"airloop_flights_{stage}"
         for stage in ("training", "deploy", "monitoring", "retraining", "reconcile", "readmit")
     }
+    assert flights["serving_port"] == 8000
     assert flights["registry_error"] is None
     assert flights["serving_url"] is None  # promoted in process, never deployed
+    assert (delays["pipeline"], delays["model_name"], delays["champion"]) == ("delays", "airloop-delays", None)
+    assert delays["dags"]["training"] == "airloop_delays_training"
+    assert delays["serving_port"] == 8010
+    assert found["broken_pipelines"] == [
+        {
+            "file": str(folder / "broken.yaml"),
+            "error": "training.window_days: Input should be greater than or equal to 1",
+        }
+    ]
 
     # The embedded MLflow (no tracking URI of its own) is down: said at once, not waited for.
     text = status()
-    assert f"pipeline flights ({settings.config}): registered model {decision.model_name}" in text
+    assert f"pipeline flights ({folder / 'flights.yaml'}): registered model {decision.model_name}" in text
+    assert f"pipeline delays ({folder / 'delays.yaml'}): registered model airloop-delays" in text
+    assert f"broken pipeline file {folder / 'broken.yaml'}: training.window_days: Input should be" in text
     assert "champion: unknown (the embedded MLflow server at http://127.0.0.1:" in text
     assert "is not running (airloop up)" in text
-    assert "DAGs:     airloop_training, airloop_deploy, airloop_monitoring" in text
+    assert "DAGs:     airloop_flights_training, airloop_flights_deploy, airloop_flights_monitoring" in text

@@ -28,11 +28,9 @@ from airloop.validation.quarantine import (
     readmit,
 )
 
-from ..conftest import FLIGHTS_CONFIG
-
 START, END = dt.date(2026, 3, 1), dt.date(2026, 3, 8)
 BATCH = "2026-03-01_2026-03-08"
-BLOCKED = Lineage(dag_id="airloop_training", run_id="manual__2026-03-08")
+BLOCKED = Lineage(dag_id="airloop_flights_training", run_id="manual__2026-03-08")
 NOW = dt.datetime(2026, 3, 9, 8, 30, tzinfo=dt.UTC)
 
 
@@ -40,7 +38,7 @@ NOW = dt.datetime(2026, 3, 9, 8, 30, tzinfo=dt.UTC)
 def own_landing(landing_home, tmp_path) -> AirloopSettings:
     home = tmp_path / "home"
     shutil.copytree(landing_home / "landing", home / "landing")
-    return AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return AirloopSettings(home=home, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
 def _day(settings: AirloopSettings, day: dt.date):
@@ -73,7 +71,7 @@ def test_a_fixed_source_is_readmitted_and_the_quarantined_batch_kept(own_landing
 
     assert attempt.admitted
     assert attempt.failures == []
-    assert attempt.blocked == BlockedRun(dag_id="airloop_training", run_id="manual__2026-03-08")
+    assert attempt.blocked == BlockedRun(dag_id="airloop_flights_training", run_id="manual__2026-03-08")
     assert quarantined_ids(settings.lake, "flights") == []
     snapshot = settings.lake / "snapshots" / "flights" / BATCH
     assert json.loads((snapshot / "manifest.json").read_text())["content_hash"] == attempt.content_hash
@@ -143,7 +141,7 @@ def test_the_cli_lists_shows_and_readmits(own_landing, flights_config, monkeypat
     good = _break(settings)
     _quarantine(settings, flights_config)
     monkeypatch.setenv("AIRLOOP_HOME", str(settings.home))
-    monkeypatch.setenv("AIRLOOP_CONFIG", str(settings.config))
+    monkeypatch.setenv("AIRLOOP_PIPELINES", str(settings.pipelines))
     monkeypatch.setenv("AIRLOOP_MLFLOW_TRACKING_URI", settings.tracking_uri)
 
     assert main(["quarantine", "list"]) == 0
@@ -152,7 +150,7 @@ def test_the_cli_lists_shows_and_readmits(own_landing, flights_config, monkeypat
     assert "expect_column_values_to_be_between(distance)" in listed
     assert main(["quarantine", "show", BATCH]) == 0
     shown = capsys.readouterr().out
-    assert "blocked    airloop_training run manual__2026-03-08" in shown
+    assert "blocked    airloop_flights_training run manual__2026-03-08" in shown
     assert "validation.html" in shown
 
     assert main(["quarantine", "readmit", BATCH, "--why", "nothing fixed yet"]) == 2
@@ -161,7 +159,7 @@ def test_the_cli_lists_shows_and_readmits(own_landing, flights_config, monkeypat
     assert main(["quarantine", "readmit", BATCH, "--why", "re-sent", "--by", "dana", "--no-resume"]) == 0
     out = capsys.readouterr().out
     assert f"{BATCH} re-admitted by dana: re-sent" in out
-    assert "clear airloop_training run manual__2026-03-08 to go on" in out
+    assert "clear airloop_flights_training run manual__2026-03-08 to go on" in out
     assert main(["quarantine", "list"]) == 0
     assert "no quarantined flights batches" in capsys.readouterr().out
 
@@ -179,19 +177,19 @@ def test_a_readmitted_batch_whose_run_cannot_be_resumed_says_how_to_go_on(tmp_pa
     from airloop.quarantine_cli import _resume
     from airloop.settings import AirloopSettings
     from airloop.validation.quarantine import BlockedRun, Readmission
-    from tests.conftest import FLIGHTS_CONFIG, free_port
+    from tests.conftest import free_port
 
-    settings = AirloopSettings(home=tmp_path, config=FLIGHTS_CONFIG, admin_password=password, airflow_port=free_port())
+    settings = AirloopSettings(home=tmp_path, admin_password=password, airflow_port=free_port())
     attempt = Readmission(
         snapshot_id="2026-03-15_2026-03-22",
         by="ci",
         why="re-sent",
         at=dt.datetime(2026, 3, 23, tzinfo=dt.UTC),
         admitted=True,
-        blocked=BlockedRun(dag_id="airloop_training", run_id="manual__1"),
+        blocked=BlockedRun(dag_id="airloop_flights_training", run_id="manual__1"),
     )
     said = _resume(settings, attempt)
-    assert said.startswith("re-admitted, but airloop_training run manual__1 was not resumed (")
+    assert said.startswith("re-admitted, but airloop_flights_training run manual__1 was not resumed (")
     assert expected in said
     assert said.endswith("clear it from ingest on in the Airflow UI to go on")
     assert not (tmp_path / "admin_password").exists()  # no login was made up on the way

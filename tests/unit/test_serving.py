@@ -26,6 +26,7 @@ from airloop.lineage import Lineage
 from airloop.serving.app import ServingSettings, create_app
 from airloop.serving.inference_log import read_inference_log
 from airloop.serving.model import fetch_model
+from tests.conftest import flights
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +37,21 @@ def model_dir(tmp_path_factory, landing_home) -> Path:
 
     from airloop.settings import AirloopSettings
 
-    from ..conftest import FLIGHTS_CONFIG
-
     root = tmp_path_factory.mktemp("serving")
     home = root / "home"
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
     tracking = f"sqlite:///{root / 'mlflow.db'}"
-    settings = AirloopSettings(home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=tracking)
+    settings = AirloopSettings(home=home, mlflow_tracking_uri=tracking)
     options = pipeline.RunOptions(window_days=7, model={"max_iter": 50})
     cwd = Path.cwd()
     try:
         import os
 
         os.chdir(root)  # the SQLite store keeps artifacts under the working directory
-        decision = pipeline.run_in_process(settings, options, dt.date(2026, 3, 8), Lineage(run_id="serving"))
+        decision = pipeline.run_in_process(
+            settings, flights(settings), options, dt.date(2026, 3, 8), Lineage(run_id="serving")
+        )
         dest = root / "model"
         info = fetch_model(f"models:/{decision.model_name}@champion", dest, tracking_uri=tracking)
         assert info.version == decision.version

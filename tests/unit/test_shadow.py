@@ -34,15 +34,11 @@ def world(tmp_path_factory, landing_home):
     from airloop.serving.model import fetch_model
     from airloop.settings import AirloopSettings
 
-    from ..conftest import FLIGHTS_CONFIG
-
     root = tmp_path_factory.mktemp("shadow")
     home = root / "home"
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
-    settings = AirloopSettings(
-        home=home, config=FLIGHTS_CONFIG, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", deploy_target="none"
-    )
+    settings = AirloopSettings(home=home, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", deploy_target="none")
     cwd = Path.cwd()
     os.chdir(root)  # the SQLite store keeps artifacts under the working directory
     try:

@@ -12,6 +12,7 @@ from airloop.pipeline import RunOptions
 from airloop.registry import CHALLENGER, CHAMPION
 from airloop.training.features import features_and_label, time_split
 from airloop.training.train import TrainingDataError
+from tests.conftest import flights
 
 RUN_DATE = dt.date(2026, 3, 8)
 WEEK = RunOptions(window_days=7)
@@ -30,7 +31,7 @@ def _alias(client, name, alias):
 
 
 def _stages(settings, options, lineage):
-    config = pipeline.pipeline_config(settings, options)
+    config = pipeline.pipeline_config(flights(settings), options)
     snapshot = pipeline.ingest(settings, config, *pipeline.data_window(config, options, RUN_DATE))
     validated = pipeline.validate(settings, config, snapshot, lineage)
     return config, validated
@@ -53,7 +54,7 @@ def test_label_is_late_arrival_and_unlabelled_rows_are_left_out(flights_config, 
 
 
 def test_first_model_becomes_champion_with_lineage(settings, mlflow_client):
-    lineage = Lineage(dag_id="airloop_training", run_id="manual__1", reason="test")
+    lineage = Lineage(dag_id="airloop_flights_training", run_id="manual__1", reason="test")
     config, validated = _stages(settings, WEEK, lineage)
     trained = pipeline.train(settings, config, validated, lineage)
     candidate = pipeline.register(settings, config, trained, lineage)
@@ -72,7 +73,7 @@ def test_first_model_becomes_champion_with_lineage(settings, mlflow_client):
     assert tags["airloop.git_commit"]
 
     run = mlflow_client.get_run(trained.mlflow_run_id)
-    assert run.data.tags["airloop.airflow_dag_id"] == "airloop_training"
+    assert run.data.tags["airloop.airflow_dag_id"] == "airloop_flights_training"
     assert run.data.tags["airloop.validation_run_id"] == validated.mlflow_run_id
     digests = {i.dataset.digest for i in run.inputs.dataset_inputs}
     assert digests == {validated.snapshot.content_hash[:32]}
@@ -82,7 +83,7 @@ def test_first_model_becomes_champion_with_lineage(settings, mlflow_client):
 
 
 def test_rerunning_the_same_run_trains_and_registers_nothing_new(settings, mlflow_client):
-    lineage = Lineage(dag_id="airloop_training", run_id="manual__2")
+    lineage = Lineage(dag_id="airloop_flights_training", run_id="manual__2")
     config, validated = _stages(settings, WEEK, lineage)
     first = pipeline.register(settings, config, pipeline.train(settings, config, validated, lineage), lineage)
     retrained = pipeline.train(settings, config, validated, lineage)

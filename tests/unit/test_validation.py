@@ -11,6 +11,7 @@ from airloop.lineage import Lineage
 from airloop.pipeline import RunOptions, data_window, ingest, pipeline_config
 from airloop.validation import DataValidationError
 from airloop.validation.checks import load_suite, validate_snapshot
+from tests.conftest import flights
 
 WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 8))
 
@@ -121,7 +122,7 @@ def test_a_suite_with_an_unknown_expectation_is_refused(tmp_path):
 
 
 def test_window_ends_at_the_run_date_unless_chosen(settings):
-    config = pipeline_config(settings, RunOptions(window_days=7))
+    config = pipeline_config(flights(settings), RunOptions(window_days=7))
     assert data_window(config, RunOptions(), dt.date(2026, 3, 8)) == WINDOW
     chosen = RunOptions(window_end=dt.date(2026, 3, 3))
     assert data_window(config, chosen, dt.date(2026, 11, 1)) == (dt.date(2026, 2, 24), dt.date(2026, 3, 3))

@@ -103,7 +103,7 @@ def _compare(
     settings: AirloopSettings, model_name: str, target: str, docker_api: Any, kubernetes_api: Callable[[], Any] | None
 ) -> Reconciliation:
     """What serves against what `champion` names; `drifted` when the champion should be deployed."""
-    from airloop.deploy.service import build_deployer, serving_token
+    from airloop.deploy.service import build_deployer, serving_port_of, serving_token
     from airloop.registry.versions import ModelRegistry
 
     registry = ModelRegistry(model_name, tracking_uri=settings.tracking_uri)
@@ -115,7 +115,12 @@ def _compare(
         found.message = f"deploy target is none: nothing here serves {model_name}, nothing to reconcile"
         return found
     deployer = build_deployer(
-        settings, target, docker_api=docker_api, kubernetes_api=kubernetes_api, token=serving_token()
+        settings,
+        target,
+        port=serving_port_of(settings, model_name),
+        docker_api=docker_api,
+        kubernetes_api=kubernetes_api,
+        token=serving_token(),
     )
     found.served = deployer.serving_version(model_name)
     serving = found.served_phrase

@@ -100,15 +100,16 @@ def build_deployer(
     settings: AirloopSettings,
     target: str,
     *,
+    port: int,
     docker_api: Any = None,
     kubernetes_api: Callable[[], Any] | None = None,
     token: str | None = None,
 ) -> Deployer:
-    """The target's Deployer: the one place an implementation is chosen."""
+    """The target's Deployer, serving on stable `port`: the one place an implementation is chosen."""
     if target == "local":
         from airloop.deploy.local import LocalDeployer
 
-        return LocalDeployer(settings.home, settings.serving_port, token=token)
+        return LocalDeployer(settings.home, port, token=token)
     if target == "docker":
         from airloop.deploy.docker import DockerDeployer, DockerSettings
 
@@ -118,7 +119,7 @@ def build_deployer(
             docker_api,
             DockerSettings(
                 home=settings.home,
-                stable_port=settings.serving_port,
+                stable_port=port,
                 base_image=settings.base_image,
                 router_base_image=settings.router_base_image,
                 offline=settings.offline_build,
@@ -162,10 +163,18 @@ def deploy_version(
             registry.move_champion(version)
         return Deployment(target="none", model_name=model_name, version=version, endpoint="", unchanged=True)
     token = serving_token()
-    check = check or servability_check(_config(settings), token)
+    pipeline = settings.load_pipelines().of_model(model_name)
+    check = check or servability_check(pipeline.config if pipeline else None, token)
     model_dir = settings.state.served_model(model_name, version)
     info = _local_copy(settings, model_name, version, model_dir)
-    deployer = build_deployer(settings, chosen, docker_api=docker_api, kubernetes_api=kubernetes_api, token=token)
+    deployer = build_deployer(
+        settings,
+        chosen,
+        port=serving_port_of(settings, model_name),
+        docker_api=docker_api,
+        kubernetes_api=kubernetes_api,
+        token=token,
+    )
     log.info("deploying %s version %s to %s%s", model_name, version, chosen, " as champion" if make_champion else "")
     deployment = promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=make_champion)
     if not deployment.unchanged:
@@ -268,16 +277,18 @@ def promote_shadow_winner(
     return deployment
 
 
-def servability_check(config: PipelineConfig, token: str | None) -> ServingCheck:
-    """The contract test's settings from `promotion.servability`, with the serving token."""
-    policy = config.promotion.servability
+def servability_check(config: PipelineConfig | None, token: str | None) -> ServingCheck:
+    """The contract test's settings from `promotion.servability` (its defaults for a model no pipeline names)."""
+    from airloop.config import ServabilityPolicy
+
+    policy = config.promotion.servability if config else ServabilityPolicy()
     return ServingCheck(requests=policy.requests, p95_latency_ms=policy.p95_latency_ms, token=token)
 
 
-def _config(settings: AirloopSettings) -> PipelineConfig:
-    from airloop.config import load_config
-
-    return load_config(settings.config)
+def serving_port_of(settings: AirloopSettings, model_name: str) -> int:
+    """The stable port of the pipeline whose model this is; AIRLOOP_SERVING_PORT for a model no pipeline names."""
+    pipeline = settings.load_pipelines().of_model(model_name)
+    return pipeline.serving_port if pipeline else settings.serving_port
 
 
 def _tag_deployment(registry: ModelRegistry, deployment: Deployment, lineage: Lineage | None) -> None:

@@ -21,44 +21,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from airloop.config import PipelineConfig, load_config
+from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX
+from airloop.pipelines import Pipeline
 from airloop.registry import CHALLENGER, CHAMPION
 from airloop.settings import AirloopSettings
 
 log = logging.getLogger(__name__)
-
-#: Each stage's DAG (DESIGN.md: DAG ids are part of the public interface).
-STAGE_DAGS = {
-    "training": "airloop_training",
-    "deploy": "airloop_deploy",
-    "monitoring": "airloop_monitoring",
-    "retraining": "airloop_retraining",
-    "reconcile": "airloop_reconcile",
-    "readmit": "airloop_readmit",
-}
-
-
-class Pipeline(BaseModel):
-    """A pipeline: its name, its config, and the DAG of each of its stages."""
-
-    name: str
-    config: PipelineConfig
-    dags: dict[str, str] = Field(default_factory=lambda: dict(STAGE_DAGS))
-
-    @property
-    def dag_ids(self) -> list[str]:
-        return list(self.dags.values())
-
-
-def pipelines(settings: AirloopSettings) -> list[Pipeline]:
-    """The pipelines this deployment runs: the one of `settings.config`, named after its file."""
-    return [Pipeline(name=settings.config.stem, config=load_config(settings.config))]
-
-
-def pipeline_of_dag(found: Sequence[Pipeline], dag_id: str) -> Pipeline | None:
-    """The pipeline `dag_id` belongs to, or None for a DAG that is not Airloop's."""
-    return next((p for p in found if dag_id in p.dag_ids), None)
 
 
 class PipelineStatus(BaseModel):
@@ -68,6 +37,7 @@ class PipelineStatus(BaseModel):
     config: str
     model_name: str
     dags: dict[str, str]
+    serving_port: int
     champion: str | None = None
     serving_url: str | None = None  #: where the champion was deployed (its `deploy.endpoint` tag)
     serving_target: str | None = None
@@ -92,9 +62,10 @@ def pipeline_status(
     serving = health.serving
     return PipelineStatus(
         pipeline=pipeline.name,
-        config=str(settings.config),
+        config=str(pipeline.path),
         model_name=health.model_name,
         dags=health.dags,
+        serving_port=pipeline.serving_port,
         champion=health.champion.version if health.champion else None,
         serving_url=serving.endpoint if serving else None,
         serving_target=serving.target if serving else None,

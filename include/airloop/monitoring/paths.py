@@ -16,9 +16,10 @@ class MonitoringPaths:
     def __init__(self, settings: AirloopSettings, config: PipelineConfig) -> None:
         root = settings.state.monitoring
         self.windows = root / "windows" / config.model_name
-        self.signals = root / "signals"
+        # Each pipeline's own: one pipeline's signal never retrains another, nor counts against its guards.
+        self.signals = root / "signals" / config.model_name
         self.alerted = self.signals / "alerted"  # one marker per (served version, reason) already alerted
-        self.ledger = root / "retraining.jsonl"
+        self.ledger = root / "retraining" / f"{config.model_name}.jsonl"
         self.models = root / "models" / config.model_name
         self.serving = root / "serving" / config.model_name  # the endpoint's health per window, and its scrapes
         self.serving_scrapes = self.serving / "scrapes.jsonl"

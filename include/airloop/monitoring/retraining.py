@@ -2,7 +2,7 @@
 
 Monitoring raises a signal (a JSON file under `<home>/monitoring/signals/pending/`); the
 retraining DAG's sensor waits for one, asks :func:`decide`, and records what it did in the
-ledger (`<home>/monitoring/retraining.jsonl`), which is also what the guards read: cooldown,
+ledger (`<home>/monitoring/retraining/<model>.jsonl`), which is also what the guards read: cooldown,
 dedupe, one run at a time, and a circuit breaker over challengers that lost.
 """
 

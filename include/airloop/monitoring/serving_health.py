@@ -219,4 +219,6 @@ def champion_endpoint(settings: AirloopSettings, config: PipelineConfig) -> str 
         return None
     if champion is None:
         return None
-    return endpoint or f"http://{settings.host}:{settings.serving_port}"
+    from airloop.pipelines import serving_port
+
+    return endpoint or f"http://{settings.host}:{serving_port(config, settings.serving_port)}"

@@ -13,6 +13,8 @@ import httpx
 TERMINAL_STATES = {"success", "failed"}
 #: The tag every Airloop DAG carries (see DESIGN.md): what `unpause_tagged` makes live.
 AIRLOOP_TAG = "airloop"
+#: The DAG file that builds no DAG and reports broken pipeline files as its import error.
+PIPELINES_CHECK_FILE = "airloop_pipelines_check.py"
 #: The one-slot pool of the tasks that change what serves (promote, deploy, reconcile).
 SERVING_POOL = "airloop_serving"
 SERVING_POOL_DESCRIPTION = "Airloop: one task at a time changes what serves (promote, deploy, reconcile)"
@@ -88,27 +90,35 @@ class AirflowClient:
                 raise AirflowApiError(f"DAG {dag_id} did not appear within {timeout:.0f}s")
             time.sleep(1)
 
-    def wait_for_dag_files(self, folder: Path, timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Wait until each Python file in the DAGs `folder` has a parsed DAG; returns every DAG.
+    def wait_for_dags(
+        self, dag_ids: Iterable[str], *, timeout: float = 120.0, reported: Iterable[str] = (PIPELINES_CHECK_FILE,)
+    ) -> list[dict[str, Any]]:
+        """Wait until each DAG of `dag_ids` is parsed; returns every DAG.
 
-        Fails at once, with the error, if a file does not import; fails after `timeout` naming
-        the files that have no DAG yet.
+        An import error fails at once, with the error: a DAG file that does not import. The files
+        named in `reported` are not waited on and their errors do not fail: the pipelines check
+        reports broken pipeline files that way, and the other pipelines' DAGs go on. Fails after
+        `timeout` naming the DAGs not parsed yet.
         """
-        files = {p.relative_to(folder).as_posix() for p in folder.rglob("*.py") if "__pycache__" not in p.parts}
+        expected = set(dag_ids)
+        tolerated = set(reported)
         deadline = time.monotonic() + timeout
         while True:
-            errors = self.request("GET", "/api/v2/importErrors")["import_errors"]
+            errors = [
+                e
+                for e in self.request("GET", "/api/v2/importErrors")["import_errors"]
+                if Path(e["filename"]).name not in tolerated
+            ]
             if errors:
                 details = "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
                 raise AirflowApiError(f"DAG files failed to import:\n{details}")
             dags = self.dags()
-            missing = unparsed_files(files, dags)
+            missing = sorted(expected - {d["dag_id"] for d in dags})
             if not missing:
                 return dags
             if time.monotonic() > deadline:
                 raise AirflowApiError(
-                    f"no DAG parsed from {', '.join(missing)} in {folder} within {timeout:.0f}s; "
-                    "see the dag-processor's log"
+                    f"DAGs {', '.join(missing)} not parsed within {timeout:.0f}s; see the dag-processor's log"
                 )
             time.sleep(1)
 
@@ -274,9 +284,3 @@ class AirflowClient:
                 f"{dag.get('max_active_runs') or 1} at a time: this run starts when it ends"
             )
         return "the scheduler has not started this run yet (it does within a minute on an idle machine)"
-
-
-def unparsed_files(files: Iterable[str], dags: Iterable[dict[str, Any]]) -> list[str]:
-    """The DAG files (paths relative to the DAGs folder) of which no DAG in `dags` was parsed."""
-    parsed = {dag.get("relative_fileloc") for dag in dags}
-    return sorted(set(files) - parsed)

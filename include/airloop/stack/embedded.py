@@ -134,7 +134,6 @@ class EmbeddedStack:
         env.update(
             {
                 "AIRLOOP_HOME": str(self.home),
-                "AIRLOOP_CONFIG": str(s.config),
                 "MLFLOW_TRACKING_URI": s.tracking_uri,
                 "GX_ANALYTICS_ENABLED": "False",
                 "AIRFLOW_HOME": str(self.state.airflow),
@@ -239,7 +238,7 @@ class EmbeddedStack:
             client.ensure_pool(SERVING_POOL, 1, SERVING_POOL_DESCRIPTION)
 
     def unpause_dags(self, client: AirflowClient, *, timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Make the loop live: once every DAG file is parsed, unpause every DAG tagged `airloop`.
+        """Make the loop live: once every pipeline's DAGs are parsed, unpause every DAG tagged `airloop`.
 
         Airflow pauses a DAG it sees for the first time: monitoring would never run, the
         retraining sensor never wait, and a triggered deploy would sit queued. Returns the
@@ -247,14 +246,15 @@ class EmbeddedStack:
         """
         from airloop.stack.airflow_api import AIRLOOP_TAG
 
-        client.wait_for_dag_files(self.settings.dags_folder, timeout=timeout)
+        expected = [dag_id for pipeline in self.settings.load_pipelines() for dag_id in pipeline.dag_ids]
+        client.wait_for_dags(expected, timeout=timeout)
         return client.unpause_tagged(AIRLOOP_TAG)
 
     def down(self) -> list[str]:
         """Stop every service this state folder started; returns the names stopped."""
         from airloop.deploy.local import LocalDeployer
 
-        stopped = ["serving"] if LocalDeployer(self.home, self.settings.serving_port).stop() else []
+        stopped = [f"serving:{port}" for port in self.serving_ports() if LocalDeployer(self.home, port).stop()]
         stopped += self._stop_containers()
         running = {}
         for name in ("api-server", *AIRFLOW_COMPONENTS, *self.celery_workers, "mlflow", "evidently"):
@@ -268,15 +268,23 @@ class EmbeddedStack:
             (self.state.run / f"{name}.pid").unlink(missing_ok=True)
         return stopped + list(running)
 
+    def serving_ports(self) -> list[int]:
+        """Every pipeline's stable serving port (and AIRLOOP_SERVING_PORT, the default)."""
+        return sorted({self.settings.serving_port, *(p.serving_port for p in self.settings.load_pipelines())})
+
     def _stop_containers(self) -> list[str]:
-        """Serving and router containers deployed for this stack's serving port."""
+        """Serving and router containers deployed for this stack's serving ports."""
         from airloop.deploy.docker import DockerDeployer, DockerSettings
         from airloop.deploy.service import docker_engine
 
         api = docker_engine()
         if api is None:
             return []
-        return DockerDeployer(api, DockerSettings(home=self.home, stable_port=self.settings.serving_port)).remove_all()
+        return [
+            name
+            for port in self.serving_ports()
+            for name in DockerDeployer(api, DockerSettings(home=self.home, stable_port=port)).remove_all()
+        ]
 
     def running(self, name: str) -> bool:
         pid = self._pid(name)

@@ -2,7 +2,7 @@
 
 A frozen January model is trained and deployed. Then, month by month, a traffic simulator sends
 that month's flights to the serving endpoint (logged at their departure times: the server runs
-with the replay clock), the previous month's outcomes land as labels, and `airloop_monitoring`
+with the replay clock), the previous month's outcomes land as labels, and the pipeline's monitoring DAG
 is triggered for the month. Nothing else is done by hand: degradation signals, the deferred
 sensor, the storm guards, retraining, promotion and deployment are the loop's own. The timeline
 and a month-by-month comparison with the frozen January model are printed at the end.
@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import yaml
 
+from airloop.pipelines import Pipeline
 from airloop.settings import AirloopSettings
 
-TRAINING, MONITORING, RETRAINING = "airloop_training", "airloop_monitoring", "airloop_retraining"
 YEAR = 2026  # the replayed 2013 lands on this year's dates (see airloop.data.replay)
 #: Storm guards for a year replayed in minutes: the production defaults are hours (see flights.yaml).
 DEMO_GUARDS = {"cooldown_minutes": 1, "dedupe_hours": 24, "circuit_breaker_after": 3}
@@ -41,30 +41,46 @@ class Timeline:
         print(line, flush=True)
 
 
-def demo_settings(settings: AirloopSettings) -> AirloopSettings:
-    """The settings with the demo's config (default + demo guards) and a quick signal poll."""
-    from airloop.config import load_config
+@dataclass(frozen=True)
+class LoopDags:
+    """The DAGs of the pipeline the demo plays."""
 
-    load_config(settings.config)  # fail early, on the user's file, if it is invalid
-    raw = yaml.safe_load(Path(settings.config).read_text())
+    training: str
+    monitoring: str
+    retraining: str
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> LoopDags:
+        return cls(*(pipeline.dag_id(stage) for stage in ("training", "monitoring", "retraining")))
+
+
+def demo_settings(settings: AirloopSettings, pipeline: Pipeline) -> tuple[AirloopSettings, Pipeline]:
+    """The settings and pipeline the demo runs: the pipeline alone in a folder of its own, its
+    config with the demo's guards, and a quick signal poll."""
+    raw = yaml.safe_load(Path(pipeline.path).read_text())
     raw.setdefault("monitoring", {})["guards"] = {**raw["monitoring"].get("guards", {}), **DEMO_GUARDS}
     raw["monitoring"]["label_lookback_days"] = DEMO_LABEL_LOOKBACK_DAYS
-    path = settings.state.demo_loop_config
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return settings.model_copy(update={"config": path, "signal_poll_seconds": 3.0})
+    folder = settings.state.demo_loop_pipelines
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.yaml"):
+        stale.unlink()
+    (folder / pipeline.path.name).write_text(yaml.safe_dump(raw, sort_keys=False))
+    settings = settings.model_copy(update={"pipelines": folder, "signal_poll_seconds": 3.0})
+    return settings, settings.load_pipelines().get(pipeline.name)
 
 
-def run_loop_demo(settings: AirloopSettings, *, months: list[int], rows: int, timeout: float) -> int:
+def run_loop_demo(
+    settings: AirloopSettings, pipeline: Pipeline, *, months: list[int], rows: int, timeout: float
+) -> int:
     """Bring the stack up in replay mode, play `months` of 2013, print the timeline; 0 on success."""
-    from airloop.config import load_config
     from airloop.data.replay import fill_landing_zone
     from airloop.stack import mlflow_auth
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
-    settings = demo_settings(settings)
-    config = load_config(settings.config)
+    settings, pipeline = demo_settings(settings, pipeline)
+    config = pipeline.config
+    dags = LoopDags.of(pipeline)
     stack = EmbeddedStack(settings)
     if any(stack.status().values()):
         print("restarting the services in replay mode (serving logs each flight at its departure time)")
@@ -77,22 +93,22 @@ def run_loop_demo(settings: AirloopSettings, *, months: list[int], rows: int, ti
 
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
         stack.unpause_dags(client)  # every Airloop DAG, deploy too, as `airloop up` leaves them
-        _settle(client, settings, timeout)  # unpausing starts each DAG's latest scheduled run
+        _settle(client, settings, config, dags, timeout)  # unpausing starts each DAG's latest scheduled run
         run = client.trigger(
-            TRAINING,
+            dags.training,
             logical_date=None,
             conf={"window_end": f"{YEAR}-02-01", "force_promote": True, "reason": "demo-loop: the January model"},
         )
-        if client.follow(TRAINING, run["dag_run_id"], timeout=timeout)["state"] != "success":
+        if client.follow(dags.training, run["dag_run_id"], timeout=timeout)["state"] != "success":
             print(f"error: the January model's run {run['dag_run_id']} failed; see the Airflow UI")
             return 1
-        january = _serving_version(settings)
+        january = _serving_version(settings, pipeline)
         timeline.add("2013-01", f"January model v{january} trained on Jan 2-31 and deployed (frozen baseline)")
-        _play(client, settings, config, months=months, rows=rows, timeline=timeline, timeout=timeout)
+        _play(client, settings, pipeline, dags, months=months, rows=rows, timeline=timeline, timeout=timeout)
 
     _print_timeline(timeline)
     _print_monthly_quality(settings, config, january)
-    print(f"\nAirflow UI  {settings.airflow_url}  (runs of {MONITORING}, {RETRAINING}, {TRAINING})")
+    print(f"\nAirflow UI  {settings.airflow_url}  (runs of {dags.monitoring}, {dags.retraining}, {dags.training})")
     print(f"Evidently   {settings.evidently_url}  (one snapshot per month)")
     print(f"MLflow UI   {settings.tracking_uri}  (experiment {config.experiment}-monitoring)")
     return 0
@@ -101,7 +117,8 @@ def run_loop_demo(settings: AirloopSettings, *, months: list[int], rows: int, ti
 def _play(
     client: Any,
     settings: AirloopSettings,
-    config: Any,
+    pipeline: Pipeline,
+    dags: LoopDags,
     *,
     months: list[int],
     rows: int,
@@ -114,11 +131,12 @@ def _play(
     from airloop.monitoring.traffic import flights_between, land_labels, send_traffic
     from airloop.monitoring.window import MonitoringWindow
 
+    config = pipeline.config
     paths = MonitoringPaths(settings, config)
     signals = SignalStore(paths.signals)
-    url = f"http://{settings.host}:{settings.serving_port}"
+    url = f"http://{settings.host}:{pipeline.serving_port}"
     waiting: Any = None  # last month's flights, whose outcomes are not known yet
-    seen_runs = {r["dag_run_id"] for r in client.dag_runs(TRAINING)}
+    seen_runs = {r["dag_run_id"] for r in client.dag_runs(dags.training)}
     for month in [*months, None]:
         if month is None:  # after the last month: its labels land, and a last run folds them in
             start = dt.datetime(YEAR, months[-1], 28, tzinfo=dt.UTC) + dt.timedelta(days=4)
@@ -130,7 +148,7 @@ def _play(
             window = MonitoringWindow(start=start, end=end)
             label = f"2013-{month:02d}"
             flights = flights_between(config, settings.home, start.date(), end.date(), rows=rows, seed=month)
-            version = _serving_version(settings)
+            version = _serving_version(settings, pipeline)
             sent = send_traffic(url, flights, config)
             timeline.add(label, f"served {len(sent)} flights with v{version}")
         if waiting is not None:
@@ -139,7 +157,7 @@ def _play(
         waiting = sent if month is not None else None
 
         run = client.trigger(
-            MONITORING,
+            dags.monitoring,
             logical_date=None,
             conf={
                 "window_start": window.start.isoformat(),
@@ -147,11 +165,11 @@ def _play(
                 "reason": "demo-loop",
             },
         )
-        final = client.follow(MONITORING, run["dag_run_id"], timeout=timeout)
+        final = client.follow(dags.monitoring, run["dag_run_id"], timeout=timeout)
         if final["state"] != "success":
             timeline.add(label, f"monitoring run {run['dag_run_id']} {final['state']}: see its log")
             continue
-        for past in client.xcom(MONITORING, run["dag_run_id"], "backfill_late_labels"):
+        for past in client.xcom(dags.monitoring, run["dag_run_id"], "backfill_late_labels"):
             auc = (past.get("performance") or {}).get("roc_auc", float("nan"))
             timeline.add(
                 label,
@@ -163,15 +181,15 @@ def _play(
             drifted = [c["column"] for c in record.drift["columns"] if c["drifted"]]
             verdict = "; ".join(d.detail for d in record.degradations) or f"healthy ({len(drifted)} columns drifted)"
             timeline.add(label, f"monitoring: {verdict}")
-        for raised in _raised(signals, client.xcom(MONITORING, run["dag_run_id"], "raise_signals")):
+        for raised in _raised(signals, client.xcom(dags.monitoring, run["dag_run_id"], "raise_signals")):
             timeline.add(label, raised)
-        _settle(client, settings, timeout)
-        for training in client.dag_runs(TRAINING):
+        _settle(client, settings, config, dags, timeout)
+        for training in client.dag_runs(dags.training):
             if training["dag_run_id"] in seen_runs:
                 continue
             seen_runs.add(training["dag_run_id"])
             decision = (
-                client.xcom(TRAINING, training["dag_run_id"], "deploy_and_promote")["decision"]
+                client.xcom(dags.training, training["dag_run_id"], "deploy_and_promote")["decision"]
                 if training["state"] == "success"
                 else None
             )
@@ -181,7 +199,7 @@ def _play(
                 else training["state"]
             )
             timeline.add(label, f"retraining run {training['dag_run_id']}: {outcome}")
-            timeline.add(label, f"serving v{_serving_version(settings)}")
+            timeline.add(label, f"serving v{_serving_version(settings, pipeline)}")
         for entry in _ledger_news(paths, seen_runs):
             timeline.add(label, entry)
 
@@ -192,7 +210,7 @@ def _raised(signals: Any, signal_ids: list[str] | None) -> list[str]:
     for signal_id in signal_ids or []:
         signal = signals.find(signal_id)
         why = f"{signal.kind}: " + "; ".join(r.detail for r in signal.reasons) if signal else signal_id
-        lines.append(f"retraining signal ({why}) -> airloop_retraining")
+        lines.append(f"retraining signal ({why}) -> the retraining DAG")
     return lines
 
 
@@ -209,23 +227,22 @@ def _ledger_news(paths: Any, seen: set[str]) -> list[str]:
     return news
 
 
-def _settle(client: Any, settings: AirloopSettings, timeout: float) -> None:
+def _settle(client: Any, settings: AirloopSettings, config: Any, dags: LoopDags, timeout: float) -> None:
     """Wait until no signal is pending and only the retraining sensor is running (waiting)."""
-    from airloop.config import load_config
     from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.retraining import SignalStore
 
-    signals = SignalStore(MonitoringPaths(settings, load_config(settings.config)).signals)
+    signals = SignalStore(MonitoringPaths(settings, config).signals)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = [
             (dag, r["dag_run_id"])
-            for dag in (TRAINING, MONITORING, RETRAINING)
+            for dag in (dags.training, dags.monitoring, dags.retraining)
             for r in client.dag_runs(dag)
             if r["state"] in {"queued", "running"}
         ]
         waiting = all(
-            dag == RETRAINING
+            dag == dags.retraining
             and {t["task_id"]: t["state"] for t in client.task_instances(dag, run_id)}.get("wait_for_degradation")
             in {"deferred", "scheduled", "queued", None}
             for dag, run_id in busy
@@ -236,8 +253,8 @@ def _settle(client: Any, settings: AirloopSettings, timeout: float) -> None:
     raise TimeoutError(f"the loop did not settle within {timeout:.0f}s")
 
 
-def _serving_version(settings: AirloopSettings) -> str:
-    return str(httpx.get(f"http://{settings.host}:{settings.serving_port}/version", timeout=10).json()["version"])
+def _serving_version(settings: AirloopSettings, pipeline: Pipeline) -> str:
+    return str(httpx.get(f"http://{settings.host}:{pipeline.serving_port}/version", timeout=10).json()["version"])
 
 
 def _print_timeline(timeline: Timeline) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airloop.serving.model import MODEL_INFO_FILE, ModelInfo, fetch_model
-from tests.conftest import free_port, register_unfitted, sqlite_champion
+from tests.conftest import flights_file, free_port, register_unfitted, sqlite_champion
 
 __all__ = ["TOKEN", "free_port", "version_info"]
 
@@ -38,7 +38,7 @@ def store(tmp_path_factory, landing_home) -> Store:
     try:
         name = decision.model_name
         again = _register_again(tracking, name, decision.version)
-        broken = register_unfitted(settings.config, tracking, name, "1", root / "fitted")
+        broken = register_unfitted(flights_file(settings), tracking, name, "1", root / "fitted")
         found = Store(tracking, name)
         for version in ("1", again, broken):
             found.model_dirs[version] = root / "models" / f"v{version}"

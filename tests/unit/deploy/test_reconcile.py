@@ -17,7 +17,6 @@ from airloop.deploy.reconcile import reconcile_serving
 from airloop.registry.versions import ModelRegistry
 from airloop.settings import AirloopSettings
 
-from ...conftest import FLIGHTS_CONFIG
 from .conftest import TOKEN, free_port
 
 QUICK = ServingCheck(requests=20, p95_latency_ms=60_000, token=TOKEN)
@@ -29,7 +28,6 @@ def settings(store, tmp_path, monkeypatch) -> AirloopSettings:
     monkeypatch.setenv("AIRLOOP_SERVING_TOKEN", TOKEN)
     found = AirloopSettings(
         home=tmp_path / "home",
-        config=FLIGHTS_CONFIG,
         mlflow_tracking_uri=store.tracking_uri,
         serving_port=free_port(),
         deploy_target="local",

@@ -20,7 +20,7 @@ from airloop.health.summary import (
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 LINKS = Links(airflow="", app="/airloop")
-RUN = AirflowRun(dag_id="airloop_training", run_id="manual__2026-03-08T00:00:00+00:00", state="success")
+RUN = AirflowRun(dag_id="airloop_flights_training", run_id="manual__2026-03-08T00:00:00+00:00", state="success")
 
 
 def _window(day: int, **fields) -> WindowPoint:
@@ -34,7 +34,7 @@ def _health(**fields) -> PipelineHealth:
         "model_name": "airloop-flights-delay",
         "metric": "roc_auc",
         "monitoring_metric": "roc_auc",
-        "dags": {"training": "airloop_training", "monitoring": "airloop_monitoring"},
+        "dags": {"training": "airloop_flights_training", "monitoring": "airloop_flights_monitoring"},
         "generated_at": T0,
         "drift_threshold": 0.3,
         "drift_raises": False,
@@ -65,7 +65,10 @@ def test_the_champion_its_score_and_its_links():
     assert "0.7123" in page
     assert "champion v2 then" in page
     # The Airflow UI's own pages move its router (data-host-route); other sites open a tab.
-    assert '<a href="/dags/airloop_training/runs/manual__2026-03-08T00%3A00%3A00%2B00%3A00" data-host-route' in page
+    assert (
+        '<a href="/dags/airloop_flights_training/runs/manual__2026-03-08T00%3A00%3A00%2B00%3A00" data-host-route'
+        in page
+    )
     assert (
         '<a href="http://127.0.0.1:5000/#/models/airloop-flights-delay/versions/3" target="_blank" rel="noopener">'
         in page
@@ -144,7 +147,7 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
         evaluated=30,
         failed=["expect_x(carrier)"],
         has_report=True,
-        blocked_run=AirflowRun(dag_id="airloop_training", run_id="manual__3"),
+        blocked_run=AirflowRun(dag_id="airloop_flights_training", run_id="manual__3"),
         attempts=1,
     )
     page = render_page([_health(retraining=ledger, quarantined=[batch])], links=LINKS)
@@ -153,7 +156,7 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
     assert "<carrier=EV>" not in page
     assert "1 of 30" in page
     assert '/airloop/pipelines/flights/quarantine/2026-03-15_2026-03-22"' in page
-    assert "/dags/airloop_training/runs/manual__3" in page  # the run it blocked
+    assert "/dags/airloop_flights_training/runs/manual__3" in page  # the run it blocked
     assert "airloop quarantine readmit 2026-03-15_2026-03-22 --why" in page
     assert "(1 failed attempt)" in page
 

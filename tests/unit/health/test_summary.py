@@ -18,8 +18,6 @@ from airloop.health.summary import (
     AirflowRun,
     Pipeline,
     pipeline_health,
-    pipeline_of_dag,
-    pipelines,
     quarantine_report,
     window_report,
 )
@@ -34,9 +32,13 @@ from airloop.monitoring.window import MonitoringWindow
 MODEL = "airloop-flights-delay"
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 TRAINED = AirflowRun(
-    dag_id="airloop_training", run_id="manual__v1", state="success", start_date=T0, end_date=T0 + dt.timedelta(hours=1)
+    dag_id="airloop_flights_training",
+    run_id="manual__v1",
+    state="success",
+    start_date=T0,
+    end_date=T0 + dt.timedelta(hours=1),
 )
-RETRAINED = AirflowRun(dag_id="airloop_training", run_id="retrain__abc", state="failed", start_date=T0)
+RETRAINED = AirflowRun(dag_id="airloop_flights_training", run_id="retrain__abc", state="failed", start_date=T0)
 
 
 class RecordedRuns:
@@ -90,7 +92,7 @@ def answer() -> Iterator:
 
 @pytest.fixture
 def pipeline(settings) -> Pipeline:
-    return pipelines(settings)[0]
+    return settings.load_pipelines().get("flights")
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def test_champion_and_challenger_with_their_scores_and_where_the_champion_serves
             "airloop.promotion.reason": "no champion yet",
             "airloop.promotion.champion_version": "none",
             "airloop.snapshot_id": "2026-03-01_2026-03-08",
-            "airloop.airflow_dag_id": "airloop_training",
+            "airloop.airflow_dag_id": "airloop_flights_training",
             "airloop.airflow_run_id": TRAINED.run_id,
             "airloop.trigger_reason": "integration test",
             "airloop.deploy.target": "docker",
@@ -392,9 +394,9 @@ def test_reports_are_served_only_for_what_monitoring_and_validation_wrote(settin
 
 
 def test_each_stage_dag_belongs_to_its_pipeline(settings):
-    found = pipelines(settings)
-    assert pipeline_of_dag(found, "airloop_monitoring") == found[0]
-    assert pipeline_of_dag(found, "example_bash_operator") is None
+    found = settings.load_pipelines()
+    assert found.of_dag("airloop_flights_monitoring") == found.get("flights")
+    assert found.of_dag("example_bash_operator") is None
 
 
 def test_a_version_leads_back_to_its_data_code_and_image_and_on_to_what_it_caused(settings, pipeline, registry):

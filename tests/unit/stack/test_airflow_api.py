@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
-from airloop.stack.airflow_api import AirflowApiError, AirflowClient, DagPausedError, unparsed_files
+from airloop.stack.airflow_api import AirflowApiError, AirflowClient, DagPausedError
 
 
 class FakeAirflow:
@@ -64,10 +63,10 @@ class FakeAirflow:
 
 
 DAGS = [
-    {"dag_id": "airloop_deploy", "tags": ["airloop", "deployment"]},
-    {"dag_id": "airloop_monitoring", "tags": ["airloop", "monitoring"]},
-    {"dag_id": "airloop_retraining", "tags": ["airloop", "retraining"], "is_paused": False},
-    {"dag_id": "airloop_training", "tags": ["airloop", "training"]},
+    {"dag_id": "airloop_flights_deploy", "tags": ["airloop", "deployment"]},
+    {"dag_id": "airloop_flights_monitoring", "tags": ["airloop", "monitoring"]},
+    {"dag_id": "airloop_flights_retraining", "tags": ["airloop", "retraining"], "is_paused": False},
+    {"dag_id": "airloop_flights_training", "tags": ["airloop", "training"]},
     {"dag_id": "someone_elses", "tags": ["finance"]},
 ]
 
@@ -81,29 +80,29 @@ def test_unpause_tagged_unpauses_every_airloop_dag_and_nothing_else():
     with _client(fake) as client:
         dags = client.unpause_tagged("airloop")
     assert [d["dag_id"] for d in dags] == [
-        "airloop_deploy",
-        "airloop_monitoring",
-        "airloop_retraining",
-        "airloop_training",
+        "airloop_flights_deploy",
+        "airloop_flights_monitoring",
+        "airloop_flights_retraining",
+        "airloop_flights_training",
     ]
     assert not any(d["is_paused"] for d in dags)
     assert fake.dags["someone_elses"]["is_paused"] is True
     patched = sorted(path for method, path in fake.calls if method == "PATCH")
     # The one already unpaused is left alone.
     assert patched == [
-        "/api/v2/dags/airloop_deploy",
-        "/api/v2/dags/airloop_monitoring",
-        "/api/v2/dags/airloop_training",
+        "/api/v2/dags/airloop_flights_deploy",
+        "/api/v2/dags/airloop_flights_monitoring",
+        "/api/v2/dags/airloop_flights_training",
     ]
 
 
 def test_triggering_a_paused_dag_says_so_and_how_to_unpause_instead_of_queueing_a_run():
     fake = FakeAirflow(DAGS)
     with _client(fake) as client, pytest.raises(DagPausedError) as raised:
-        client.trigger("airloop_deploy", logical_date=None, conf={"version": "3"})
+        client.trigger("airloop_flights_deploy", logical_date=None, conf={"version": "3"})
     message = str(raised.value)
-    assert "DAG airloop_deploy is paused" in message
-    assert "airflow dags unpause airloop_deploy" in message
+    assert "DAG airloop_flights_deploy is paused" in message
+    assert "airflow dags unpause airloop_flights_deploy" in message
     assert "make up" in message
     assert not any(fake.runs.values()), "no run is left queued behind a paused DAG"
     assert isinstance(raised.value, AirflowApiError)  # callers catching the client's errors see it too
@@ -112,17 +111,17 @@ def test_triggering_a_paused_dag_says_so_and_how_to_unpause_instead_of_queueing_
 def test_triggering_an_unpaused_dag_starts_a_run():
     fake = FakeAirflow(DAGS)
     with _client(fake) as client:
-        run = client.trigger("airloop_retraining", logical_date=None)
+        run = client.trigger("airloop_flights_retraining", logical_date=None)
     assert run["dag_run_id"] == "manual__0"
 
 
 def test_following_a_run_whose_dag_was_paused_meanwhile_stops_with_the_reason():
     fake = FakeAirflow(DAGS)
     with _client(fake) as client:
-        run = client.trigger("airloop_retraining", logical_date=None)
-        fake.dags["airloop_retraining"]["is_paused"] = True
-        with pytest.raises(DagPausedError, match="airloop_retraining is paused"):
-            client.follow("airloop_retraining", run["dag_run_id"], timeout=60, poll=0)
+        run = client.trigger("airloop_flights_retraining", logical_date=None)
+        fake.dags["airloop_flights_retraining"]["is_paused"] = True
+        with pytest.raises(DagPausedError, match="airloop_flights_retraining is paused"):
+            client.follow("airloop_flights_retraining", run["dag_run_id"], timeout=60, poll=0)
 
 
 def test_following_a_queued_run_says_once_what_it_waits_for(monkeypatch):
@@ -132,22 +131,22 @@ def test_following_a_queued_run_says_once_what_it_waits_for(monkeypatch):
     fake = FakeAirflow([{**DAGS[3], "is_paused": False, "max_active_runs": 1}])
     told: list[str] = []
     with _client(fake) as client:
-        earlier = client.trigger("airloop_training", logical_date=None)
-        fake.runs["airloop_training"][0]["state"] = "running"
-        queued = client.trigger("airloop_training", logical_date=None)
+        earlier = client.trigger("airloop_flights_training", logical_date=None)
+        fake.runs["airloop_flights_training"][0]["state"] = "running"
+        queued = client.trigger("airloop_flights_training", logical_date=None)
 
         def wait(why: str) -> None:
             told.append(why)
-            fake.runs["airloop_training"][1]["state"] = "running"  # told once: later polls find it running
+            fake.runs["airloop_flights_training"][1]["state"] = "running"  # told once: later polls find it running
 
         with pytest.raises(AirflowApiError, match="still running after 0s"):
-            client.follow("airloop_training", queued["dag_run_id"], timeout=0.2, poll=0, on_wait=wait)
-        for run in fake.runs["airloop_training"]:
+            client.follow("airloop_flights_training", queued["dag_run_id"], timeout=0.2, poll=0, on_wait=wait)
+        for run in fake.runs["airloop_flights_training"]:
             run["state"] = "success"
-        alone = client.trigger("airloop_training", logical_date=None)
-        why_alone = client.queued_because("airloop_training", alone["dag_run_id"])
+        alone = client.trigger("airloop_flights_training", logical_date=None)
+        why_alone = client.queued_because("airloop_flights_training", alone["dag_run_id"])
     assert len(told) == 1
-    assert f"run {earlier['dag_run_id']} of airloop_training is still running" in told[0]
+    assert f"run {earlier['dag_run_id']} of airloop_flights_training is still running" in told[0]
     assert "1 at a time" in told[0]
     assert "the scheduler has not started this run yet" in why_alone
 
@@ -157,37 +156,30 @@ def test_triggering_an_unknown_dag_names_it():
         client.trigger("airloop_nope", logical_date=None)
 
 
-def test_waiting_for_dag_files_returns_once_each_file_has_a_dag(tmp_path: Path):
-    for name in ("airloop_training.py", "airloop_deploy.py"):
-        (tmp_path / name).write_text("")
-    (tmp_path / "__pycache__").mkdir()
-    (tmp_path / "__pycache__" / "cached.py").write_text("")
+def test_waiting_for_dags_returns_once_each_is_parsed():
     fake = FakeAirflow(DAGS)
     with _client(fake) as client:
-        dags = client.wait_for_dag_files(tmp_path, timeout=5)
-    assert {d["dag_id"] for d in dags} >= {"airloop_training", "airloop_deploy"}
+        dags = client.wait_for_dags(["airloop_flights_training", "airloop_flights_deploy"], timeout=5)
+    assert {d["dag_id"] for d in dags} >= {"airloop_flights_training", "airloop_flights_deploy"}
 
 
-def test_waiting_for_dag_files_fails_at_once_on_an_import_error(tmp_path: Path):
-    (tmp_path / "airloop_training.py").write_text("")
+def test_waiting_for_dags_names_the_ones_never_parsed():
+    with _client(FakeAirflow(DAGS)) as client, pytest.raises(AirflowApiError, match="DAGs airloop_churn_training not"):
+        client.wait_for_dags(["airloop_flights_training", "airloop_churn_training"], timeout=0)
+
+
+def test_waiting_for_dags_fails_at_once_on_an_import_error():
     fake = FakeAirflow([])
-    fake.import_errors = [{"filename": "airloop_training.py", "stack_trace": "SyntaxError: invalid syntax"}]
+    fake.import_errors = [{"filename": "/dags/airloop_training.py", "stack_trace": "SyntaxError: invalid syntax"}]
     with _client(fake) as client, pytest.raises(AirflowApiError, match="SyntaxError"):
-        client.wait_for_dag_files(tmp_path, timeout=60)
+        client.wait_for_dags(["airloop_flights_training"], timeout=60)
 
 
-@pytest.mark.parametrize(
-    ("files", "dags", "missing"),
-    [
-        pytest.param(
-            {"a.py", "b.py"}, [{"relative_fileloc": "a.py"}, {"relative_fileloc": "b.py"}], [], id="all-parsed"
-        ),
-        pytest.param({"a.py", "b.py"}, [{"relative_fileloc": "a.py"}], ["b.py"], id="one-not-yet"),
-        pytest.param(
-            {"f.py"}, [{"relative_fileloc": "f.py"}, {"relative_fileloc": "f.py"}], [], id="two-dags-one-file"
-        ),
-        pytest.param({"sub/x.py"}, [], ["sub/x.py"], id="nothing-parsed"),
-    ],
-)
-def test_unparsed_files(files, dags, missing):
-    assert unparsed_files(files, dags) == missing
+def test_a_broken_pipeline_file_reported_by_the_check_file_does_not_stop_the_others():
+    fake = FakeAirflow(DAGS)
+    fake.import_errors = [
+        {"filename": "/dags/airloop_pipelines_check.py", "stack_trace": "BrokenPipelineFiles: churn.yaml: ..."}
+    ]
+    with _client(fake) as client:
+        dags = client.wait_for_dags(["airloop_flights_training"], timeout=5)
+    assert "airloop_flights_training" in {d["dag_id"] for d in dags}

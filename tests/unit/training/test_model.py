@@ -166,18 +166,20 @@ def test_a_random_forest_trains_registers_and_serves(tmp_path, landing_home):
         "random_state": 0,
         "tunable": ["n_estimators"],
     }
-    config_path = tmp_path / "forest.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "forest.yaml").write_text(yaml.safe_dump(raw))
     home = tmp_path / "home"
     home.mkdir()
     (home / "landing").symlink_to(landing_home / "landing")
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    settings = AirloopSettings(home=home, config=config_path, mlflow_tracking_uri=tracking)
+    settings = AirloopSettings(home=home, pipelines=tmp_path / "pipelines", mlflow_tracking_uri=tracking)
     cwd = Path.cwd()
     os.chdir(tmp_path)  # the SQLite store keeps artifacts under the working directory
     try:
         options = pipeline.RunOptions(window_days=7, model={"n_estimators": 25})
-        decision = pipeline.run_in_process(settings, options, dt.date(2026, 3, 8), Lineage(run_id="forest"))
+        decision = pipeline.run_in_process(
+            settings, settings.load_pipelines().get("forest"), options, dt.date(2026, 3, 8), Lineage(run_id="forest")
+        )
         assert decision.decision == "promoted"
         fetch_model(f"models:/{decision.model_name}@champion", tmp_path / "served", tracking_uri=tracking)
     finally:
