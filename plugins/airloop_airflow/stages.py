@@ -56,12 +56,14 @@ def start_task() -> None:
     import sys
 
     from airloop.quiet_logs import quiet_library_noise
+    from airloop.stack.embedded import TASK_PRELOAD
 
     quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
-    if "airloop.preload" in sys.modules:
+    preload = TASK_PRELOAD[0]
+    if preload in sys.modules:
         log.info("started warm: the libraries were imported before this task's process was forked")
     else:
-        log.info("started cold: this task imports its libraries itself (airloop.preload was not preloaded)")
+        log.info("started cold: this task imports its libraries itself (%s was not preloaded)", preload)
 
 
 def this_pipeline(dag_id: str) -> tuple[AirloopSettings, Pipeline]:
