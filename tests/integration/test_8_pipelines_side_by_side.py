@@ -106,7 +106,8 @@ def test_two_pipelines_train_and_serve_side_by_side_through_the_rest_api(side_se
 
     # Each serves its own model on its own port, and answers with its own label rule's model.
     rows = pd.read_parquet(landing_day(side_settings, WINDOW_END - dt.timedelta(days=1))).head(5)
-    body = {"dataframe_records": json.loads(rows.drop(columns=["arr_delay"]).to_json(orient="records"))}
+    features = side_settings.load_pipelines().get("flights").config.dataset.features
+    body = {"dataframe_records": json.loads(rows[features].to_json(orient="records"))}
     for name, port in ports.items():
         decision = client.xcom(*runs[name], "deploy_and_promote")["decision"]
         assert decision["decision"] == "promoted"

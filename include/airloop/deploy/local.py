@@ -50,6 +50,9 @@ class LocalDeployer:
         #: One file per candidate process (named by its pid, holding the pid of the process that
         #: started it), so a candidate whose deploy was killed mid-gate is found and stopped.
         self.candidates_dir = self.state.run / "candidates"
+        # Each stable port's processes log apart: one pipeline's serving log is its own.
+        self.log_name = f"serving-{stable_port}"
+        self.candidate_log_name = f"serving-candidate-{stable_port}"
         self._candidates: dict[str, tuple[int, Path]] = {}  # candidate url -> (pid, model dir)
         self._previous_model: Path | None = None
 
@@ -68,14 +71,14 @@ class LocalDeployer:
         self.stop_orphaned_candidates()
         port = _free_port()  # never a neighbour of the stable port: 8001 is the Evidently UI's
         url = f"http://127.0.0.1:{port}"
-        pid = self._spawn(model_dir, port, "serving-candidate")
+        pid = self._spawn(model_dir, port, self.candidate_log_name)
         self.candidates_dir.mkdir(parents=True, exist_ok=True)
         (self.candidates_dir / str(pid)).write_text(str(os.getpid()))
         try:
             wait_healthy(url, timeout=self.health_timeout, alive=lambda: alive(pid))
         except NotServableError as err:
             self._stop_candidate(pid)
-            raise NotServableError(f"{err}. Log: {self.state.service_log('serving-candidate')}") from err
+            raise NotServableError(f"{err}. Log: {self.state.service_log(self.candidate_log_name)}") from err
         self._candidates[url] = (pid, model_dir)
         return Candidate(info=info, url=url, instance=f"pid {pid}")
 
@@ -139,7 +142,7 @@ class LocalDeployer:
         with self._port_lock():
             if old := self._stable_pids():
                 terminate_groups(old)
-            pid = self._spawn(model_dir, self.stable_port, "serving")
+            pid = self._spawn(model_dir, self.stable_port, self.log_name)
             try:
                 wait_healthy(self.url, timeout=self.health_timeout, alive=lambda: alive(pid))
             except NotServableError as err:  # it passed in the candidate slot: the port or the host is at fault
