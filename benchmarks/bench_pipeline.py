@@ -117,7 +117,7 @@ def airflow_runs(repeats: int) -> dict[str, Any]:
         run_dates = [today - dt.timedelta(days=1 + i) for i in range(repeats)]
         window = 30  # the config's training window; the landing zone covers every run's window
         fill_landing_zone(
-            settings.landing / "flights", min(run_dates, default=today) - dt.timedelta(days=window), today
+            settings.state.landing / "flights", min(run_dates, default=today) - dt.timedelta(days=window), today
         )
         stack = EmbeddedStack(settings)
         started = time.perf_counter()
@@ -187,7 +187,7 @@ def _one_pair(
         [
             "in-process",
             str(tmp / f"inprocess-{run_date}"),
-            str(settings.landing),
+            str(settings.state.landing),
             run_date.isoformat(),
             settings.tracking_uri,
         ],

@@ -38,7 +38,7 @@ def make_landing(home: Path, rows: int) -> dict[str, Any]:
     sample = flights.sample(n=rows, replace=rows > len(flights), random_state=SEED).sort_values("time_hour")
     # Contiguous, time-ordered chunks: the latest rows land on the latest day, as in real data.
     chunks = np.array_split(np.arange(len(sample)), days)
-    folder = settings.landing / "flights"
+    folder = settings.state.landing / "flights"
     for offset, index in enumerate(chunks):
         day = RUN_DATE - dt.timedelta(days=days - offset)
         batch = sample.iloc[index].copy()

@@ -181,7 +181,7 @@ def prepare(workdir: Path, size: str) -> dict[str, Any]:
     settings = AirloopSettings(home=home, mlflow_tracking_uri=tracking, deploy_target="none")
     chosen = {"max_iter": plan.max_iter} if plan.max_iter else {}
     options = pipeline.RunOptions(window_days=plan.window_days, model=chosen)
-    fill_landing_zone(settings.landing / "flights", RUN_DATE - dt.timedelta(days=plan.window_days), RUN_DATE)
+    fill_landing_zone(settings.state.landing / "flights", RUN_DATE - dt.timedelta(days=plan.window_days), RUN_DATE)
     os.chdir(workdir)  # an MLflow SQLite store keeps artifacts under the working directory
     started = time.perf_counter()
     flights = settings.load_pipelines().get("flights")
@@ -194,7 +194,7 @@ def prepare(workdir: Path, size: str) -> dict[str, Any]:
     # Rows of the last training day, complete in every input column: a JSON null in a one-row
     # request would leave MLflow a column of unknown type, which it rejects.
     day = RUN_DATE - dt.timedelta(days=1)
-    frame = pd.read_parquet(settings.landing / "flights" / f"date={day:%Y-%m-%d}")
+    frame = pd.read_parquet(settings.state.landing / "flights" / f"date={day:%Y-%m-%d}")
     rows = frame[list(model.columns)].dropna()
     rows = rows.sample(n=BATCH_ROWS, replace=len(rows) < BATCH_ROWS, random_state=7).reset_index(drop=True)
     for name, count in (("single", 1), ("batch", BATCH_ROWS)):

@@ -477,7 +477,9 @@ def _print_access(settings: AirloopSettings, user: str, password: str, generated
         print(f"MLflow UI   {settings.tracking_uri}   login: {settings.mlflow_admin_user} / {secret}")
     else:
         print(f"MLflow UI   {settings.tracking_uri}   (no login: AIRLOOP_MLFLOW_AUTH=true turns it on)")
-    print(f"Evidently   {settings.evidently_url}   (monitoring reports; workspace {settings.evidently_workspace})")
+    print(
+        f"Evidently   {settings.evidently_url}   (monitoring reports; workspace {settings.state.evidently_workspace})"
+    )
 
 
 if __name__ == "__main__":

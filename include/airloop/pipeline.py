@@ -66,14 +66,18 @@ def ingest(settings: AirloopSettings, config: PipelineConfig, start: dt.date, en
     """Read [start, end) from the source and write its snapshot."""
     frame, origin = read_window(config.dataset.source, home=settings.home, start=start, end=end)
     log.info("read %d rows for %s to %s (end exclusive) from %s", len(frame), start, end, origin)
-    return write_snapshot(frame, lake=settings.lake, dataset=config.dataset.name, start=start, end=end, source=origin)
+    return write_snapshot(
+        frame, lake=settings.state.lake, dataset=config.dataset.name, start=start, end=end, source=origin
+    )
 
 
 def validate(
     settings: AirloopSettings, config: PipelineConfig, snapshot: SnapshotManifest, lineage: Lineage
 ) -> ValidationSummary:
     """Check the snapshot with the dataset's expectation suite; quarantine it and raise on failure."""
-    return validate_snapshot(config, snapshot, lake=settings.lake, tracking_uri=settings.tracking_uri, lineage=lineage)
+    return validate_snapshot(
+        config, snapshot, lake=settings.state.lake, tracking_uri=settings.tracking_uri, lineage=lineage
+    )
 
 
 def train(

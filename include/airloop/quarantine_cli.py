@@ -61,7 +61,7 @@ def _show(settings: AirloopSettings, config: PipelineConfig, snapshot_id: str) -
             f"no quarantined {config.dataset.name} batch {snapshot_id!r} (see `airloop quarantine list`)"
         )
     batch = found[0]
-    blocked = blocked_run(quarantine_dir(settings.lake, config.dataset.name) / snapshot_id)
+    blocked = blocked_run(quarantine_dir(settings.state.lake, config.dataset.name) / snapshot_id)
     report = quarantine_report(settings, config, snapshot_id)
     print(
         f"batch      {batch.snapshot_id}: {batch.window_start} to {batch.window_end} (end exclusive), {batch.rows} rows"
@@ -69,7 +69,7 @@ def _show(settings: AirloopSettings, config: PipelineConfig, snapshot_id: str) -
     print(f"failed     {len(batch.failed)} of {batch.evaluated} expectations: {', '.join(batch.failed) or '-'}")
     print(f"report     {report or 'none'}")
     print(f"blocked    {f'{blocked.dag_id} run {blocked.run_id}' if blocked else 'no orchestrator run'}")
-    for attempt in (a for a in readmissions(settings.lake, config.dataset.name) if a.snapshot_id == snapshot_id):
+    for attempt in (a for a in readmissions(settings.state.lake, config.dataset.name) if a.snapshot_id == snapshot_id):
         print(f"attempt    {_attempt(attempt)}")
     return 0
 

@@ -125,21 +125,6 @@ class AirloopSettings(BaseSettings):
         """Every folder and file under `home` (:mod:`airloop.state`)."""
         return StateLayout(self.home)
 
-    @property
-    def evidently_workspace(self) -> Path:
-        """The Evidently workspace the monitoring DAG writes to and the Evidently UI reads."""
-        return self.state.evidently_workspace
-
-    @property
-    def lake(self) -> Path:
-        """Snapshots, quarantine and validation results."""
-        return self.state.lake
-
-    @property
-    def landing(self) -> Path:
-        """The default landing zone that `make demo` fills."""
-        return self.state.landing
-
 
 def load_settings() -> AirloopSettings:
     """Read settings from the environment, with the home folder made absolute."""

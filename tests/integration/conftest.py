@@ -76,7 +76,7 @@ def stack(stack_settings: AirloopSettings) -> Iterator[EmbeddedStack]:
     embedded = EmbeddedStack(stack_settings)
     # Unpausing a nightly DAG starts a run for the latest night: give it data too.
     today = dt.datetime.now(dt.UTC).date()
-    fill_landing_zone(stack_settings.landing / "flights", today - dt.timedelta(days=31), today)
+    fill_landing_zone(stack_settings.state.landing / "flights", today - dt.timedelta(days=31), today)
     try:
         embedded.up(timeout=300)
         yield embedded
@@ -119,7 +119,7 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
 
 
 def landing_day(settings: AirloopSettings, day: dt.date) -> Path:
-    return settings.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
+    return settings.state.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
 
 
 def stack_logs(home: Path) -> list[Path]:

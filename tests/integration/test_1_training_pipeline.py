@@ -59,7 +59,7 @@ def test_unauthenticated_api_requests_are_refused(stack_settings, stack):
 
 
 def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow, mlflow_client):
-    fill_landing_zone(stack_settings.landing / "flights", GOOD_WINDOW[0], GOOD_WINDOW[1])
+    fill_landing_zone(stack_settings.state.landing / "flights", GOOD_WINDOW[0], GOOD_WINDOW[1])
     run_id, state, tasks = _run(airflow, GOOD_WINDOW[1])
     assert state == "success", tasks
     assert set(tasks.values()) == {"success"}
@@ -91,11 +91,11 @@ def test_training_run_registers_a_champion_with_lineage(stack_settings, airflow,
     validation_run = train_run.data.tags["airloop.validation_run_id"]
     artifacts = {a.path for a in mlflow_client.list_artifacts(validation_run, "validation")}
     assert artifacts == {"validation/validation.json", "validation/validation.html"}
-    assert (stack_settings.lake / "validation" / "flights" / snapshot["snapshot_id"] / "validation.json").exists()
+    assert (stack_settings.state.lake / "validation" / "flights" / snapshot["snapshot_id"] / "validation.json").exists()
 
 
 def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_settings, airflow, mlflow_client):
-    fill_landing_zone(stack_settings.landing / "flights", BAD_WINDOW[0], BAD_WINDOW[1])
+    fill_landing_zone(stack_settings.state.landing / "flights", BAD_WINDOW[0], BAD_WINDOW[1])
     path = landing_day(stack_settings, CORRUPT_DAY)
     day = pd.read_parquet(path)
     good = day.copy()
@@ -128,11 +128,11 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     ):
         assert fragment in log
 
-    quarantine = stack_settings.lake / "quarantine" / "flights" / "2026-03-15_2026-03-22"
+    quarantine = stack_settings.state.lake / "quarantine" / "flights" / "2026-03-15_2026-03-22"
     assert {"data.parquet", "manifest.json", "validation.json", "validation.html"} <= {
         p.name for p in quarantine.iterdir()
     }
-    assert not (stack_settings.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").exists()
+    assert not (stack_settings.state.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").exists()
     assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions
     assert str(mlflow_client.get_model_version_by_alias(name, "champion").version) == champion
 
@@ -162,7 +162,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
     states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, run_id)}
     assert final["state"] == "success", states
     assert not quarantine.exists()
-    assert (stack_settings.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").is_dir()
+    assert (stack_settings.state.lake / "snapshots" / "flights" / "2026-03-15_2026-03-22").is_dir()
     assert len(mlflow_client.search_model_versions(f"name = '{name}'")) == versions + 1
 
 
@@ -183,7 +183,7 @@ def _wait_for_alert(home, title: str, run_id: str, timeout: float = 120) -> Aler
 
 def test_a_dry_run_says_what_it_would_do_and_changes_nothing(stack_settings, airflow, mlflow_client):
     name = "airloop-flights-delay"
-    fill_landing_zone(stack_settings.landing / "flights", DRY_WINDOW[0], DRY_WINDOW[1])
+    fill_landing_zone(stack_settings.state.landing / "flights", DRY_WINDOW[0], DRY_WINDOW[1])
     days = [DRY_WINDOW[0] + dt.timedelta(days=n) for n in range(7)]
     rows = sum(len(pd.read_parquet(landing_day(stack_settings, day))) for day in days)
     before = (_snapshots(stack_settings), _versions(mlflow_client, name))
@@ -208,7 +208,7 @@ def test_a_dry_run_says_what_it_would_do_and_changes_nothing(stack_settings, air
 
 
 def _snapshots(settings) -> list[str]:
-    folder = settings.lake / "snapshots" / "flights"
+    folder = settings.state.lake / "snapshots" / "flights"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -220,7 +220,7 @@ def test_every_task_log_of_a_run_is_short_and_says_what_happened(stack_settings,
     from airloop.registry.promotion import champion_version
 
     name = "airloop-flights-delay"
-    fill_landing_zone(stack_settings.landing / "flights", GOOD_WINDOW[0], NEXT_WINDOW[1])
+    fill_landing_zone(stack_settings.state.landing / "flights", GOOD_WINDOW[0], NEXT_WINDOW[1])
     if champion_version(name, tracking_uri=stack_settings.tracking_uri) is None:
         _, state, tasks = _run(airflow, GOOD_WINDOW[1])  # run alone: first a champion to compare with
         assert state == "success", tasks

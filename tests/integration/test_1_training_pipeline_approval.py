@@ -27,7 +27,7 @@ PARKED_S = 30  # how long the question waits before the test answers it (see _as
 
 
 def _trigger(stack_settings, airflow, window: tuple[dt.date, dt.date], **conf) -> str:
-    fill_landing_zone(stack_settings.landing / "flights", *window)
+    fill_landing_zone(stack_settings.state.landing / "flights", *window)
     run = airflow.trigger(
         DAG,
         logical_date=f"{window[1].isoformat()}T00:00:00+00:00",

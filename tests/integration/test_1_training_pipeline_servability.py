@@ -42,7 +42,7 @@ def test_a_winner_that_fails_its_checks_leaves_alias_and_traffic_on_the_champion
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
     champion = str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version)
     assert httpx.get(f"{endpoint}/version", timeout=10).json()["version"] == champion
-    fill_landing_zone(stack_settings.landing / "flights", *WINDOW)
+    fill_landing_zone(stack_settings.state.landing / "flights", *WINDOW)
 
     run = airflow.trigger(
         DAG,

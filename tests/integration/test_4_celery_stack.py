@@ -96,7 +96,7 @@ def celery_settings(backends, tmp_path_factory: pytest.TempPathFactory) -> Airlo
 @pytest.fixture(scope="module")
 def celery_stack(celery_settings: AirloopSettings) -> Iterator[EmbeddedStack]:
     stack = EmbeddedStack(celery_settings)
-    fill_landing_zone(celery_settings.landing / "flights", WINDOW_END - dt.timedelta(days=7), WINDOW_END)
+    fill_landing_zone(celery_settings.state.landing / "flights", WINDOW_END - dt.timedelta(days=7), WINDOW_END)
     try:
         stack.up(timeout=420)
         yield stack

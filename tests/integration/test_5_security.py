@@ -34,7 +34,7 @@ def test_evidently_ui_runs_beside_airflow_and_mlflow(stack_settings, stack):
     version = httpx.get(f"{stack_settings.evidently_url}/api/version", timeout=10)
     assert version.status_code == 200
     assert version.json()["application"] == "Evidently UI"
-    assert stack_settings.evidently_workspace.is_dir()
+    assert stack_settings.state.evidently_workspace.is_dir()
 
 
 def test_no_secret_appears_in_the_service_or_task_logs(stack_settings, stack):

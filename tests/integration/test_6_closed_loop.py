@@ -61,7 +61,7 @@ ROWS = 2000  # fewer rows make high-cardinality columns (dest) look drifted by c
 @pytest.fixture(scope="module")
 def loop(stack_settings, airflow, mlflow_client):
     """The state the steps share: config, paths, and the runs seen so far."""
-    fill_landing_zone(stack_settings.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 7))
+    fill_landing_zone(stack_settings.state.landing / "flights", dt.date(2026, 1, 1), dt.date(2026, 8, 7))
     config = load_config(flights_file(stack_settings))
     paths = MonitoringPaths(stack_settings, config)
     # Unpausing starts a scheduled run over the last day, which watched the earlier tests'
@@ -237,7 +237,7 @@ def test_4_drift_alone_raises_nothing_but_an_old_champion_retrains_once(stack_se
 
 def _carrier_late(stack_settings, day: dt.date, carrier: str = "EV", minutes: float = 60) -> None:
     """The world changes: from `day` on, one carrier's flights arrive an hour later (in the landing zone)."""
-    partition = stack_settings.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
+    partition = stack_settings.state.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
     frame = pd.read_parquet(partition)
     frame.loc[frame["carrier"] == carrier, "arr_delay"] += minutes
     frame.to_parquet(partition, index=False)

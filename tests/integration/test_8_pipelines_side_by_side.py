@@ -73,7 +73,7 @@ def side_settings(tmp_path_factory: pytest.TempPathFactory) -> AirloopSettings:
 @pytest.fixture(scope="module")
 def side_airflow(side_settings: AirloopSettings) -> Iterator[AirflowClient]:
     stack = EmbeddedStack(side_settings)
-    fill_landing_zone(side_settings.landing / "flights", WINDOW_END - dt.timedelta(days=7), WINDOW_END)
+    fill_landing_zone(side_settings.state.landing / "flights", WINDOW_END - dt.timedelta(days=7), WINDOW_END)
     try:
         stack.up(timeout=420)
         with AirflowClient(side_settings.airflow_url, side_settings.admin_user, PASSWORD) as client:

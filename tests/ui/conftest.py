@@ -110,7 +110,7 @@ def served_model(stack_settings: Any, airflow: Any, mlflow_client: Any) -> Serve
     """A real training run (champion deployed locally), a day of traffic with its labels and a
     monitoring run over it, and a corrupted batch that validation quarantines."""
     config = load_config(flights_file(stack_settings))
-    fill_landing_zone(stack_settings.landing / "flights", TRAINED_ON[0], CORRUPT[1])
+    fill_landing_zone(stack_settings.state.landing / "flights", TRAINED_ON[0], CORRUPT[1])
     run_id = _run(airflow, TRAINING, {"window_end": TRAINED_ON[1].isoformat(), "window_days": 7, "force_promote": True})
     champion = str(mlflow_client.get_model_version_by_alias(config.model_name, "champion").version)
 

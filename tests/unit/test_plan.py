@@ -23,7 +23,7 @@ NOW = dt.datetime(2026, 3, 8, 6, tzinfo=dt.UTC)
 
 def _landed_rows(settings: AirloopSettings, start: dt.date, end: dt.date) -> int:
     days = pd.date_range(start, end - dt.timedelta(days=1), freq="D")
-    folder = settings.landing / "flights"
+    folder = settings.state.landing / "flights"
     return sum(len(pd.read_parquet(f)) for d in days for f in (folder / f"date={d:%Y-%m-%d}").rglob("*.parquet"))
 
 

@@ -42,7 +42,7 @@ def own_landing(landing_home, tmp_path) -> AirloopSettings:
 
 
 def _day(settings: AirloopSettings, day: dt.date):
-    return settings.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
+    return settings.state.landing / "flights" / f"date={day:%Y-%m-%d}" / "flights.parquet"
 
 
 def _break(settings: AirloopSettings, day: dt.date = dt.date(2026, 3, 4)) -> pd.DataFrame:
@@ -64,7 +64,7 @@ def test_a_fixed_source_is_readmitted_and_the_quarantined_batch_kept(own_landing
     settings = own_landing
     good = _break(settings)
     _quarantine(settings, flights_config)
-    assert quarantined_ids(settings.lake, "flights") == [BATCH]
+    assert quarantined_ids(settings.state.lake, "flights") == [BATCH]
 
     good.to_parquet(_day(settings, dt.date(2026, 3, 4)), index=False)  # the source is fixed
     attempt = readmit(settings, flights_config, BATCH, by="dana", why="upstream re-sent 3/4", now=NOW)
@@ -72,15 +72,15 @@ def test_a_fixed_source_is_readmitted_and_the_quarantined_batch_kept(own_landing
     assert attempt.admitted
     assert attempt.failures == []
     assert attempt.blocked == BlockedRun(dag_id="airloop_flights_training", run_id="manual__2026-03-08")
-    assert quarantined_ids(settings.lake, "flights") == []
-    snapshot = settings.lake / "snapshots" / "flights" / BATCH
+    assert quarantined_ids(settings.state.lake, "flights") == []
+    snapshot = settings.state.lake / "snapshots" / "flights" / BATCH
     assert json.loads((snapshot / "manifest.json").read_text())["content_hash"] == attempt.content_hash
     # The quarantined batch, its reports and the run it blocked are kept in the history.
-    assert attempt.history == history_dir(settings.lake, "flights") / BATCH / "20260309T083000000000Z"
+    assert attempt.history == history_dir(settings.state.lake, "flights") / BATCH / "20260309T083000000000Z"
     assert {"data.parquet", "manifest.json", "validation.json", "validation.html", "blocked.json"} <= {
         p.name for p in attempt.history.iterdir()
     }
-    [logged] = readmissions(settings.lake, "flights")
+    [logged] = readmissions(settings.state.lake, "flights")
     assert (logged.by, logged.why, logged.admitted, logged.at) == ("dana", "upstream re-sent 3/4", True, NOW)
 
 
@@ -97,13 +97,13 @@ def test_a_source_still_broken_another_way_stays_quarantined_naming_the_blocked_
 
     assert not attempt.admitted
     assert any(f.startswith("expect_column_values_to_be_in_set(origin)") for f in attempt.failures), attempt.failures
-    assert quarantined_ids(settings.lake, "flights") == [BATCH]
-    batch = quarantine_dir(settings.lake, "flights") / BATCH
+    assert quarantined_ids(settings.state.lake, "flights") == [BATCH]
+    batch = quarantine_dir(settings.state.lake, "flights") / BATCH
     assert BlockedRun.model_validate_json((batch / "blocked.json").read_text()).run_id == "manual__2026-03-08"
-    assert not (settings.lake / "snapshots" / "flights" / BATCH).exists()
+    assert not (settings.state.lake / "snapshots" / "flights" / BATCH).exists()
     assert attempt.history is not None
     assert (attempt.history / "validation.json").is_file()  # the first failure's report is not overwritten
-    assert [a.admitted for a in readmissions(settings.lake, "flights")] == [False]
+    assert [a.admitted for a in readmissions(settings.state.lake, "flights")] == [False]
 
 
 def test_an_unfixed_source_or_an_unknown_batch_is_refused_and_nothing_changes(own_landing, flights_config):
@@ -118,9 +118,9 @@ def test_an_unfixed_source_or_an_unknown_batch_is_refused_and_nothing_changes(ow
     with pytest.raises(QuarantineError, match="say why"):
         readmit(settings, flights_config, BATCH, by="dana", why=" ")
 
-    assert quarantined_ids(settings.lake, "flights") == [BATCH]
-    assert readmissions(settings.lake, "flights") == []
-    assert not history_dir(settings.lake, "flights").exists()
+    assert quarantined_ids(settings.state.lake, "flights") == [BATCH]
+    assert readmissions(settings.state.lake, "flights") == []
+    assert not history_dir(settings.state.lake, "flights").exists()
 
 
 def test_a_second_failed_run_of_the_same_window_keeps_the_first_ones_report(own_landing, flights_config):
@@ -129,8 +129,8 @@ def test_a_second_failed_run_of_the_same_window_keeps_the_first_ones_report(own_
     _quarantine(settings, flights_config)
     _quarantine(settings, flights_config)
 
-    assert quarantined_ids(settings.lake, "flights") == [BATCH]
-    [kept] = list((history_dir(settings.lake, "flights") / BATCH).iterdir())
+    assert quarantined_ids(settings.state.lake, "flights") == [BATCH]
+    [kept] = list((history_dir(settings.state.lake, "flights") / BATCH).iterdir())
     assert (kept / "validation.html").is_file()
 
 

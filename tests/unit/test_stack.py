@@ -35,7 +35,7 @@ def test_default_stack_is_local_executor_on_sqlite_with_evidently(tmp_path):
     assert "MLFLOW_TRACKING_PASSWORD" not in env
     assert stack.services == ("mlflow", "evidently", "api-server", "scheduler", "dag-processor", "triggerer")
     assert settings.evidently_port == 8001
-    assert settings.evidently_workspace == settings.home / "monitoring" / "evidently"
+    assert settings.state.evidently_workspace == settings.home / "monitoring" / "evidently"
 
 
 def test_task_processes_are_forked_from_one_that_imported_the_preload(tmp_path, monkeypatch):

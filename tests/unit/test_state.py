@@ -41,7 +41,7 @@ def test_config_paths_are_under_the_state_folder_unless_absolute(tmp_path):
 def test_settings_and_monitoring_build_on_the_layout(tmp_path):
     settings = AirloopSettings(home=tmp_path / ".airloop", config=FLIGHTS_CONFIG)
     state = settings.state
-    assert (settings.landing, settings.lake, settings.evidently_workspace) == (
+    assert (settings.state.landing, settings.state.lake, settings.state.evidently_workspace) == (
         state.landing,
         state.lake,
         state.evidently_workspace,

@@ -25,9 +25,9 @@ def snapshot_frame(settings, flights_config):
 
 def _validate(settings, config, frame):
     snapshot = write_snapshot(
-        frame, lake=settings.lake, dataset="flights", start=WINDOW[0], end=WINDOW[1], source="test"
+        frame, lake=settings.state.lake, dataset="flights", start=WINDOW[0], end=WINDOW[1], source="test"
     )
-    return snapshot, validate_snapshot(config, snapshot, lake=settings.lake, tracking_uri=None, lineage=Lineage())
+    return snapshot, validate_snapshot(config, snapshot, lake=settings.state.lake, tracking_uri=None, lineage=Lineage())
 
 
 def test_clean_batch_passes_and_keeps_its_reports(settings, flights_config, snapshot_frame):
@@ -99,14 +99,14 @@ def test_bad_batch_is_quarantined_with_a_report_naming_each_failure(
     for fragment in expected:
         assert fragment in message
     quarantine = caught.value.quarantine
-    assert quarantine == settings.lake / "quarantine" / "flights" / "2026-03-01_2026-03-08"
+    assert quarantine == settings.state.lake / "quarantine" / "flights" / "2026-03-01_2026-03-08"
     assert {p.name for p in quarantine.iterdir()} >= {
         "data.parquet",
         "manifest.json",
         "validation.json",
         "validation.html",
     }
-    assert not (settings.lake / "snapshots" / "flights" / "2026-03-01_2026-03-08").exists()
+    assert not (settings.state.lake / "snapshots" / "flights" / "2026-03-01_2026-03-08").exists()
     assert json.loads((quarantine / "validation.json").read_text())["success"] is False
 
 

@@ -517,9 +517,9 @@ def quarantine_report(settings: AirloopSettings, config: PipelineConfig, snapsho
     from airloop.validation.checks import REPORT_FILE
     from airloop.validation.quarantine import quarantine_dir, quarantined_ids
 
-    if snapshot_id not in quarantined_ids(settings.lake, config.dataset.name):
+    if snapshot_id not in quarantined_ids(settings.state.lake, config.dataset.name):
         return None
-    path = quarantine_dir(settings.lake, config.dataset.name) / snapshot_id / REPORT_FILE
+    path = quarantine_dir(settings.state.lake, config.dataset.name) / snapshot_id / REPORT_FILE
     return path if path.is_file() else None
 
 
@@ -573,8 +573,8 @@ def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> li
     from airloop.validation.checks import REPORT_FILE, RESULTS_FILE
     from airloop.validation.quarantine import blocked_run, quarantine_dir, readmissions
 
-    folder = quarantine_dir(settings.lake, config.dataset.name)
-    tried = [a.snapshot_id for a in readmissions(settings.lake, config.dataset.name) if not a.admitted]
+    folder = quarantine_dir(settings.state.lake, config.dataset.name)
+    tried = [a.snapshot_id for a in readmissions(settings.state.lake, config.dataset.name) if not a.admitted]
     batches = []
     for batch in sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []:
         manifest = _json(batch / MANIFEST_FILE) or {}

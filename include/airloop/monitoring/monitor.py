@@ -330,12 +330,12 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     start, _, end = snapshot_id.partition("_")
     content = tags.get(f"{TAG_PREFIX}snapshot_hash")
     manifest = find_snapshot(
-        settings.lake, config.dataset.name, dt.date.fromisoformat(start), dt.date.fromisoformat(end), content
+        settings.state.lake, config.dataset.name, dt.date.fromisoformat(start), dt.date.fromisoformat(end), content
     )
     if manifest is None:
         raise MonitoringError(
             f"the training snapshot {snapshot_id} (hash {(content or '?')[:12]}) of {config.model_name} v{version} "
-            f"is not in {settings.lake}; the data the version was trained on is gone, so no reference"
+            f"is not in {settings.state.lake}; the data the version was trained on is gone, so no reference"
         )
     snapshot = read_snapshot(manifest)
     frame = feature_frame(snapshot, config.dataset)

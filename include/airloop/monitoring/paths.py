@@ -29,7 +29,7 @@ class MonitoringPaths:
         self.shadow_inference = self.inference / SHADOW_LOG_DIR
         labels = config.monitoring.labels_path
         self.labels = settings.state.resolve(labels)
-        self.workspace = settings.evidently_workspace
+        self.workspace = settings.state.evidently_workspace
 
     def model_dir(self, version: str) -> Path:
         """Where version `version`'s model is fetched once (see airloop.serving.model.cached_model)."""

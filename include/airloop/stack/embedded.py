@@ -198,7 +198,7 @@ class EmbeddedStack:
         """Start whatever is not running yet and wait until every service answers."""
         self._check_topology()
         folders = (self.state.run, self.state.logs, self.state.airflow, self.state.mlflow / "artifacts")
-        for folder in (*folders, self.settings.evidently_workspace):
+        for folder in (*folders, self.settings.state.evidently_workspace):
             folder.mkdir(parents=True, exist_ok=True)
         creds = self.credentials()
         _write_private(self.state.airflow_passwords, json.dumps({creds.username: creds.password}))
@@ -333,7 +333,7 @@ class EmbeddedStack:
             str(self.bin / "evidently"),
             "ui",
             "--workspace",
-            str(self.settings.evidently_workspace),
+            str(self.settings.state.evidently_workspace),
             "--host",
             self.settings.host,
             "--port",

@@ -88,7 +88,7 @@ def run_loop_demo(
     os.environ["AIRLOOP_SERVING_REPLAY_CLOCK"] = "true"
     creds = stack.up()
     os.environ.update(mlflow_auth.client_environment(settings))
-    fill_landing_zone(settings.landing / "flights", dt.date(YEAR, 1, 1), dt.date(YEAR + 1, 1, 1))
+    fill_landing_zone(settings.state.landing / "flights", dt.date(YEAR, 1, 1), dt.date(YEAR + 1, 1, 1))
     timeline = Timeline()
 
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:

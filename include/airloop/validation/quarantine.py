@@ -120,7 +120,7 @@ def readmit(
     from airloop.validation import DataValidationError
     from airloop.validation.checks import validate_snapshot
 
-    dataset, lake = config.dataset.name, settings.lake
+    dataset, lake = config.dataset.name, settings.state.lake
     batch = quarantine_dir(lake, dataset) / snapshot_id
     known = quarantined_ids(lake, dataset)
     if snapshot_id not in known:

@@ -351,10 +351,10 @@ def test_a_quarantined_batch_names_its_failed_expectations_and_its_report(settin
     start, end = dt.date(2026, 3, 1), dt.date(2026, 3, 8)
     frame = read_snapshot(ingest(settings, pipeline.config, start, end))
     frame.loc[frame.index[:7], "distance"] = -5
-    bad = write_snapshot(frame, lake=settings.lake, dataset="flights", start=start, end=end, source="test")
+    bad = write_snapshot(frame, lake=settings.state.lake, dataset="flights", start=start, end=end, source="test")
     with pytest.raises(DataValidationError):
         validate_snapshot(
-            pipeline.config, bad, lake=settings.lake, tracking_uri=None, lineage=Lineage(dag_id="t", run_id="r1")
+            pipeline.config, bad, lake=settings.state.lake, tracking_uri=None, lineage=Lineage(dag_id="t", run_id="r1")
         )
 
     health = pipeline_health(settings, pipeline, registry=_no_registry(settings))
