@@ -94,12 +94,12 @@ class Pipelines:
         return [p.name for p in self.found]
 
     def get(self, name: str) -> Pipeline:
-        """The pipeline `name`; a KeyError that says which ones there are (and why a file is broken)."""
+        """The pipeline `name`; a LookupError that says which ones there are (and why a file is broken)."""
         for pipeline in self.found:
             if pipeline.name == name:
                 return pipeline
         why = next((f" ({b})" for b in self.broken if b.path.stem == name), "")
-        raise KeyError(f"no pipeline {name!r} in {self.folder}{why}; pipelines: {', '.join(self.names) or 'none'}")
+        raise LookupError(f"no pipeline {name!r} in {self.folder}{why}; pipelines: {', '.join(self.names) or 'none'}")
 
     def of_model(self, model_name: str) -> Pipeline | None:
         """The pipeline whose registered model is `model_name`, or None."""

@@ -86,7 +86,7 @@ def test_a_broken_file_is_set_apart_with_its_field_and_never_hides_the_others(tm
     assert errors["same_port.yaml"].startswith("serving.port 8000 is pipeline flights's")
     assert errors["same_data.yaml"].startswith("dataset.name 'flights' is pipeline flights's")
     assert errors["bad_cron.yaml"].startswith("monitoring.schedule: Value error, 'every day' is neither a cron")
-    with pytest.raises(KeyError, match=r"no pipeline 'bad_field' .*training\.window_days"):
+    with pytest.raises(LookupError, match=r"no pipeline 'bad_field' .*training\.window_days"):
         found.get("bad_field")
 
 
