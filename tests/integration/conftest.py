@@ -106,6 +106,7 @@ def stack_env(settings: AirloopSettings) -> dict[str, str]:
     return {
         **os.environ,
         "AIRLOOP_HOME": str(settings.home),
+        "AIRLOOP_PIPELINES": str(settings.pipelines),
         "AIRLOOP_AIRFLOW_PORT": str(settings.airflow_port),
         "AIRLOOP_MLFLOW_PORT": str(settings.mlflow_port),
         "MLFLOW_TRACKING_URI": settings.tracking_uri,

@@ -167,7 +167,7 @@ def test_corrupted_partition_fails_validation_and_leaves_the_champion(stack_sett
 
 
 def _airloop(stack_settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**stack_env(stack_settings), "AIRLOOP_PIPELINES": str(stack_settings.pipelines)}
+    env = stack_env(stack_settings)
     return subprocess.run([*AIRLOOP, *args], env=env, capture_output=True, text=True, check=False, timeout=600)
 
 

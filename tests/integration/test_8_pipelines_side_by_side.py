@@ -134,11 +134,7 @@ def test_two_pipelines_train_and_serve_side_by_side_through_the_rest_api(side_se
     # `airloop status --json` lists both, with their DAG ids, champions and serving URLs.
     done = subprocess.run(
         [sys.executable, "-m", "airloop.cli", "status", "--json"],
-        env={
-            **stack_env(side_settings),
-            "AIRLOOP_PIPELINES": str(side_settings.pipelines),
-            "AIRLOOP_ADMIN_PASSWORD": PASSWORD,
-        },
+        env={**stack_env(side_settings), "AIRLOOP_ADMIN_PASSWORD": PASSWORD},
         capture_output=True,
         text=True,
         timeout=300,
