@@ -249,8 +249,8 @@ class AirflowClient:
                 on_wait(self.queued_because(dag_id, run_id))
                 on_wait = None
             for ti in self.task_instances(dag_id, run_id):
-                state = ti["state"] or "none"
-                if seen.get(ti["task_id"]) != state:
+                state = ti["state"]
+                if state is not None and seen.get(ti["task_id"]) != state:  # None: not scheduled yet
                     seen[ti["task_id"]] = state
                     if on_task:
                         on_task(ti["task_id"], state)
