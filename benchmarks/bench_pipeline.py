@@ -1,6 +1,7 @@
 """Pipeline overhead: one `airloop_flights_training` run on a real embedded Airflow against the same stage
 functions in one Python process; the gap between a task's end and its downstream task's start;
-the parse time of each DAG file in a fresh interpreter.
+the parse time of each DAG file in a fresh interpreter; and one nightly `airloop_flights_monitoring`
+run over a day of served requests (issue 15: read, assess and publish a daily window in 15 s).
 
 Smoke size measures the parse times only: starting Airflow alone takes longer than smoke allows.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from benchmarks.processes import PROJECT_ROOT, BenchmarkError, free_port, report, run_worker
 
 DAG_ID = "airloop_flights_training"
+MONITORING_DAG = "airloop_flights_monitoring"
 PASSWORD = "bench-admin-password"
 #: Measured runs, after one warm-up run (the scheduled run that unpausing the DAG starts).
 REPEATS = {"smoke": 0, "full": 2}
@@ -133,6 +135,7 @@ def airflow_runs(repeats: int) -> dict[str, Any]:
                 measured = []
                 for run_date in run_dates:
                     measured.append(_one_pair(client, settings, Path(tmp), run_date, downstream))
+                monitoring = monitoring_run(client, settings)
         finally:
             stack.down()
     airflow_s = statistics.median(m["airflow_s"] for m in measured)
@@ -155,6 +158,69 @@ def airflow_runs(repeats: int) -> dict[str, Any]:
         "warmup_run_s": warmup,
         "stack_up_s": stack_up_s,
         "runs": len(measured),
+        **monitoring,
+    }
+
+
+def monitoring_run(client: Any, settings: Any) -> dict[str, Any]:
+    """The nightly monitoring run over a day of requests the champion answered; its seconds, task by task.
+
+    The day's requests are logged as the serving process logs them (`InferenceLog`, one request
+    per hour of landed flights, scored by the champion), into the data interval of the run that
+    unpausing the DAG starts: the nightly run itself is what is timed.
+    """
+    import mlflow
+    import pandas as pd
+
+    from airloop.serving.inference_log import InferenceLog
+
+    pipeline = settings.load_pipelines().get("flights")
+    config = pipeline.config
+    now = dt.datetime.now(dt.UTC)
+    end = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    end = end if end <= now else end - dt.timedelta(days=1)  # the interval of the latest nightly run
+    start = end - dt.timedelta(days=1)
+    day = (now - dt.timedelta(days=1)).date()
+    rows = pd.read_parquet(settings.state.landing / "flights" / f"date={day:%Y-%m-%d}")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    champion = mlflow.MlflowClient().get_model_version_by_alias(config.model_name, "champion")
+    model = mlflow.sklearn.load_model(f"models:/{config.model_name}@champion")
+    log = InferenceLog(settings.state.inference, model_name=config.model_name, model_version=champion.version)
+    for hour, group in rows.groupby(rows["time_hour"].dt.hour):
+        features = group[config.dataset.features]
+        log.append(
+            f"bench-{hour}",
+            start + dt.timedelta(hours=int(hour)),
+            features,
+            model.predict(features),
+            model.predict_proba(features)[:, -1],
+        )
+    log.close()
+    client.unpause(MONITORING_DAG)
+    deadline = time.monotonic() + 120
+    while not (runs := client.request("GET", f"/api/v2/dags/{MONITORING_DAG}/dagRuns")["dag_runs"]):
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"unpausing {MONITORING_DAG} started no run within 120 s")
+        time.sleep(1)
+    run = client.follow(MONITORING_DAG, runs[0]["dag_run_id"], timeout=1800, poll=1.0)
+    instances = client.task_instances(MONITORING_DAG, run["dag_run_id"])
+    if run["state"] != "success":
+        failed = [
+            f"{ti['task_id']}:\n"
+            + "\n".join(
+                client.task_log(MONITORING_DAG, run["dag_run_id"], ti["task_id"], ti["try_number"]).splitlines()[-25:]
+            )
+            for ti in instances
+            if ti["state"] == "failed"
+        ]
+        raise BenchmarkError(f"monitoring run {run['dag_run_id']} ended {run['state']}:\n" + "\n".join(failed))
+    served = client.xcom(MONITORING_DAG, run["dag_run_id"], "monitor")["served_rows"]
+    return {
+        "monitoring_run_s": (_timestamp(run["end_date"]) - _timestamp(run["start_date"])).total_seconds(),
+        "monitoring_queued_to_end_s": (_timestamp(run["end_date"]) - _timestamp(run["queued_at"])).total_seconds(),
+        "monitoring_rows": served,
+        "monitoring_logged_rows": len(rows),
+        **{f"monitoring_task_s_{ti['task_id']}": ti["duration"] or 0.0 for ti in instances},
     }
 
 

@@ -462,6 +462,24 @@ def _evidently_reports(
     record.evidently_url = f"{settings.evidently_url}/projects/{project.id}/reports/{record.evidently_snapshot_ids[0]}"
 
 
+def window_metrics(record: WindowRecord) -> dict[str, float]:
+    """The window's figures as MLflow metrics; a score that could not be computed is left out.
+
+    A column with no value in the window (wind_gust on a calm day) has no drift score (None in
+    the record), and a metric without enough labels is NaN: neither is a number MLflow can chart.
+    """
+    metrics: dict[str, float] = {"served_rows": record.served_rows, "labels_used": record.labels_used}
+    if record.drift is not None:
+        metrics["drift_share"] = drifted_share(record.drift)
+        metrics.update({f"drift.{c['column']}": c["score"] for c in record.drift["columns"] if c["score"] is not None})
+    metrics.update({f"perf.{k}": v for k, v in (record.performance or {}).items() if not math.isnan(v)})
+    estimated = record.estimated_performance or {}
+    metrics.update({f"estimated.{k}": v for k, v in estimated.items() if not math.isnan(v)})
+    metrics["concept_shift_segments"] = len(record.persistent_shifts)
+    metrics.update({f"missing.{k}": v["missing_share"] for k, v in record.quality.get("columns", {}).items()})
+    return metrics
+
+
 def _log_to_mlflow(
     settings: AirloopSettings, config: PipelineConfig, record: WindowRecord, model_run_id: str, lineage: Lineage
 ) -> None:
@@ -487,17 +505,7 @@ def _log_to_mlflow(
         f"and tags.`{TAG_PREFIX}model_version` = '{record.model_version}'",
         max_results=1,
     )
-    metrics: dict[str, float] = {"served_rows": record.served_rows, "labels_used": record.labels_used}
-    if record.drift is not None:
-        metrics["drift_share"] = drifted_share(record.drift)
-        metrics.update(
-            {f"drift.{c['column']}": c["score"] for c in record.drift["columns"] if not math.isnan(c["score"])}
-        )
-    metrics.update({f"perf.{k}": v for k, v in (record.performance or {}).items() if not math.isnan(v)})
-    estimated = record.estimated_performance or {}
-    metrics.update({f"estimated.{k}": v for k, v in estimated.items() if not math.isnan(v)})
-    metrics["concept_shift_segments"] = len(record.persistent_shifts)
-    metrics.update({f"missing.{k}": v["missing_share"] for k, v in record.quality.get("columns", {}).items()})
+    metrics = window_metrics(record)
     with mlflow.start_run(
         run_id=found[0].info.run_id if found else None,
         run_name=f"monitor {record.window.id} v{record.model_version}",

@@ -87,3 +87,31 @@ def test_a_column_empty_in_the_window_is_in_the_summary_but_not_in_evidently_s_d
     assert tested == {*numeric, SCORE, *categorical} - {"wind_gust", categorical[0]}
     assert f"left out of Evidently's drift tests: wind_gust, {categorical[0]}" in caplog.text
     assert record.evidently_snapshot_ids  # and the report is in the workspace
+
+
+def test_a_window_with_an_empty_column_publishes_its_other_figures():
+    """A calm day (no wind_gust anywhere) has no drift score for it; the window's metrics leave it out.
+
+    Found by `make bench`: the nightly monitoring run failed on `math.isnan(None)` for such a day.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from airloop.monitoring.drift import compute_drift
+    from airloop.monitoring.monitor import window_metrics
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"wind_gust": rng.normal(20, 5, 300), "temp": rng.normal(50, 10, 300)})
+    current = reference.assign(wind_gust=np.nan)
+    drift = compute_drift(reference, current, numeric=["wind_gust", "temp"], categorical=[])
+    record = WindowRecord(window=WINDOW, model_name="m", model_version="1", computed_at=WINDOW.end, served_rows=300)
+    record.drift = {**drift.to_dict(), "outputs": []}
+    record.performance = {"roc_auc": math.nan}  # too few labels
+
+    metrics = window_metrics(record)
+
+    assert "drift.wind_gust" not in metrics
+    assert "perf.roc_auc" not in metrics
+    assert metrics["drift.temp"] == drift.to_dict()["columns"][1]["score"]
+    assert metrics["served_rows"] == 300
+    assert all(isinstance(v, int | float) and math.isfinite(v) for v in metrics.values())
