@@ -135,6 +135,7 @@ TARGETS = (
     Target("pipeline", "ratio", "<=", 1.3),  # issue 15
     Target("pipeline", "median_task_gap_s", "<=", 1),
     Target("pipeline", "max_parse_s", "<=", 0.5),
+    Target("pipeline", "monitoring_run_s", "<=", 15),  # issue 15: a daily window read, assessed, published
     Target("validation", "ratio", "<=", 3),
     Target("loop", "policy_mean_roc_auc", ">=", 1, relative_to="cost_matched_mean_roc_auc"),
     Target("loop", "policy_mean_roc_auc", ">=", 1, relative_to="monthly_mean_roc_auc"),
@@ -268,7 +269,12 @@ METHODS = {
         "`deploy_target` is `none` on both sides, so the deploy task only checks the target. "
         "Airflow's time is from the run being queued to its end; the task gap is a task's start minus "
         "its upstream task's end, from the REST API. Parse time: a fresh interpreter imports "
-        "`airflow.sdk` (as the dag-processor already has), then the time to run the DAG file."
+        "`airflow.sdk` (as the dag-processor already has), then the time to run the DAG file. "
+        "Monitoring: after the training runs, a day of the landed flights is scored by the champion and "
+        "written to the inference log as the serving process writes it (one request per hour), in the "
+        "data interval of the nightly `airloop_flights_monitoring` run that unpausing the DAG starts; that "
+        "run is timed from its start to its end (every task: monitor, backfill_late_labels, raise_signals, "
+        "judge_shadow, check_serving)."
     ),
     "validation": "See `benchmarks/bench_validation.py`.",
     "loop": (
@@ -326,6 +332,16 @@ FINDINGS = {
     "serving.batch_ratio_vs_mlflow >= 1.2": (
         "Met, narrowly, since issue 15's round (0.87-1.13x before it): MLflow's server pays the pipeline's "
         "DataFrame `predict` and no inference log; Airloop pays an inference log and the array `predict`."
+    ),
+    "pipeline.monitoring_run_s <= 15": (
+        "Met (first measured 2026-12-06): the nightly run over a day of 969 served flights took 12.5 s "
+        "from its start to its end, of which `monitor` (read the window and the champion's reference, "
+        "drift of 20 columns, data quality, the estimated performance, the Evidently reports and "
+        "workspace snapshot, the MLflow run) was 9.9 s and each of the other four tasks under a "
+        "second; every task started warm, so none of it is imports. Measuring it found a bug: a window "
+        "in which a column has no value all day (wind_gust on a calm day) has no drift score for it, "
+        "and publishing the window's MLflow metrics failed on it; `monitor.window_metrics` now leaves "
+        "it out."
     ),
     "pipeline.ratio <= 1.3": (
         "Met since the tasks start warm (2.02x before). The gaps between tasks were always well under a "

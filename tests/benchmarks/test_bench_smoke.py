@@ -53,6 +53,7 @@ def test_smoke_run_writes_every_issue_key_as_a_number_and_a_readable_report(tmp_
     statuses = {check["target"]: check["status"] for check in results["targets"]}
     assert statuses["pipeline.max_parse_s <= 0.5"] in ("pass", "fail")
     assert statuses["pipeline.ratio <= 1.3"] == "not measured"  # smoke does not start Airflow
+    assert statuses["pipeline.monitoring_run_s <= 15"] == "not measured"
 
     report = (tmp_path / "RESULTS.md").read_text()
     assert "## Targets" in report
