@@ -496,7 +496,7 @@ def run(
 
     first, last, harmful_from, harmless_from, iterations = SIZES[size]
     merged: dict[str, Any] = {"training": {"model": {"max_iter": iterations}}} if iterations else {}
-    config = load_config(PROJECT_ROOT / "include" / "config" / "flights.yaml", {**merged, **(overrides or {})})
+    config = load_config(PROJECT_ROOT / "include" / "pipelines" / "flights.yaml", {**merged, **(overrides or {})})
     began = time.perf_counter()
     world = _world(first, last, harmful_from, harmless_from, config)
     replay = Replay(config, world)
