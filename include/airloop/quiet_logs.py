@@ -34,6 +34,12 @@ IGNORED_WARNINGS = (
         r"LocalArtifactDatasetSource, LocalArtifactDatasetSource\.",
         UserWarning,
     ),
+    # Training logs its training and held-out rows as `mlflow.data` inputs, whose schema MLflow
+    # infers from the raw snapshot (flights' `year`, `month`... are integers) and then advises
+    # against integer columns, once per input of every train task. That schema only describes
+    # the logged data; the model's signature, which serving enforces, is inferred from the
+    # features as trained (`feature_frame` makes numeric features float64), never integers.
+    IgnoredWarning(r"\s*Hint: Inferred schema contains integer column\(s\)", UserWarning, r"mlflow\.types\.utils\Z"),
 )
 
 #: Loggers that talk about the library itself at INFO; only their WARNING and above is kept.

@@ -71,6 +71,21 @@ def _shown(message: str, category: type[Warning], module: str) -> bool:
             True,
             id="mlflow-truly-ambiguous-source",
         ),
+        pytest.param(
+            "Hint: Inferred schema contains integer column(s). Integer columns in Python cannot represent "
+            "missing values.",
+            UserWarning,
+            "mlflow.types.utils",
+            False,
+            id="mlflow-integer-hint-on-logged-data",
+        ),
+        pytest.param(
+            "Hint: Inferred schema contains integer column(s).",
+            UserWarning,
+            "airloop.training.train",
+            True,
+            id="the-same-words-from-elsewhere",
+        ),
     ],
 )
 def test_only_the_named_floods_are_dropped(undone, message, category, module, shown):
