@@ -24,7 +24,7 @@ demo: $(STAMP) ## Start Airflow + MLflow, train once through the REST API, print
 	$(BIN)/airloop demo
 
 demo-loop: $(STAMP) ## Replay 2013 against the closed loop (drift -> retrain -> deploy); prints a timeline (~20 min)
-	$(BIN)/airloop demo-loop
+	$(BIN)/airloop demo-loop --pipeline flights
 
 up: $(STAMP) ## Start the embedded services in the background (no run)
 	$(BIN)/airloop up

@@ -145,8 +145,8 @@ class Replay:
     def scores_on_holdout(self, champion: Model, challenger: Model) -> tuple[float, float]:
         """Challenger and champion on the challenger's held-out rows the champion was not fitted on (as the DAG)."""
         from airloop.registry.promotion import unseen_by_champion
+        from airloop.tasks import evaluate
         from airloop.training.features import features_and_label
-        from airloop.training.model import classification_metrics
         from airloop.training.train import holdout_split
 
         config = self.config
@@ -156,10 +156,10 @@ class Replay:
         x, y = features_and_label(holdout, config.dataset)
         times = holdout.loc[y.index, config.dataset.time_column]
         unseen = unseen_by_champion(times, champion.fitted.fitted_through)
-        metric = config.promotion.metric
+        metric = config.promotion_metric
         proba = champion.fitted.pipeline.predict_proba(x[unseen])[:, 1]
-        challenger_score = classification_metrics(y[unseen], challenger.fitted.holdout_scores[unseen])[metric]
-        return challenger_score, classification_metrics(y[unseen], proba)[metric]
+        challenger_score = evaluate("binary", y[unseen], challenger.fitted.holdout_scores[unseen])[metric]
+        return challenger_score, evaluate("binary", y[unseen], proba)[metric]
 
     def _importances(self, model: Model) -> dict[str, float]:
         """Permutation importances on the last served-like rows (the training window's holdout)."""
@@ -439,7 +439,7 @@ def candidate_signals(replay: Replay, run: Run, days: list[dt.date]) -> dict[str
         weights = replay.model(served.trained_through, importances=True).importances
         estimated = estimated_roc_auc(current[SCORE].to_numpy(), served.calibration)
         reference_estimate = estimated_roc_auc(served.fitted.holdout_scores, served.calibration)
-        validation = served.fitted.metrics[config.promotion.metric]
+        validation = served.fitted.metrics[config.promotion_metric]
         for name, fires in (
             ("drift_share", drifted_share(drift) >= config.monitoring.drift.max_drifted_share),
             ("weighted_drift_share", drifted_share(drift, weights) >= config.monitoring.drift.max_drifted_share),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+import yaml
 
 from airloop.config import PipelineConfig, load_config
 from airloop.settings import PROJECT_ROOT, AirloopSettings
@@ -24,6 +26,35 @@ FLIGHTS_CONFIG = PIPELINES / "flights.yaml"
 def flights(settings: AirloopSettings) -> Pipeline:
     """The flights pipeline of the settings' pipelines folder."""
     return settings.load_pipelines().get("flights")
+
+
+def origin_pipeline(port: int) -> dict[str, Any]:
+    """A multiclass pipeline on the flights landing zone (which of New York's airports a flight leaves
+    from: EWR, JFK or LGA), as the parsed YAML a user would write from flights.yaml."""
+    raw = yaml.safe_load(FLIGHTS_CONFIG.read_text())
+    raw["model_name"] = raw["experiment"] = "airloop-origin"
+    raw["dataset"]["name"] = "origin"
+    raw["dataset"]["label"] = {"column": "origin", "task": "multiclass"}
+    raw["dataset"]["categorical_features"] = ["carrier", "dest"]
+    raw["training"]["model"] = {"max_iter": 50, "tunable": ["max_iter"]}  # the multiclass default estimator
+    del raw["promotion"]["metric"], raw["monitoring"]["performance"]["metric"]  # the task's defaults
+    raw["promotion"]["shadow"]["days"] = 0  # a multiclass log keeps no per-class probabilities
+    raw["monitoring"]["concept_shift"]["segments"] = ["carrier"]
+    raw["serving"]["port"] = port
+    return raw
+
+
+def land_synthetic(
+    folder: Path, partition: str, make_day: Callable[[dt.date, Any], Any], *, end: dt.date, days: int, seed: int
+) -> None:
+    """`days` daily Parquet partitions of a synthetic dataset before `end`, each `make_day(day, rng)`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for offset in range(days):
+        day = end - dt.timedelta(days=days - offset)
+        (folder / partition.format(date=day)).mkdir(parents=True)
+        make_day(day, rng).to_parquet(folder / partition.format(date=day) / "part.parquet")
 
 
 def flights_file(settings: AirloopSettings) -> Path:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("airloop")
 
 #: The commands about one pipeline (`--pipeline`, which may be left out when there is only one).
-ONE_PIPELINE = {"fill", "demo-loop", "plan", "quarantine"}
+ONE_PIPELINE = {"demo-loop", "plan", "quarantine"}
 #: `timetable_summary` of DAGs that run only when triggered.
 NOT_SCHEDULED = (None, "None")
 CONTINUOUS = "@continuous"
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        # The commands about one pipeline; `demo` runs every pipeline unless --pipeline names one.
+        # The commands about one pipeline; `demo` and `fill` serve every pipeline unless --pipeline names one.
         named = getattr(args, "pipeline", None) is not None
         pipeline = _pipeline(settings, args) if args.command in ONE_PIPELINE or named else None
         if args.command == "up":
@@ -111,7 +111,10 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "status":
             _status(settings, as_json=args.json)
         elif args.command == "fill":
-            _fill(settings, _chosen(pipeline), args.start, args.end)
+            if pipeline:
+                _fill(settings, pipeline, args.start, args.end)
+            else:
+                _fill_replay_readers(settings, _every_pipeline(settings), args.start, args.end)
         elif args.command == "demo":
             return _demo(settings, [pipeline] if pipeline else _every_pipeline(settings), args.timeout)
         elif args.command == "demo-loop":
@@ -240,8 +243,8 @@ def _fill(settings: AirloopSettings, pipeline: Pipeline, start: dt.date, end: dt
     print(f"landing zone {folder}: {written} new day partitions for {start} to {end}")
 
 
-def _fill_demo_landing(settings: AirloopSettings, pipelines: list[Pipeline], start: dt.date, end: dt.date) -> None:
-    """Replayed flights where the demo's pipelines read them; a pipeline reading elsewhere keeps its own data."""
+def _fill_replay_readers(settings: AirloopSettings, pipelines: list[Pipeline], start: dt.date, end: dt.date) -> None:
+    """Replayed flights where the pipelines read them (once for all); one reading elsewhere keeps its own data."""
     from airloop.config import FilesSource
 
     replay = settings.state.landing / "flights"
@@ -316,7 +319,7 @@ def _demo(settings: AirloopSettings, pipelines: list[Pipeline], timeout: float) 
     # With MLflow's login on, this process reads the registry as its admin, like Airflow's tasks.
     os.environ.update(mlflow_auth.client_environment(settings))
     now = dt.datetime.now(dt.UTC)
-    _fill_demo_landing(settings, pipelines, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
+    _fill_replay_readers(settings, pipelines, now.date() - dt.timedelta(days=DEMO_FILL_DAYS), now.date())
 
     served: list[tuple[dict, dict]] = []
     with AirflowClient(settings.airflow_url, creds.username, creds.password) as client:

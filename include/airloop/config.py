@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airloop.settings import PROJECT_ROOT
+from airloop.tasks import DEFAULT_ESTIMATORS, LIVE_METRICS, METRICS, TaskKind, is_classification
 
 #: A value a person writes in the config: a label value, or a tunable parameter (a form field's value).
 Scalar = bool | int | float | str
@@ -46,21 +47,35 @@ Source = Annotated[FilesSource | SqlSource, Field(discriminator="type")]
 
 
 class LabelConfig(_Strict):
-    """Binary label: positive when `column >= threshold` (a number), or when its value is one of
-    `positive` (a set of values: strings, numbers or booleans); rows with no label are dropped."""
+    """The label and the task it sets (see `airloop.tasks`); rows with no label are dropped.
+
+    - `binary` (the default): positive when `column >= threshold` (a number), or when its value
+      is one of `positive` (strings, numbers or booleans); the model predicts 0 or 1.
+    - `multiclass`: the column's values are the classes, kept as they are (the model answers them).
+    - `regression`: the column is a number, which the model predicts.
+    """
 
     column: str
+    task: TaskKind = "binary"
     threshold: float | None = None
     positive: list[Scalar] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_rule(self) -> LabelConfig:
-        if (self.threshold is None) == (self.positive is None):
-            raise ValueError("the label needs one rule: `threshold` (positive when >= it) or `positive` (values)")
+        has_rule = self.threshold is not None or self.positive is not None
+        if self.task == "binary" and (self.threshold is None) == (self.positive is None):
+            raise ValueError("a binary label needs one rule: `threshold` (positive when >= it) or `positive` (values)")
+        if self.task != "binary" and has_rule:
+            raise ValueError(f"a {self.task} label takes no `threshold` or `positive`: those make a binary label")
         return self
 
     def target(self, values: Any) -> Any:
-        """The 0/1 target of a pandas Series of label values (none of them missing)."""
+        """What the model learns from a pandas Series of label values (none of them missing):
+        0/1 (binary), the values themselves (multiclass) or numbers (regression)."""
+        if self.task == "multiclass":
+            return values
+        if self.task == "regression":
+            return values.astype("float64")
         positive = values.isin(self.positive) if self.positive is not None else values >= self.threshold
         return positive.astype("int64")
 
@@ -95,8 +110,6 @@ class DatasetConfig(_Strict):
         return self.suite if self.suite.is_absolute() else PROJECT_ROOT / "include" / "gx" / self.suite
 
 
-#: The estimator a config that names none gets: gradient-boosted trees, categoricals taken natively.
-DEFAULT_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 #: `package.module.Name` or `package.module:name` (as `pkgutil.resolve_name` reads them).
 IMPORT_PATH = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*)?$"
 
@@ -108,7 +121,7 @@ RUN_PARAM_NAMES = frozenset(
 
 
 class ModelConfig(BaseModel):
-    """The model: a scikit-learn classifier by import path, or a function of yours that builds the pipeline.
+    """The model: a scikit-learn estimator by import path, or a function of yours that builds the pipeline.
 
     Every other key is a keyword argument of the estimator (or of the builder), for example::
 
@@ -121,7 +134,9 @@ class ModelConfig(BaseModel):
     With `estimator`, Airloop adds the preprocessing (see `airloop.training.model.build_pipeline`).
     With `builder`, the function is called as `builder(dataset, **parameters)` and returns the
     whole scikit-learn `Pipeline`, preprocessing included, taking the dataset's feature columns.
-    Either way the model must have `predict_proba` (the task is binary). The names in `tunable`
+    Either way the model must fit the task: a classifier with `predict_proba`, or a regressor. With
+    neither key, the task's default (`airloop.tasks.DEFAULT_ESTIMATORS`: gradient boosting) is
+    filled in when the pipeline config loads. The names in `tunable`
     are fields of the training DAG's Params form, each with the value set here as its default; a
     run's value overrides it for that run. Nothing is imported when the config loads: a wrong path
     or parameter fails the train task, with the field's name.
@@ -129,11 +144,21 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    estimator: str = Field(default=DEFAULT_ESTIMATOR, pattern=IMPORT_PATH, description="Classifier class.")
+    estimator: str | None = Field(
+        default=None, pattern=IMPORT_PATH, description="Estimator class (none: the task's default)."
+    )
     builder: str | None = Field(
         default=None, pattern=IMPORT_PATH, description="Function returning the pipeline (instead of `estimator`)."
     )
     tunable: list[str] = Field(default_factory=list, description="Parameters offered in the run's Params form.")
+
+    @property
+    def path(self) -> str:
+        """The builder's or the estimator's import path (the task's default estimator is filled in at load)."""
+        found = self.builder or self.estimator
+        if found is None:
+            raise ValueError("training.model names no estimator: load it as part of a pipeline config")
+        return found
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -147,7 +172,7 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        if self.builder is not None and "estimator" in self.model_fields_set:
+        if self.builder is not None and self.estimator is not None:
             raise ValueError("set `estimator` or `builder`, not both")
         for name in self.tunable:
             if name in RUN_PARAM_NAMES:
@@ -215,7 +240,11 @@ class ShadowPolicy(_Strict):
 
 
 class PromotionConfig(_Strict):
-    metric: Literal["roc_auc", "average_precision", "f1", "accuracy"] = "roc_auc"
+    metric: str | None = Field(
+        default=None,
+        description="Held-out metric compared (one of the task's, `airloop.tasks.METRICS`; none: the task's "
+        "first). Its direction is the metric's own: log_loss, rmse and mae are better smaller.",
+    )
     min_improvement: float = Field(
         default=0.001, ge=0, description="The challenger must beat the champion by at least this much."
     )
@@ -287,7 +316,11 @@ class ConceptShiftPolicy(_Strict):
 class PerformancePolicy(_Strict):
     """The served model's measured quality once labels land: reported per window."""
 
-    metric: Literal["roc_auc", "average_precision", "f1", "accuracy"] = "roc_auc"
+    metric: str | None = Field(
+        default=None,
+        description="The window's headline metric, one the served rows can give (`airloop.tasks.LIVE_METRICS`; "
+        "none: the task's first).",
+    )
     min_labels: int = Field(default=200, ge=10, description="Fewer labelled rows: no performance verdict.")
 
 
@@ -419,6 +452,55 @@ class PipelineConfig(_Strict):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> PipelineConfig:
+        """Fill in the task's defaults and refuse what the task cannot do, naming the field."""
+        task = self.task
+        model = self.training.model
+        if model.builder is None and model.estimator is None:
+            model.estimator = DEFAULT_ESTIMATORS[task]
+        if self.promotion.metric is None:
+            self.promotion.metric = METRICS[task][0]
+        if self.promotion.metric not in METRICS[task]:
+            raise ValueError(
+                f"promotion.metric {self.promotion.metric!r} is not a {task} metric: {list(METRICS[task])}"
+            )
+        performance = self.monitoring.performance
+        if performance.metric is None:
+            performance.metric = LIVE_METRICS[task][0]
+        if performance.metric not in LIVE_METRICS[task]:
+            raise ValueError(
+                f"monitoring.performance.metric {performance.metric!r} cannot be measured on served {task} rows: "
+                f"one of {list(LIVE_METRICS[task])}"
+            )
+        if not is_classification(task) and self.serving.predict_method == "predict_proba":
+            raise ValueError("serving.predict_method predict_proba: a regression model has no probabilities")
+        if task == "multiclass" and self.promotion.shadow.days:
+            raise ValueError(
+                "promotion.shadow needs each served row's scores, which the inference log keeps for binary and "
+                "regression models only: set shadow.days 0 for a multiclass label"
+            )
+        if task != "binary" and self.retraining.strategy == "degradation" and not self.monitoring.drift.raises:
+            raise ValueError(
+                f"retraining.strategy degradation would never retrain a {task} model: concept shift is watched on "
+                "binary labels only; use `schedule` or `both`, or let drift raise (monitoring.drift.raises)"
+            )
+        return self
+
+    @property
+    def task(self) -> TaskKind:
+        return self.dataset.label.task
+
+    @property
+    def promotion_metric(self) -> str:
+        """`promotion.metric`, filled in with the task's default when the config loaded."""
+        return self.promotion.metric or METRICS[self.task][0]
+
+    @property
+    def performance_metric(self) -> str:
+        """`monitoring.performance.metric`, filled in with the task's default when the config loaded."""
+        return self.monitoring.performance.metric or LIVE_METRICS[self.task][0]
 
     @model_validator(mode="after")
     def _monitored_columns_are_features(self) -> PipelineConfig:

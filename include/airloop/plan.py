@@ -103,7 +103,7 @@ def plan_training(
     rows, source, error = _count_rows(settings, config, start, end)
     registry = ModelRegistry(config.model_name, tracking_uri=settings.tracking_uri)
     champion = registry.champion()
-    metric = config.promotion.metric
+    metric = config.promotion_metric
     score = registry.tags(champion).get(f"metric.{metric}") if champion else None
     from airloop.deploy.service import resolve_target
 
@@ -146,6 +146,7 @@ def _count_rows(
 
 def _gates(config: PipelineConfig, options: RunOptions, champion: str | None, target: str) -> list[str]:
     promotion = config.promotion
+    from airloop.tasks import greater_is_better
     from airloop.validation.checks import load_suite
 
     suite = load_suite(config.dataset.suite_path)
@@ -163,7 +164,8 @@ def _gates(config: PipelineConfig, options: RunOptions, champion: str | None, ta
     else:
         gates.append(
             f"evaluate: the challenger must beat champion v{champion} by {promotion.min_improvement:g} "
-            f"{promotion.metric} on the same held-out rows"
+            f"{config.promotion_metric} ({'greater' if greater_is_better(config.promotion_metric) else 'smaller'} "
+            "is better) on the same held-out rows"
             + (
                 f"; if it loses it shadows the champion for {promotion.shadow.days} labelled days "
                 f"(at least {promotion.shadow.min_rows} rows)"

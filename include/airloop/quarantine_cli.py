@@ -30,35 +30,37 @@ def run_quarantine(settings: AirloopSettings, pipeline: Pipeline, args: argparse
     config = pipeline.config
     try:
         if args.action == "list":
-            return _list(settings, config)
+            return _list(settings, pipeline)
         if args.action == "show":
-            return _show(settings, config, args.snapshot_id)
+            return _show(settings, pipeline, args.snapshot_id)
         return _readmit(settings, config, args)
     except QuarantineError as err:
         print(f"error: {err}")
         return 2
 
 
-def _list(settings: AirloopSettings, config: PipelineConfig) -> int:
+def _list(settings: AirloopSettings, pipeline: Pipeline) -> int:
     from airloop.health.summary import quarantined_batches
 
-    batches = quarantined_batches(settings, config)
+    batches = quarantined_batches(settings, pipeline)
     if not batches:
-        print(f"no quarantined {config.dataset.name} batches")
+        print(f"no quarantined {pipeline.config.dataset.name} batches (pipeline {pipeline.name})")
     for batch in batches:
         failed = ", ".join(batch.failed) or "-"
         print(f"{batch.snapshot_id}  {batch.rows if batch.rows is not None else '?'} rows  failed: {failed}")
     return 0
 
 
-def _show(settings: AirloopSettings, config: PipelineConfig, snapshot_id: str) -> int:
+def _show(settings: AirloopSettings, pipeline: Pipeline, snapshot_id: str) -> int:
     from airloop.health.summary import quarantine_report, quarantined_batches
     from airloop.validation.quarantine import QuarantineError, blocked_run, quarantine_dir, readmissions
 
-    found = [b for b in quarantined_batches(settings, config) if b.snapshot_id == snapshot_id]
+    config = pipeline.config
+    found = [b for b in quarantined_batches(settings, pipeline) if b.snapshot_id == snapshot_id]
     if not found:
         raise QuarantineError(
-            f"no quarantined {config.dataset.name} batch {snapshot_id!r} (see `airloop quarantine list`)"
+            f"no quarantined {config.dataset.name} batch {snapshot_id!r} "
+            f"(see `airloop quarantine --pipeline {pipeline.name} list`)"
         )
     batch = found[0]
     blocked = blocked_run(quarantine_dir(settings.state.lake, config.dataset.name) / snapshot_id)

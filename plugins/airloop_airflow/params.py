@@ -63,7 +63,7 @@ def training_params(config: PipelineConfig) -> dict[str, Param]:
     pipeline's config, typed by that value.
     """
     model = config.training.model
-    named = (model.builder or model.estimator).replace(":", ".").rsplit(".", 1)[-1]
+    named = model.path.replace(":", ".").rsplit(".", 1)[-1]
     tunable = {}
     for name, value in model.tunable_values.items():  # none is named as a field below (ModelConfig checks)
         tunable[name] = Param(

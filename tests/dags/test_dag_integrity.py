@@ -140,11 +140,16 @@ def test_training_dag_reads_as_the_pipeline(dagbag):
 def test_every_task_that_changes_what_serves_shares_one_pool_slot(dagbag):
     from airloop.stack.airflow_api import SERVING_POOL
 
-    changers = {("airloop_flights_training", "deploy_and_promote"), ("airloop_flights_deploy", "deploy")}
-    changers |= {
-        ("airloop_flights_reconcile", "reconcile"),
-        ("airloop_flights_monitoring", "judge_shadow"),
-    }  # a shadow win deploys
+    changers = {
+        (f"airloop_{name}_{stage}", task)
+        for name in ("flights", "arrival_delay")  # the shipped pipelines
+        for stage, task in (
+            ("training", "deploy_and_promote"),
+            ("deploy", "deploy"),
+            ("reconcile", "reconcile"),
+            ("monitoring", "judge_shadow"),  # a shadow win deploys
+        )
+    }
     pooled = {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks if t.pool == SERVING_POOL}
     assert pooled == changers
 

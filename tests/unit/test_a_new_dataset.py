@@ -26,7 +26,7 @@ from airloop.serving.model import fetch_model
 from airloop.settings import AirloopSettings
 from airloop.validation import DataValidationError
 
-from ..conftest import FLIGHTS_CONFIG
+from ..conftest import FLIGHTS_CONFIG, land_synthetic
 
 RUN_DATE = dt.date(2026, 5, 1)
 FEATURES = {"numeric": ["tenure_months", "monthly_fee"], "categorical": ["plan", "region"]}
@@ -90,12 +90,7 @@ def _day(day: dt.date, rng: np.random.Generator, rows: int = 60) -> pd.DataFrame
 @pytest.fixture
 def churn(tmp_path: Path) -> AirloopSettings:
     """A state folder with 30 landed days of churn, and a pipelines folder holding flights and churn."""
-    rng = np.random.default_rng(7)
-    for offset in range(30):
-        day = RUN_DATE - dt.timedelta(days=30 - offset)
-        folder = tmp_path / "home" / "landing" / "churn" / f"day={day:%Y%m%d}"
-        folder.mkdir(parents=True)
-        _day(day, rng).to_parquet(folder / "part.parquet")
+    land_synthetic(tmp_path / "home/landing/churn", "day={date:%Y%m%d}", _day, end=RUN_DATE, days=30, seed=7)
     (tmp_path / "churn.json").write_text(json.dumps(SUITE))
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()

@@ -27,14 +27,17 @@ DATASET = "  name: flights"
 PREDICT = "  predict_method: predict"
 
 
-def test_the_default_folder_holds_the_flights_pipeline():
+def test_the_default_folder_holds_flights_and_its_regression_twin():
     found = AirloopSettings().load_pipelines()
     assert found.folder == PIPELINES
-    assert found.names == ["flights"]
+    assert found.names == ["arrival_delay", "flights"]
     assert found.broken == []
     flights = found.get("flights")
     assert flights.dags == {stage: f"airloop_flights_{stage}" for stage in STAGES}
     assert flights.serving_port == 8000  # AIRLOOP_SERVING_PORT's default: the config sets none
+    minutes = found.get("arrival_delay")
+    assert (minutes.config.task, minutes.config.promotion_metric, minutes.serving_port) == ("regression", "rmse", 8002)
+    assert minutes.config.dataset.source == flights.config.dataset.source  # the same landing zone
 
 
 def test_dag_ids_follow_one_convention():

@@ -152,7 +152,13 @@ def test_airloop_plan_prints_the_plan_and_starts_nothing(settings: AirloopSettin
     }
     before = _tree(settings.home)
     done = subprocess.run(
-        [sys.executable, "-m", "airloop.cli", "plan", "--date", "2026-03-08", "--window-days", "7"],
+        [
+            *(sys.executable, "-m", "airloop.cli", "plan", "--pipeline", "flights"),
+            "--date",
+            "2026-03-08",
+            "--window-days",
+            "7",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -57,7 +57,7 @@ def _break(settings: AirloopSettings, day: dt.date = dt.date(2026, 3, 4)) -> pd.
 def _quarantine(settings: AirloopSettings, flights_config) -> None:
     with pytest.raises(DataValidationError) as caught:
         validate(settings, flights_config, ingest(settings, flights_config, START, END), BLOCKED)
-    assert f"airloop quarantine readmit {BATCH}" in str(caught.value)
+    assert f"airloop quarantine [--pipeline NAME] readmit {BATCH}" in str(caught.value)
 
 
 def test_a_fixed_source_is_readmitted_and_the_quarantined_batch_kept(own_landing, flights_config):
@@ -144,23 +144,24 @@ def test_the_cli_lists_shows_and_readmits(own_landing, flights_config, monkeypat
     monkeypatch.setenv("AIRLOOP_PIPELINES", str(settings.pipelines))
     monkeypatch.setenv("AIRLOOP_MLFLOW_TRACKING_URI", settings.tracking_uri)
 
-    assert main(["quarantine", "list"]) == 0
+    assert main(["quarantine", "--pipeline", "flights", "list"]) == 0
     listed = capsys.readouterr().out
     assert BATCH in listed
     assert "expect_column_values_to_be_between(distance)" in listed
-    assert main(["quarantine", "show", BATCH]) == 0
+    assert main(["quarantine", "--pipeline", "flights", "show", BATCH]) == 0
     shown = capsys.readouterr().out
     assert "blocked    airloop_flights_training run manual__2026-03-08" in shown
     assert "validation.html" in shown
 
-    assert main(["quarantine", "readmit", BATCH, "--why", "nothing fixed yet"]) == 2
+    assert main(["quarantine", "--pipeline", "flights", "readmit", BATCH, "--why", "nothing fixed yet"]) == 2
     assert "still holds the quarantined data" in capsys.readouterr().out
     good.to_parquet(_day(settings, dt.date(2026, 3, 4)), index=False)
-    assert main(["quarantine", "readmit", BATCH, "--why", "re-sent", "--by", "dana", "--no-resume"]) == 0
+    readmit = ["readmit", BATCH, "--why", "re-sent", "--by", "dana", "--no-resume"]
+    assert main(["quarantine", "--pipeline", "flights", *readmit]) == 0
     out = capsys.readouterr().out
     assert f"{BATCH} re-admitted by dana: re-sent" in out
     assert "clear airloop_flights_training run manual__2026-03-08 to go on" in out
-    assert main(["quarantine", "list"]) == 0
+    assert main(["quarantine", "--pipeline", "flights", "list"]) == 0
     assert "no quarantined flights batches" in capsys.readouterr().out
 
 

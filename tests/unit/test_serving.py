@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -148,21 +151,21 @@ def test_predict_proba_answers_what_the_model_itself_answers(client, example, ex
 def test_the_pipelines_default_method_travels_with_the_model(model_dir, example, expected, expected_proba, tmp_path):
     """`serving.predict_method` is written into the MLmodel file at training; a model that says
     `predict_proba` answers probabilities to a request that names no method, labels to one that does."""
-    import shutil
 
     import yaml
 
     from airloop.config import load_config
-    from airloop.serving.model import PREDICT_METHOD_KEY, model_metadata
+    from airloop.serving.model import PREDICT_METHOD_KEY, TASK_KEY, model_metadata
 
     from ..conftest import FLIGHTS_CONFIG
 
     trained = yaml.safe_load((model_dir / "MLmodel").read_text())
-    assert trained["metadata"] == {PREDICT_METHOD_KEY: load_config(FLIGHTS_CONFIG).serving.predict_method}
+    flights = load_config(FLIGHTS_CONFIG)
+    assert trained["metadata"] == {PREDICT_METHOD_KEY: flights.serving.predict_method, TASK_KEY: "binary"}
 
     proba_dir = tmp_path / "model"
     shutil.copytree(model_dir, proba_dir)
-    mlmodel = {**trained, "metadata": model_metadata("predict_proba")}
+    mlmodel = {**trained, "metadata": model_metadata("predict_proba", "binary")}
     (proba_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     with TestClient(create_app(ServingSettings(model_dir=proba_dir, inference_log_dir=tmp_path / "log"))) as client:
         unnamed = _post(client, {"dataframe_split": example})
@@ -409,7 +412,6 @@ def test_a_bad_event_time_is_a_400_naming_the_header(model_dir, tmp_path, exampl
 
 def _as_version(model_dir: Path, dest: Path, version: str) -> Path:
     """A copy of the model registered as another version (what a challenger's folder holds)."""
-    import shutil
 
     from airloop.serving.model import MODEL_INFO_FILE
 
@@ -459,7 +461,6 @@ def test_a_shadow_challenger_scores_a_copy_of_each_request_under_its_id(model_di
 
 
 def test_a_shadow_that_cannot_load_or_keep_up_never_touches_the_champion(model_dir, example, tmp_path):
-    import shutil
 
     from airloop.serving.shadow import ShadowScorer
 
@@ -501,8 +502,8 @@ def _wait(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def live_endpoint(model_dir, tmp_path_factory):
+@contextmanager
+def _live(model_dir: Path, log_dir: Path) -> Iterator[str]:
     """The app under uvicorn on a loopback port (a real HTTP server), with the token on."""
     import threading
     import time
@@ -511,9 +512,7 @@ def live_endpoint(model_dir, tmp_path_factory):
 
     from ..conftest import free_port
 
-    settings = ServingSettings(
-        model_dir=model_dir, inference_log_dir=tmp_path_factory.mktemp("fuzz") / "inference", token="fuzz-token"
-    )
+    settings = ServingSettings(model_dir=model_dir, inference_log_dir=log_dir, token="fuzz-token")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -528,8 +527,51 @@ def live_endpoint(model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served_openapi(live_endpoint):
-    return schemathesis.openapi.from_url(f"{live_endpoint}/openapi.json")
+def live_endpoint(model_dir, tmp_path_factory):
+    with _live(model_dir, tmp_path_factory.mktemp("fuzz") / "inference") as url:
+        yield url
+
+
+def _train_task(task: str, tmp_path_factory: pytest.TempPathFactory, landing_home: Path) -> Path:
+    """The flights data as another task, trained for a week and fetched from the registry: the shipped
+    `arrival_delay.yaml` (regression) or the multiclass `origin` pipeline of the tests."""
+    import os
+
+    import yaml
+
+    from airloop.settings import AirloopSettings
+
+    from ..conftest import PIPELINES, origin_pipeline
+
+    root = tmp_path_factory.mktemp(task)
+    (root / "home").mkdir()
+    (root / "home" / "landing").symlink_to(landing_home / "landing")
+    (root / "pipelines").mkdir()
+    if task == "regression":
+        shutil.copy(PIPELINES / "arrival_delay.yaml", root / "pipelines")
+    else:
+        (root / "pipelines" / "origin.yaml").write_text(yaml.safe_dump(origin_pipeline(8003)))
+    settings = AirloopSettings(
+        home=root / "home", pipelines=root / "pipelines", mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}"
+    )
+    found = settings.load_pipelines()
+    cwd = Path.cwd()
+    os.chdir(root)  # the SQLite store keeps artifacts under the working directory
+    try:
+        options = pipeline.RunOptions(window_days=7, model={"max_iter": 30})
+        decision = pipeline.run_in_process(settings, found.choose(None), options, dt.date(2026, 3, 8))
+        fetch_model(f"models:/{decision.model_name}@champion", root / "model", tracking_uri=settings.tracking_uri)
+    finally:
+        os.chdir(cwd)
+    return root / "model"
+
+
+@pytest.fixture(scope="module", params=["binary", "regression", "multiclass"])
+def served_openapi(request, model_dir, tmp_path_factory, landing_home):
+    """The OpenAPI document of a live endpoint serving a model of each task."""
+    served = model_dir if request.param == "binary" else _train_task(request.param, tmp_path_factory, landing_home)
+    with _live(served, tmp_path_factory.mktemp("fuzz") / "inference") as url:
+        yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 
 
 def test_the_openapi_document_describes_the_models_signature(model_dir, live_endpoint):
@@ -589,13 +631,13 @@ def test_the_array_path_predicts_exactly_what_the_pipeline_predicts(model_dir, l
     from airloop.serving.model import load_model_dir
 
     model = load_model_dir(model_dir)
-    assert model.predict_proba != model.pipeline.predict_proba  # the array path is in use
+    assert model.raw_predict != model.pipeline.predict_proba  # the array path is in use
     landed = pd.read_parquet(next((landing_home / "landing" / "flights").glob("date=*/*.parquet")))
     frame = landed[list(model.columns)].head(500).copy()
     frame.loc[frame.index[::7], "carrier"] = "ZZ"  # a carrier never seen in training
     frame.loc[frame.index[::11], "dest"] = None  # missing
     frame.loc[frame.index[::13], "temp"] = np.nan
-    assert np.array_equal(model.predict_proba(frame), model.pipeline.predict_proba(frame))
+    assert np.array_equal(model.raw_predict(frame), model.pipeline.predict_proba(frame))
     # Another shape of pipeline keeps its own predict_proba.
     other = make_pipeline(StandardScaler(), model.pipeline.steps[-1][1])
     assert array_predictor(other, model.example) is None

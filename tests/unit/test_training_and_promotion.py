@@ -211,7 +211,7 @@ def test_a_refitted_champion_is_scored_only_on_rows_it_was_not_fitted_on(setting
 
     from airloop.data.snapshot import read_snapshot
     from airloop.registry.promotion import evaluate_challenger
-    from airloop.training.model import classification_metrics
+    from airloop.tasks import evaluate
     from airloop.training.train import holdout_split
 
     older, younger = Lineage(run_id="manual__older"), Lineage(run_id="manual__younger")
@@ -237,8 +237,8 @@ def test_a_refitted_champion_is_scored_only_on_rows_it_was_not_fitted_on(setting
     assert 0 < seen.sum() < len(seen) - 200  # the champion saw some of these rows, and 200+ it did not
     model = __import__("mlflow").sklearn.load_model(f"models:/{config.model_name}/{champion.version}")
     on = {
-        "unseen": classification_metrics(y[~seen], model.predict_proba(x[~seen])[:, 1])["roc_auc"],
-        "all": classification_metrics(y, model.predict_proba(x)[:, 1])["roc_auc"],
+        "unseen": evaluate("binary", y[~seen], model.predict_proba(x[~seen])[:, 1])["roc_auc"],
+        "all": evaluate("binary", y, model.predict_proba(x)[:, 1])["roc_auc"],
     }
     assert evaluation.champion_score == pytest.approx(on["unseen"])
     assert on["all"] > on["unseen"]  # what the champion would have been credited with on rows it had seen

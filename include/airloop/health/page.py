@@ -195,7 +195,20 @@ def _charts(health: PipelineHealth) -> str:
 
 
 def _metric_name(metric: str) -> str:
-    return {"roc_auc": "ROC AUC", "average_precision": "average precision"}.get(metric, metric)
+    return METRIC_NAMES.get(metric, metric)
+
+
+#: How the page names the tasks' metrics (`airloop.tasks.METRICS`).
+METRIC_NAMES = {
+    "roc_auc": "ROC AUC",
+    "roc_auc_ovr": "ROC AUC (one-vs-rest)",
+    "average_precision": "average precision",
+    "log_loss": "log loss",
+    "f1_macro": "macro F1",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+}
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,7 @@ class QuarantinedBatch(BaseModel):
     """A snapshot that failed validation and was moved out of the lake, with what failed."""
 
     snapshot_id: str
+    pipeline: str  # whose quarantine it is in (two pipelines may read the same data)
     window_start: dt.date | None = None
     window_end: dt.date | None = None
     rows: int | None = None
@@ -213,7 +214,7 @@ class QuarantinedBatch(BaseModel):
 
     @property
     def readmit_command(self) -> str:
-        return f"airloop quarantine readmit {self.snapshot_id} --why '<what was fixed>'"
+        return f"airloop quarantine --pipeline {self.pipeline} readmit {self.snapshot_id} --why '<what was fixed>'"
 
 
 class PipelineHealth(BaseModel):
@@ -266,7 +267,7 @@ def pipeline_health(
     health.windows = _windows(paths, config, windows)
     health.retraining = _ledger(paths, pipeline, runs, ledger_rows)
     health.pending_signals = _pending(paths, config.model_name)
-    health.quarantined = quarantined_batches(settings, config)
+    health.quarantined = quarantined_batches(settings, pipeline)
     if runs is not None:
         health.recent_runs = [run for dag_id in pipeline.dag_ids for run in runs.recent(dag_id, 5)]
     _registry_part(
@@ -282,8 +283,8 @@ def _bare_health(settings: AirloopSettings, pipeline: Pipeline, now: dt.datetime
     return PipelineHealth(
         pipeline=pipeline.name,
         model_name=config.model_name,
-        metric=config.promotion.metric,
-        monitoring_metric=config.monitoring.performance.metric,
+        metric=config.promotion_metric,
+        monitoring_metric=config.performance_metric,
         dags=pipeline.dags,
         generated_at=now,
         drift_threshold=config.monitoring.drift.max_drifted_share,
@@ -376,7 +377,7 @@ def _version(
     aliases: dict[str, Any],
 ) -> VersionSummary:
     tags: dict[str, str] = dict(version.tags or {})
-    metric = pipeline.config.promotion.metric
+    metric = pipeline.config.promotion_metric
     number = str(version.version)
     metrics = {
         key.removeprefix(f"{TAG_PREFIX}metric."): value
@@ -468,7 +469,7 @@ def _windows(paths: Any, config: PipelineConfig, limit: int) -> list[WindowPoint
     from airloop.monitoring.monitor import window_records
     from airloop.monitoring.signals import drifted_share
 
-    metric = config.monitoring.performance.metric
+    metric = config.performance_metric
     points = []
     for record in window_records(paths)[-limit:]:
         drift = record.drift
@@ -567,8 +568,9 @@ def _pending(paths: Any, model_name: str) -> list[PendingSignal]:
     ]
 
 
-def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> list[QuarantinedBatch]:
+def quarantined_batches(settings: AirloopSettings, pipeline: Pipeline) -> list[QuarantinedBatch]:
     """The pipeline's quarantined batches, newest window first."""
+    config = pipeline.config
     from airloop.data.snapshot import MANIFEST_FILE
     from airloop.validation.checks import REPORT_FILE, RESULTS_FILE
     from airloop.validation.quarantine import blocked_run, quarantine_dir, readmissions
@@ -590,6 +592,7 @@ def quarantined_batches(settings: AirloopSettings, config: PipelineConfig) -> li
         batches.append(
             QuarantinedBatch(
                 snapshot_id=batch.name,
+                pipeline=pipeline.name,
                 window_start=manifest.get("window_start"),
                 window_end=manifest.get("window_end"),
                 rows=manifest.get("rows"),

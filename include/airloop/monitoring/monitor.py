@@ -35,11 +35,15 @@ from airloop.monitoring.signals import (
 )
 from airloop.monitoring.window import MonitoringWindow, served_rows
 from airloop.settings import AirloopSettings
+from airloop.tasks import live_metrics
 from airloop.training.features import feature_frame
 
 log = logging.getLogger(__name__)
 
-SCORE = "score"  # the model's positive-class probability: its drift is the prediction drift
+SCORE = (
+    "score"  # what the inference log records per row (`airloop.tasks.served_score`): its drift is the prediction drift
+)
+PREDICTION = "prediction"  # a multiclass model's predicted class: its distribution's drift is the prediction drift too
 
 
 class WindowRecord(BaseModel):
@@ -131,6 +135,8 @@ def read_window(
     log.info("window %s: %d rows served by %s v%s", window, len(rows), config.model_name, version)
     current = feature_frame(rows, config.dataset)  # typed as in training, whatever the log's JSON held
     current[SCORE] = rows["score"].astype("float64")
+    if config.task == "multiclass":
+        current[PREDICTION] = rows["prediction"].astype("object")
     return observed.model_copy(
         update={
             "version": version,
@@ -164,11 +170,9 @@ def assess_window(
     from airloop.monitoring.drift import compute_drift
 
     if len(current) >= config.monitoring.drift.min_rows:
-        numeric = [*config.dataset.numeric_features, SCORE]
-        drift = compute_drift(
-            reference.frame, current, numeric=numeric, categorical=config.dataset.categorical_features
-        )
-        record.drift = {**drift.to_dict(), "outputs": [SCORE]}
+        numeric, categorical, outputs = _drift_columns(config)
+        drift = compute_drift(reference.frame, current, numeric=numeric, categorical=categorical)
+        record.drift = {**drift.to_dict(), "outputs": outputs}
         log.info(
             "drift: %d of %d columns drifted (%s)",
             len(drift.drifted_columns()),
@@ -181,13 +185,16 @@ def assess_window(
             "no drift verdict"
         )
 
-    record.estimated_performance = {
-        "roc_auc": estimated_roc_auc(current[SCORE].to_numpy(), reference.calibration),
-        "reference_roc_auc": estimated_roc_auc(reference.holdout_scores, reference.calibration),
-    }
+    if reference.calibration is not None:  # a binary model's calibrated scores estimate its ROC AUC
+        record.estimated_performance = {
+            "roc_auc": estimated_roc_auc(current[SCORE].to_numpy(), reference.calibration),
+            "reference_roc_auc": estimated_roc_auc(reference.holdout_scores, reference.calibration),
+        }
     record.labels_used = len(labelled)
     if len(labelled) >= config.monitoring.performance.min_labels:
-        record.performance = _performance(labelled)
+        record.performance = live_metrics(
+            config.task, labelled["target"], labelled["prediction"], labelled["score"].to_numpy()
+        )
         log.info("performance on %d labelled rows: %s", len(labelled), _fmt(record.performance))
     elif len(labelled):
         log.info(
@@ -195,7 +202,8 @@ def assess_window(
             len(labelled),
             config.monitoring.performance.min_labels,
         )
-    record.labelled_days, record.shifts = _segment_shifts(config, labelled, reference.calibration)
+    if reference.calibration is not None:  # concept shift is watched on binary labels (see ConceptShiftPolicy)
+        record.labelled_days, record.shifts = _segment_shifts(config, labelled, reference.calibration)
     record.persistent_shifts = _persistent(config, earlier, record)
     for shift in record.persistent_shifts:
         log.info(
@@ -303,12 +311,19 @@ def _persistent(config: PipelineConfig, records: list[WindowRecord], record: Win
     return persistent_shifts(shifts, last, policy.persist_days)
 
 
+def _drift_columns(config: PipelineConfig) -> tuple[list[str], list[str], list[str]]:
+    """The numeric and categorical columns drift is measured on, and which of them are the model's outputs."""
+    outputs = [SCORE, PREDICTION] if config.task == "multiclass" else [SCORE]
+    categorical = [*config.dataset.categorical_features, *outputs[1:]]
+    return [*config.dataset.numeric_features, SCORE], categorical, outputs
+
+
 class _Reference(BaseModel):
     model_config = {"arbitrary_types_allowed": True}
     frame: pd.DataFrame
     run_id: str
     validation_score: float | None
-    calibration: Calibration
+    calibration: Calibration | None  # a binary model's (the others' scores are not probabilities of one class)
     holdout_scores: Any
 
 
@@ -319,7 +334,7 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     from airloop.data.snapshot import find_snapshot, read_snapshot
     from airloop.serving.model import cached_model
     from airloop.training.features import features_and_label
-    from airloop.training.train import holdout_split, read_holdout_scores
+    from airloop.training.train import HoldoutScores, holdout_split, read_holdout_scores
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     model_version = client.get_model_version(config.model_name, version)
@@ -340,24 +355,32 @@ def _reference(settings: AirloopSettings, config: PipelineConfig, paths: Monitor
     snapshot = read_snapshot(manifest)
     frame = feature_frame(snapshot, config.dataset)
     model = cached_model(config.model_name, version, paths.model_dir(version), tracking_uri=settings.tracking_uri)
-    scores = model.scores(frame)
-    frame[SCORE] = scores.astype("float64")
-    cache = paths.models / f"v{version}-eval"
-    holdout_scores, holdout_labels = read_holdout_scores(client, model_version.run_id, cache)
-    if holdout_scores is None:  # a version trained before runs logged their held-out scores
-        _, holdout = holdout_split(snapshot, config)
-        x_holdout, y_holdout = features_and_label(holdout, config.dataset)
-        holdout_scores = model.scores(x_holdout.reset_index(drop=True))
-        holdout_labels = y_holdout.to_numpy()
-    score = tags.get(f"{TAG_PREFIX}metric.{config.monitoring.performance.metric}")
-    return _Reference(
+    predictions, proba = model.predict(frame)
+    frame[SCORE] = model.score_of(predictions, proba).astype("float64")
+    if config.task == "multiclass":
+        frame[PREDICTION] = pd.Series(predictions, dtype="object")
+    score = tags.get(f"{TAG_PREFIX}metric.{config.performance_metric}")
+    reference = _Reference(
         frame=frame,
         run_id=model_version.run_id or "",
         validation_score=float(score) if score else None,
-        # Scores of rows the evaluated model never saw calibrate the served scores (estimated
-        # performance, concept shift); the refitted model that serves has seen them.
-        calibration=Calibration.fit(holdout_scores, holdout_labels),
-        holdout_scores=holdout_scores,
+        calibration=None,
+        holdout_scores=None,
+    )
+    if config.task != "binary":
+        return reference
+    held_out = read_holdout_scores(client, model_version.run_id, paths.models / f"v{version}-eval")
+    if held_out is None:  # a version trained before runs logged their held-out scores
+        _, holdout = holdout_split(snapshot, config)
+        x_holdout, y_holdout = features_and_label(holdout, config.dataset)
+        held_out = HoldoutScores(model.scores(x_holdout.reset_index(drop=True)), y_holdout.to_numpy())
+    # Scores of rows the evaluated model never saw calibrate the served scores (estimated
+    # performance, concept shift); the refitted model that serves has seen them.
+    return reference.model_copy(
+        update={
+            "calibration": Calibration.fit(held_out.scores, held_out.labels),
+            "holdout_scores": held_out.scores,
+        }
     )
 
 
@@ -380,18 +403,6 @@ def _quality(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
     return quality
 
 
-def _performance(labelled: pd.DataFrame) -> dict[str, float]:
-    from sklearn.metrics import precision_score, recall_score
-
-    from airloop.training.model import classification_metrics
-
-    metrics = classification_metrics(labelled["target"], labelled["score"].to_numpy())
-    predicted = (labelled["score"] >= 0.5).astype(int)
-    metrics["precision"] = float(precision_score(labelled["target"], predicted, zero_division=0))
-    metrics["recall"] = float(recall_score(labelled["target"], predicted, zero_division=0))
-    return metrics
-
-
 def _evidently_reports(
     settings: AirloopSettings,
     *,
@@ -403,13 +414,13 @@ def _evidently_reports(
     labelled: pd.DataFrame,
     stale_snapshots: list[str],
 ) -> None:
-    """Evidently's drift, data summary and (with labels) classification reports, saved and in the workspace."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.presets import ClassificationPreset, DataDriftPreset, DataSummaryPreset
+    """Evidently's drift, data summary and (with labels) the task's quality reports, saved and in the workspace."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
     from evidently.ui.workspace import Workspace
 
     cap = config.monitoring.report_sample_rows
-    numeric, categorical = [*config.dataset.numeric_features, SCORE], list(config.dataset.categorical_features)
+    numeric, categorical, _ = _drift_columns(config)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     folder = paths.window_dir(record.window)
     tags = [f"window:{record.window.id}", f"version:{record.model_version}"]
@@ -429,17 +440,9 @@ def _evidently_reports(
         )
     }
     if record.performance is not None:
-        frame = labelled[["target", "prediction", SCORE]].copy()
-        frame["prediction"] = frame["prediction"].astype("int64")
-        classification = DataDefinition(
-            classification=[
-                BinaryClassification(target="target", prediction_labels="prediction", prediction_probas=SCORE)
-            ],
-            numerical_columns=[SCORE],
-            categorical_columns=["target", "prediction"],
-        )
-        snapshots["performance"] = Report([ClassificationPreset()], metadata=metadata, tags=tags).run(
-            current_data=Dataset.from_pandas(_sample(frame, cap), data_definition=classification),
+        preset, frame, quality = _quality_report(config, labelled)
+        snapshots["performance"] = Report([preset], metadata=metadata, tags=tags).run(
+            current_data=Dataset.from_pandas(_sample(frame, cap), data_definition=quality),
             timestamp=record.window.start,
             name=f"performance {record.window.id} v{record.model_version}",
         )
@@ -460,6 +463,34 @@ def _evidently_reports(
     record.evidently_project_id = str(project.id)
     record.evidently_snapshot_ids = [str(workspace.add_run(project.id, s).id) for s in snapshots.values()]
     record.evidently_url = f"{settings.evidently_url}/projects/{project.id}/reports/{record.evidently_snapshot_ids[0]}"
+
+
+def _quality_report(config: PipelineConfig, labelled: pd.DataFrame) -> tuple[Any, pd.DataFrame, Any]:
+    """Evidently's quality preset for the task, the labelled rows it reads, and their data definition."""
+    from evidently import BinaryClassification, DataDefinition, MulticlassClassification, Regression
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    if config.task == "regression":
+        frame = labelled[["target", SCORE]].astype("float64")
+        definition = DataDefinition(
+            regression=[Regression(target="target", prediction=SCORE)], numerical_columns=["target", SCORE]
+        )
+        return RegressionPreset(), frame, definition
+    if config.task == "multiclass":
+        frame = labelled[["target", PREDICTION]].astype(str)  # the user's class values, as Evidently's labels
+        definition = DataDefinition(
+            classification=[MulticlassClassification(target="target", prediction_labels=PREDICTION)],
+            categorical_columns=["target", PREDICTION],
+        )
+        return ClassificationPreset(), frame, definition
+    frame = labelled[["target", PREDICTION, SCORE]].copy()
+    frame[PREDICTION] = frame[PREDICTION].astype("int64")
+    definition = DataDefinition(
+        classification=[BinaryClassification(target="target", prediction_labels=PREDICTION, prediction_probas=SCORE)],
+        numerical_columns=[SCORE],
+        categorical_columns=["target", PREDICTION],
+    )
+    return ClassificationPreset(), frame, definition
 
 
 def window_metrics(record: WindowRecord) -> dict[str, float]:

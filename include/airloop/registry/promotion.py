@@ -96,8 +96,11 @@ def unseen_by_champion(times: Any, fitted_through: dt.datetime | None) -> np.nda
 
 
 def challenger_wins(challenger_score: float, champion_score: float, config: PipelineConfig) -> bool:
-    """The promotion rule: the challenger beats the champion on the same rows by `min_improvement`."""
-    margin = challenger_score - champion_score
+    """The promotion rule: the challenger beats the champion on the same rows by `min_improvement`,
+    in the metric's own direction (a smaller RMSE or log loss is better)."""
+    from airloop.tasks import improvement
+
+    margin = improvement(config.promotion_metric, challenger_score, champion_score)
     return margin >= config.promotion.min_improvement and not math.isnan(margin)
 
 
@@ -143,7 +146,7 @@ def evaluate_challenger(
     from airloop.registry.versions import ModelRegistry
 
     registry = ModelRegistry(config.model_name, tracking_uri=tracking_uri)
-    name, metric = config.model_name, config.promotion.metric
+    name, metric = config.model_name, config.promotion_metric
     challenger_score = candidate.train.metrics[metric]
     champion = registry.champion()
 
@@ -220,11 +223,11 @@ def _scores_on_holdout(
     import mlflow
 
     from airloop.data.snapshot import read_snapshot
+    from airloop.tasks import evaluate, outputs
     from airloop.training.features import features_and_label
-    from airloop.training.model import classification_metrics
     from airloop.training.train import read_holdout_scores
 
-    metric = config.promotion.metric
+    metric, task = config.promotion_metric, config.task
     _, holdout_rows = holdout_split(read_snapshot(candidate.train.snapshot), config)
     features, label = features_and_label(holdout_rows, config.dataset)
     times = holdout_rows.loc[label.index, config.dataset.time_column]  # of the labelled rows
@@ -232,11 +235,11 @@ def _scores_on_holdout(
     challenger_score = candidate.train.metrics[metric]
     if not unseen.all():
         with tempfile.TemporaryDirectory() as scratch:
-            scores, labels = read_holdout_scores(registry.client, candidate.train.mlflow_run_id, Path(scratch))
-        if scores is None or len(scores) != len(label) or (labels != label.to_numpy()).any():
+            held_out = read_holdout_scores(registry.client, candidate.train.mlflow_run_id, Path(scratch))
+        if held_out is None or not held_out.matches(label.to_numpy()):
             unseen[:] = True  # no held-out scores to subset (an older run): every held-out row
         else:
-            challenger_score = classification_metrics(label[unseen], scores[unseen])[metric]
+            challenger_score = evaluate(task, label[unseen], held_out.scores[unseen], held_out.classes)[metric]
     uri = f"models:/{config.model_name}/{champion}"
     log.info(
         "scoring champion v%s on %d of the challenger's %d held-out rows (those after the champion's own data)",
@@ -246,13 +249,15 @@ def _scores_on_holdout(
     )
     mlflow.set_tracking_uri(tracking_uri)  # models:/ URIs resolve through it
     try:
-        proba = mlflow.sklearn.load_model(uri).predict_proba(features[unseen])[:, 1]
+        model = mlflow.sklearn.load_model(uri)
+        scores = outputs(task, model, features[unseen])
     except Exception as err:
         raise PromotionError(
             f"champion {uri} could not score the held-out data ({err}); its inputs may "
             "differ from this dataset's. Rerun with Param force_promote=true to replace it."
         ) from err
-    return challenger_score, classification_metrics(label[unseen], proba)[metric], int(unseen.sum())
+    champion_score = evaluate(task, label[unseen], scores, getattr(model, "classes_", None))[metric]
+    return challenger_score, champion_score, int(unseen.sum())
 
 
 def champion_version(model_name: str, *, tracking_uri: str) -> str | None:

@@ -78,17 +78,19 @@ def compare_live(
     Only the first `promotion.shadow.days` labelled days count; fewer than `min_rows` of them: pending.
     """
     from airloop.registry.promotion import challenger_wins
-    from airloop.training.model import classification_metrics
+    from airloop.tasks import evaluate
 
-    policy, metric = config.promotion.shadow, config.promotion.metric
+    policy, metric = config.promotion.shadow, config.promotion_metric
     days = sorted(labelled[SERVED_DAY].unique())[: policy.days]
     chosen = labelled[SERVED_DAY].isin(days).to_numpy()
     found: dict[str, Any] = {"rows": int(chosen.sum()), "days": [str(d) for d in days]}
     if found["rows"] < policy.min_rows:
         return "pending", f"{found['rows']} labelled live rows so far (< {policy.min_rows})", found
     labels = labelled["target"][chosen]
-    found["challenger_score"] = classification_metrics(labels, challenger_scores[chosen])[metric]
-    found["champion_score"] = classification_metrics(labels, labelled["score"].to_numpy()[chosen])[metric]
+    # A binary model's logged score is its positive-class probability, a regressor's its value: the
+    # task's output, so the metric is the held-out one (a multiclass label cannot shadow, see the config).
+    found["challenger_score"] = evaluate(config.task, labels, challenger_scores[chosen])[metric]
+    found["champion_score"] = evaluate(config.task, labels, labelled["score"].to_numpy()[chosen])[metric]
     versus = (
         f"{metric} {found['challenger_score']:.4f} vs champion {found['champion_score']:.4f} "
         f"on {found['rows']} live rows of {len(days)} labelled day(s)"
@@ -129,7 +131,7 @@ def _judge(
         champion_version=champion,
         verdict="pending",
         reason="",
-        metric=config.promotion.metric,
+        metric=config.promotion_metric,
     )
     since = registry.fitted_through(version)
     if champion is None or champion != shadowed or since is None:
@@ -228,7 +230,7 @@ def _labelled_live_rows(
 def _challenger_scores(
     settings: AirloopSettings, config: PipelineConfig, version: str, labelled: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The challenger's positive-class probabilities on the live rows, and which of them it gave live.
+    """The challenger's scores on the live rows (as the inference log records them), and which of them it gave live.
 
     Live: what the shadow logged for the same request id and row. The rest are scored from the
     logged features with the model fetched once into monitoring's cache, as the reference's is.

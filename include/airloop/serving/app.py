@@ -117,12 +117,13 @@ class ServingState:
         shadow_log = self.settings.shadow_log_dir or (logs / SHADOW_LOG_DIR if logs else None)
         return ShadowScorer(slot, shadow_log) if slot and shadow_log else None
 
-    def record(self, request_id: str, at: dt.datetime, frame: Any, labels: Any, proba: Any) -> None:
+    def record(self, model: ServingModel, request_id: str, at: dt.datetime, frame: Any, *, answer: Any) -> None:
         """Log an answered request, and hand a copy to the shadow; a deployment check is neither."""
         if request_id.startswith(CHECK_REQUEST_PREFIX):
             return
         if self.inference_log is not None:
-            self.inference_log.append(request_id, at, frame, labels, proba[:, -1])
+            labels, proba = answer
+            self.inference_log.append(request_id, at, frame, labels, model.score_of(labels, proba))
         if self.shadow is not None:
             try:
                 self.shadow.submit(request_id, at, frame)
@@ -258,11 +259,18 @@ def create_app(settings: ServingSettings) -> Starlette:
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         model = state.model
-        asked = parse_request(bytes(body), model.columns, model.required, media, default_method=model.predict_method)
+        asked = parse_request(
+            bytes(body),
+            model.columns,
+            model.required,
+            media,
+            default_method=model.predict_method,
+            methods=model.predict_methods,
+        )
         labels, proba = await state.batcher(model).predict(asked.frame)
-        state.record(request_id, logged_at, asked.frame, labels, proba)
+        state.record(model, request_id, logged_at, asked.frame, answer=(labels, proba))
         state.metrics.rows.inc(len(asked.frame))
-        predictions = proba if asked.predict_method == "predict_proba" else labels
+        predictions = proba if asked.predict_method == "predict_proba" and proba is not None else labels
         return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})
 
     async def ping(_: Request) -> Response:

@@ -24,18 +24,19 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-#: Probabilities per class for a frame whose columns are the signature's.
+#: Probabilities per class (or predicted values) for a frame whose columns are the signature's.
 Predictor = Callable[[pd.DataFrame], np.ndarray]
 
 
-def array_predictor(pipeline: Any, example: pd.DataFrame | None) -> Predictor | None:
-    """`predict_proba` on arrays for a pipeline of Airloop's shape, checked against it; else None."""
+def array_predictor(pipeline: Any, example: pd.DataFrame | None, method: str = "predict_proba") -> Predictor | None:
+    """The pipeline's `method` (`predict_proba`, or a regressor's `predict`) on arrays for a pipeline of
+    Airloop's shape, checked against it; else None."""
     try:
-        predictor = _build(pipeline)
+        predictor = _build(pipeline, method)
         if predictor is None or example is None or example.empty:
             return None
         for probe in _probes(example, pipeline):
-            if not np.array_equal(predictor(probe), pipeline.predict_proba(probe), equal_nan=True):
+            if not np.array_equal(predictor(probe), getattr(pipeline, method)(probe), equal_nan=True):
                 log.warning("the array path disagrees with the pipeline on the input example: pipeline kept")
                 return None
     except Exception as err:  # noqa: BLE001 - any surprise keeps the pipeline, which is always right
@@ -44,7 +45,7 @@ def array_predictor(pipeline: Any, example: pd.DataFrame | None) -> Predictor | 
     return predictor
 
 
-def _build(pipeline: Any) -> Predictor | None:
+def _build(pipeline: Any, method: str) -> Predictor | None:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
@@ -70,15 +71,17 @@ def _build(pipeline: Any) -> Predictor | None:
         else:
             return None
 
-    def predict_proba(frame: pd.DataFrame) -> np.ndarray:
+    predict = getattr(estimator, method)
+
+    def predict_encoded(frame: pd.DataFrame) -> np.ndarray:
         encoded = np.empty((len(frame), len(categorical) + len(numeric)), dtype="float64")
         for i, (column, codes) in enumerate(categorical):
             encoded[:, i] = [codes.get(value, math.nan) for value in frame[column].tolist()]
         if numeric:
             encoded[:, len(categorical) :] = frame[numeric].to_numpy(dtype="float64")
-        return estimator.predict_proba(encoded)
+        return predict(encoded)
 
-    return predict_proba
+    return predict_encoded
 
 
 def _passes_through(transformer: Any) -> bool:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger(__name__)
 
-Prediction = tuple[np.ndarray, np.ndarray]
+Prediction = tuple[np.ndarray, np.ndarray | None]  # predictions, and class probabilities (a regressor: None)
 
 
 class MicroBatcher:
@@ -73,5 +73,5 @@ class MicroBatcher:
         start = 0
         for frame, future in batch:
             end = start + len(frame)
-            future.set_result((labels[start:end], scores[start:end]))
+            future.set_result((labels[start:end], None if scores is None else scores[start:end]))
             start = end

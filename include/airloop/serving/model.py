@@ -22,15 +22,16 @@ MODEL_INFO_FILE = "airloop-model.json"
 NUMERIC_TYPES = {"double": "float64", "float": "float64", "long": "float64", "integer": "float64"}
 STRING_TYPES = {"string"}
 BOOLEAN_TYPES = {"boolean"}
-PREDICT_METHODS = ("predict", "predict_proba")  # class labels, or one probability per class
+PREDICT_METHODS = ("predict", "predict_proba")  # class labels (a regressor's values), or one probability per class
 # The MLmodel metadata key naming what a request without `params.predict_method` gets (the
 # pipeline's `serving.predict_method`, written at training).
 PREDICT_METHOD_KEY = "airloop.predict_method"
+TASK_KEY = "airloop.task"  # the label's task (`airloop.tasks`): binary, multiclass or regression
 
 
-def model_metadata(predict_method: str) -> dict[str, str]:
+def model_metadata(predict_method: str, task: str) -> dict[str, str]:
     """What training records in the MLmodel file for serving to read back on any target."""
-    return {PREDICT_METHOD_KEY: predict_method}
+    return {PREDICT_METHOD_KEY: predict_method, TASK_KEY: task}
 
 
 class ModelLoadError(RuntimeError):
@@ -63,25 +64,56 @@ class ServingModel:
     example: pd.DataFrame | None
     info: ModelInfo
     predict_method: str = "predict"  # what a request that names none gets
-    classes: np.ndarray = field(init=False)
-    #: The pipeline's `predict_proba`, on arrays where that is proven exact (`airloop.serving.arrays`).
-    predict_proba: Callable[[pd.DataFrame], np.ndarray] = field(init=False)
+    task: str = "binary"  # `airloop.tasks`: what `predict` answers and what the log's score is
+    classes: np.ndarray | None = field(init=False)  # a classifier's classes, as the user's label values
+    #: The pipeline's `predict_proba` (a regressor's `predict`), on arrays where that is proven exact
+    #: (`airloop.serving.arrays`).
+    raw_predict: Callable[[pd.DataFrame], np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
         from airloop.serving.arrays import array_predictor
 
-        self.classes = np.asarray(getattr(self.pipeline, "classes_", [0, 1]))
-        self.predict_proba = array_predictor(self.pipeline, self.example) or self.pipeline.predict_proba
+        method = "predict" if self.task == "regression" else "predict_proba"
+        classes = None if self.task == "regression" else getattr(self.pipeline, "classes_", None)
+        self.classes = None if classes is None else np.asarray(classes)  # unfitted: predicting says so
+        self.raw_predict = array_predictor(self.pipeline, self.example, method) or getattr(self.pipeline, method)
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Class labels (as `mlflow models serve` returns them) and class probabilities, one column
-        per class in `classes` order (the last is the positive class's)."""
-        proba = self.predict_proba(frame)
-        return self.classes[proba.argmax(axis=1)], proba
+    @property
+    def predict_methods(self) -> tuple[str, ...]:
+        """The `params.predict_method` values this model answers: a regressor has no probabilities."""
+        return ("predict",) if self.task == "regression" else PREDICT_METHODS
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (class labels, as `mlflow models serve` returns them, or a regressor's values) and
+        class probabilities, one column per class in `classes` order (a regressor: None)."""
+        if self.task == "regression":
+            return np.asarray(self.raw_predict(frame), dtype="float64"), None
+        proba = self.raw_predict(frame)
+        classes = self.classes if self.classes is not None else np.arange(proba.shape[1])
+        return classes[proba.argmax(axis=1)], proba
+
+    def score_of(self, predictions: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
+        """The inference log's `score` of each row (`airloop.tasks.served_score`)."""
+        from airloop.tasks import served_score
+
+        return served_score(self.task, predictions, proba)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        """The positive class's probabilities (what the inference log records as `score`)."""
-        return self.predict(frame)[1][:, -1]
+        """What the inference log records as `score` for these rows."""
+        return self.score_of(*self.predict(frame))
+
+
+def task_of(pipeline: Any, recorded: str | None) -> str:
+    """The task a model was trained for: as recorded at training, else (an older model) its shape."""
+    from airloop.tasks import TASKS
+
+    if recorded is not None:
+        if recorded not in TASKS:
+            raise ModelLoadError(f"MLmodel metadata {TASK_KEY}={recorded!r} is not one of {list(TASKS)}")
+        return recorded
+    if not hasattr(pipeline, "predict_proba"):
+        return "regression"
+    return "binary" if len(getattr(pipeline, "classes_", [0, 1])) == 2 else "multiclass"
 
 
 def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
@@ -107,11 +139,17 @@ def load_model_dir(path: Path, image: str | None = None) -> ServingModel:
     info = read_model_info(path) or ModelInfo()
     if image:
         info = ModelInfo(**{**info.as_dict(), "image": image})
-    method = (mlmodel.get("metadata") or {}).get(PREDICT_METHOD_KEY, "predict")  # older models name none
+    metadata = mlmodel.get("metadata") or {}
+    method = metadata.get(PREDICT_METHOD_KEY, "predict")  # older models name none
     if method not in PREDICT_METHODS:
         known = list(PREDICT_METHODS)
         raise ModelLoadError(f"{path}: MLmodel metadata {PREDICT_METHOD_KEY}={method!r} is not one of {known}")
-    return ServingModel(pipeline, columns, required, _input_example(path, mlmodel), info, predict_method=method)
+    try:
+        task = task_of(pipeline, metadata.get(TASK_KEY))
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{path}: {err}") from err
+    example = _input_example(path, mlmodel)
+    return ServingModel(pipeline, columns, required, example, info, predict_method=method, task=task)
 
 
 def read_model_info(path: Path) -> ModelInfo | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, PREDICT_METHODS, STRING_TYPES, ServingModel
+from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, STRING_TYPES, ServingModel
 
 #: Error statuses of `POST /invocations`, each with when it is answered.
 ERRORS = {
@@ -43,9 +43,14 @@ def openapi_document(model: ServingModel, *, token: bool) -> dict[str, Any]:
         "properties": {
             "predict_method": {
                 "type": "string",
-                "enum": list(PREDICT_METHODS),
-                "description": f"`predict`: class labels; `predict_proba`: one probability per class. "
-                f"Default for this model: `{model.predict_method}`.",
+                "enum": list(model.predict_methods),
+                "description": (
+                    "`predict`: the predicted value (a regression model has no probabilities). "
+                    if model.classes is None
+                    else "`predict`: class labels; `predict_proba`: one probability per class, in the order "
+                    f"{[str(c) for c in model.classes]}. "
+                )
+                + f"Default for this model: `{model.predict_method}`.",
             }
         },
         "additionalProperties": False,

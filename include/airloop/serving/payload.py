@@ -49,9 +49,11 @@ def parse_request(
     media: str = "application/json",
     *,
     default_method: str = "predict",
+    methods: tuple[str, ...] = PREDICT_METHODS,
 ) -> ScoringRequest:
     """Read a scoring request of either media type (415 for any other); `default_method` answers a
-    request that names no `params.predict_method` (a CSV body never does)."""
+    request that names no `params.predict_method` (a CSV body never does); `methods` are the ones
+    the model answers (a regressor has no `predict_proba`)."""
     if media == "text/csv":
         return ScoringRequest(_read_csv(body, columns, required), predict_method=default_method)
     if media != "application/json":
@@ -59,7 +61,7 @@ def parse_request(
     document = _json_document(body)
     return ScoringRequest(
         parse_payload(document, columns, required),
-        predict_method=_predict_method(document.get("params"), default_method),
+        predict_method=_predict_method(document.get("params"), default_method, methods),
     )
 
 
@@ -75,7 +77,7 @@ def _read_csv(body: bytes, columns: dict[str, str], required: set[str]) -> pd.Da
     return conform(frame, columns, required)
 
 
-def _predict_method(params: Any, default: str) -> str:
+def _predict_method(params: Any, default: str, methods: tuple[str, ...]) -> str:
     if params is None:
         return default
     if not isinstance(params, dict):
@@ -84,8 +86,9 @@ def _predict_method(params: Any, default: str) -> str:
     if unknown:
         raise PayloadError(422, f"unknown param(s) {unknown}; this model takes 'predict_method'")
     method = params.get("predict_method", default)
-    if method not in PREDICT_METHODS:
-        raise PayloadError(422, f"params.predict_method {method!r} is not one of {list(PREDICT_METHODS)}")
+    if method not in methods:
+        why = " (a regression model has no probabilities)" if method in PREDICT_METHODS else ""
+        raise PayloadError(422, f"params.predict_method {method!r} is not one of {list(methods)}{why}")
     return str(method)
 
 

@@ -112,7 +112,7 @@ class ShadowScorer:
     ) -> None:
         try:
             labels, proba = model.predict(frame)
-            shadow_log.append(request_id, at, frame, labels, proba[:, -1])
+            shadow_log.append(request_id, at, frame, labels, model.score_of(labels, proba))
             outcome = "scored"
         except Exception:
             log.exception("shadow v%s could not score request %s", model.info.version, request_id)

@@ -12,12 +12,17 @@ class FeatureError(ValueError):
 
 
 def features_and_label(frame: pd.DataFrame, dataset: DatasetConfig) -> tuple[pd.DataFrame, pd.Series]:
-    """Feature columns and the binary label; rows whose label is unknown are left out."""
+    """Feature columns and the task's target (`LabelConfig.target`); rows whose label is unknown are left out."""
     missing = [c for c in [*dataset.features, dataset.label.column] if c not in frame.columns]
     if missing:
         raise FeatureError(f"columns missing from the data: {missing}")
     labelled = frame[frame[dataset.label.column].notna()]
-    label = dataset.label.target(labelled[dataset.label.column])
+    try:
+        label = dataset.label.target(labelled[dataset.label.column])
+    except (TypeError, ValueError) as err:  # e.g. text in a regression label
+        raise FeatureError(
+            f"label column {dataset.label.column!r} cannot be a {dataset.label.task} target: {err}"
+        ) from err
     return feature_frame(labelled, dataset), label.rename("label")
 
 

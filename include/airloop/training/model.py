@@ -1,4 +1,4 @@
-"""The model: a scikit-learn Pipeline with its preprocessing, and its quality metrics.
+"""The model: a scikit-learn Pipeline with its preprocessing, fit for the label's task.
 
 The estimator is the config's (`training.model`, see `airloop.config.ModelConfig`). Airloop adds
 the preprocessing that fits it: an estimator that takes categorical features natively (it has a
@@ -15,16 +15,15 @@ import pkgutil
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import has_fit_parameter
 
 from airloop.config import DatasetConfig, ModelConfig
+from airloop.tasks import DEFAULT_ESTIMATORS
 
 
 class ModelConfigError(ValueError):
@@ -32,18 +31,23 @@ class ModelConfigError(ValueError):
 
 
 def build_pipeline(dataset: DatasetConfig, model: ModelConfig) -> Pipeline:
-    """The unfitted pipeline the config asks for: preprocessing, then the estimator (step `model`)."""
+    """The unfitted pipeline the config asks for: preprocessing, then the estimator (step `model`).
+
+    The model must fit the label's task: a classifier with `predict_proba`, or a regressor.
+    """
+    task = dataset.label.task
     if model.builder is not None:
         built = _resolve(model.builder, "builder")(dataset, **model.parameters)
         if not isinstance(built, Pipeline):
             raise ModelConfigError(
                 f"training.model.builder {model.builder} returned {type(built).__name__}, not a scikit-learn Pipeline"
             )
-        _check_classifier(built, f"the pipeline from training.model.builder {model.builder}")
+        _check_task(built, task, f"the pipeline from training.model.builder {model.builder}")
         return built
-    estimator_class: Any = _resolve(model.estimator, "estimator")
+    path = model.estimator or DEFAULT_ESTIMATORS[task]
+    estimator_class: Any = _resolve(path, "estimator")
     if not (inspect.isclass(estimator_class) and issubclass(estimator_class, BaseEstimator)):
-        raise ModelConfigError(f"training.model.estimator {model.estimator} is not a scikit-learn estimator class")
+        raise ModelConfigError(f"training.model.estimator {path} is not a scikit-learn estimator class")
     known = {
         name
         for name, parameter in inspect.signature(estimator_class.__init__).parameters.items()
@@ -62,7 +66,7 @@ def build_pipeline(dataset: DatasetConfig, model: ModelConfig) -> Pipeline:
     else:
         encode = _one_hot(dataset)
     estimator = estimator_class(**arguments)
-    _check_classifier(estimator, f"training.model.estimator {model.estimator}")
+    _check_task(estimator, task, f"training.model.estimator {path}")
     return Pipeline([("encode", encode), ("model", estimator)])
 
 
@@ -117,22 +121,9 @@ def _resolve(path: str, field: str) -> Any:
         raise ModelConfigError(f"training.model.{field} {path} cannot be imported: {err}") from err
 
 
-def _check_classifier(model: Any, what: str) -> None:
-    if not is_classifier(model) or not hasattr(model, "predict_proba"):
-        raise ModelConfigError(f"{what} is not a classifier with predict_proba (the task is binary)")
-
-
-def classification_metrics(y_true: pd.Series, proba: np.ndarray) -> dict[str, float]:
-    """Held-out quality of positive-class probabilities `proba`."""
-    predicted = (proba >= 0.5).astype(int)
-    both_classes = len(np.unique(y_true)) == 2
-    metrics: dict[str, Any] = {
-        "roc_auc": roc_auc_score(y_true, proba) if both_classes else float("nan"),
-        "average_precision": average_precision_score(y_true, proba) if both_classes else float("nan"),
-        "log_loss": log_loss(y_true, proba, labels=[0, 1]),
-        "accuracy": accuracy_score(y_true, predicted),
-        "f1": f1_score(y_true, predicted, zero_division=0),
-        "positive_rate": float(np.mean(y_true)),
-        "rows": float(len(y_true)),
-    }
-    return {k: float(v) for k, v in metrics.items()}
+def _check_task(model: Any, task: str, what: str) -> None:
+    if task == "regression":
+        if not is_regressor(model):
+            raise ModelConfigError(f"{what} is not a regressor (dataset.label.task is regression)")
+    elif not is_classifier(model) or not hasattr(model, "predict_proba"):
+        raise ModelConfigError(f"{what} is not a classifier with predict_proba (dataset.label.task is {task})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ class FittedModel(BaseModel):
     metrics: dict[str, float]
     train_rows: int
     holdout_rows: int
-    holdout_scores: Any  # np.ndarray of positive-class probabilities on the held-out rows
-    holdout_labels: Any  # np.ndarray
+    holdout_scores: Any  # np.ndarray of the task's outputs on the held-out rows (`airloop.tasks.outputs`)
+    holdout_labels: Any  # np.ndarray of their targets
+    holdout_classes: Any = None  # the evaluated model's classes (a classifier), the order of a multiclass output
     fitted_through: dt.datetime  #: the time of the latest row the served pipeline was fitted on
 
 
@@ -63,21 +65,24 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
     The one training procedure: `train_and_log` logs what this returns; the loop's replay calls it
     directly. Raises `TrainingDataError` when there is too little labelled data.
     """
-    from airloop.training.model import build_pipeline, classification_metrics
+    from airloop.tasks import evaluate, outputs
+    from airloop.training.model import build_pipeline
 
     train_rows, holdout_rows = holdout_split(frame, config)
     x_train, y_train = features_and_label(train_rows, config.dataset)
     x_holdout, y_holdout = features_and_label(holdout_rows, config.dataset)
     if len(x_train) < config.training.min_rows or y_train.nunique() < 2:
+        kind = "distinct values" if config.task == "regression" else "classes"
         raise TrainingDataError(
-            f"{name} has {len(x_train)} labelled training rows with "
-            f"{y_train.nunique()} class(es); need at least {config.training.min_rows} and both classes. "
+            f"{name} has {len(x_train)} labelled training rows with {y_train.nunique()} {kind}; "
+            f"need at least {config.training.min_rows} rows and 2 {kind}. "
             "Widen the data window (Param window_days) or check the source."
         )
     pipeline = build_pipeline(config.dataset, config.training.model)
     log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
     pipeline.fit(x_train, y_train, **_weights(pipeline, train_rows, config))
-    scores = pipeline.predict_proba(x_holdout)[:, 1]
+    scores = outputs(config.task, pipeline, x_holdout)
+    classes = getattr(pipeline, "classes_", None)
     served, fitted_rows = pipeline, train_rows
     if config.training.refit:
         # Scored on the latest days it never saw, then refitted with them: the held-out score judges
@@ -90,11 +95,12 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
         )
     return FittedModel(
         pipeline=served,
-        metrics=classification_metrics(y_holdout, scores),
+        metrics=evaluate(config.task, y_holdout, scores, classes),
         train_rows=len(x_train),
         holdout_rows=len(x_holdout),
         holdout_scores=scores,
         holdout_labels=y_holdout.to_numpy(),
+        holdout_classes=classes,
         fitted_through=pd.to_datetime(fitted_rows[config.dataset.time_column], utc=True).max().to_pydatetime(),
     )
 
@@ -171,7 +177,7 @@ def train_and_log(
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
         mlflow.log_params(
             {
-                "model": params.builder or params.estimator,
+                "model": params.path,
                 **params.parameters,
                 "window_start": snapshot.window_start,
                 "window_end": snapshot.window_end,
@@ -199,7 +205,8 @@ def train_and_log(
         log.info("held-out metrics: %s", _fmt(metrics))
         # What monitoring calibrates the served scores with: scores of rows the evaluated model never saw.
         mlflow.log_dict(
-            {"scores": fitted.holdout_scores.tolist(), "labels": fitted.holdout_labels.tolist()}, HOLDOUT_ARTIFACT
+            HoldoutScores(fitted.holdout_scores, fitted.holdout_labels, fitted.holdout_classes).as_json(),
+            HOLDOUT_ARTIFACT,
         )
 
         example = x_train.head(5)
@@ -210,7 +217,7 @@ def train_and_log(
             input_example=example,
             skops_trusted_types=skops_trusted_types(pipeline),
             pip_requirements=_pip_requirements(),
-            metadata=model_metadata(config.serving.predict_method),
+            metadata=model_metadata(config.serving.predict_method, config.task),
         )
         mlflow.set_tag(f"{TAG_PREFIX}model_uri", model_info.model_uri)
         log.info("logged the model %s in MLflow run %s", model_info.model_uri, run.info.run_id)
@@ -242,21 +249,43 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
 
 
-def read_holdout_scores(client: Any, run_id: str | None, into: Path) -> tuple[Any, Any]:
-    """A training run's held-out scores and labels (`HOLDOUT_ARTIFACT`), or (None, None) if it has none."""
+@dataclass(frozen=True)
+class HoldoutScores:
+    """A training run's outputs on its held-out rows (`HOLDOUT_ARTIFACT`), their targets, and the model's classes."""
+
+    scores: Any  # np.ndarray: `airloop.tasks.outputs` of the evaluated model
+    labels: Any  # np.ndarray
+    classes: Any = None  # np.ndarray, or None (a regressor, or a run that did not record them)
+
+    def matches(self, labels: Any) -> bool:
+        """These are the scores of exactly these held-out rows."""
+        return len(self.labels) == len(labels) and bool((self.labels == labels).all())
+
+    def as_json(self) -> dict[str, Any]:
+        found = {"scores": self.scores.tolist(), "labels": self.labels.tolist()}
+        return found if self.classes is None else {**found, "classes": list(self.classes.tolist())}
+
+
+def read_holdout_scores(client: Any, run_id: str | None, into: Path) -> HoldoutScores | None:
+    """A training run's held-out scores (`HOLDOUT_ARTIFACT`), or None if it has none."""
     import json
 
     import numpy as np
     from mlflow.exceptions import MlflowException
 
     if not run_id:
-        return None, None
+        return None
     target = into / Path(HOLDOUT_ARTIFACT).name
     if not target.exists():
         into.mkdir(parents=True, exist_ok=True)
         try:  # a single file lands in `into` under its own name, whatever folder it had in the run
             target = Path(client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(into)))
         except (MlflowException, OSError):
-            return None, None
+            return None
     found = json.loads(target.read_text())
-    return np.asarray(found["scores"], dtype="float64"), np.asarray(found["labels"])
+    classes = found.get("classes")
+    return HoldoutScores(
+        np.asarray(found["scores"], dtype="float64"),
+        np.asarray(found["labels"]),
+        None if classes is None else np.asarray(classes),
+    )

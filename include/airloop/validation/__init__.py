@@ -57,7 +57,7 @@ class DataValidationError(RuntimeError):
             *(f"  - {f.describe()}" for f in summary.failures),
             f"The batch and its report are quarantined in {quarantine} (report: {summary.report_path.name}).",
             "Nothing downstream runs and the champion model is unchanged. Fix the source, then "
-            f"`airloop quarantine readmit {summary.snapshot.snapshot_id} --why '...'` validates it again and "
-            "lets the blocked run go on.",
+            f"`airloop quarantine [--pipeline NAME] readmit {summary.snapshot.snapshot_id} --why '...'` (or the "
+            "pipeline's readmit DAG) validates it again and lets the blocked run go on.",
         ]
         super().__init__("\n".join(lines))

@@ -143,6 +143,7 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
     ]
     batch = QuarantinedBatch(
         snapshot_id="2026-03-15_2026-03-22",
+        pipeline="flights",
         rows=6000,
         evaluated=30,
         failed=["expect_x(carrier)"],
@@ -157,7 +158,7 @@ def test_ledger_and_quarantine_rows_escape_what_they_quote():
     assert "1 of 30" in page
     assert '/airloop/pipelines/flights/quarantine/2026-03-15_2026-03-22"' in page
     assert "/dags/airloop_flights_training/runs/manual__3" in page  # the run it blocked
-    assert "airloop quarantine readmit 2026-03-15_2026-03-22 --why" in page
+    assert "airloop quarantine --pipeline flights readmit 2026-03-15_2026-03-22 --why" in page
     assert "(1 failed attempt)" in page
 
 

@@ -27,9 +27,10 @@ def test_the_held_out_scores_come_from_the_training_run_and_are_cached(tmp_path,
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("e"))
     client.log_dict(run.info.run_id, {"scores": [0.1, 0.9], "labels": [0, 1]}, HOLDOUT_ARTIFACT)
-    scores, labels = read_holdout_scores(client, run.info.run_id, tmp_path / "cache")
-    assert scores.tolist() == [0.1, 0.9]
-    assert labels.tolist() == [0, 1]
+    found = read_holdout_scores(client, run.info.run_id, tmp_path / "cache")
+    assert found.scores.tolist() == [0.1, 0.9]
+    assert found.labels.tolist() == [0, 1]
+    assert found.classes is None  # a run of a binary model before classes were recorded
     assert (tmp_path / "cache" / "holdout_scores.json").exists()  # the next window reads it from here
 
 
@@ -39,7 +40,7 @@ def test_a_run_without_held_out_scores_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("e"))
-    assert read_holdout_scores(client, run.info.run_id, tmp_path / "cache") == (None, None)
+    assert read_holdout_scores(client, run.info.run_id, tmp_path / "cache") is None
 
 
 def test_a_column_empty_in_the_window_is_in_the_summary_but_not_in_evidently_s_drift_tests(
