@@ -13,15 +13,17 @@ better, the default estimator and what a model must offer, the output metrics ar
 - regression: the target is the label as a number; metrics rmse, mae, r2; the logged score is
   the predicted value.
 
-Nothing heavy is imported at module level: the config imports this module, and DAG files import the config.
+Nothing heavy (not even numpy) is imported at module level: the config imports this module, and
+every DAG file imports the config.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
@@ -67,6 +69,8 @@ def is_classification(task: str) -> bool:
 def outputs(task: str, model: Any, features: Any) -> np.ndarray:
     """What the task's metrics are computed on: the positive class's probability (binary), one
     probability per class in `model.classes_` order (multiclass) or the predicted value (regression)."""
+    import numpy as np
+
     if task == "regression":
         return np.asarray(model.predict(features), dtype="float64")
     proba = np.asarray(model.predict_proba(features), dtype="float64")
@@ -75,6 +79,8 @@ def outputs(task: str, model: Any, features: Any) -> np.ndarray:
 
 def served_score(task: str, predictions: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
     """The one number per served row the inference log records as `score` (and prediction drift watches)."""
+    import numpy as np
+
     if task == "regression" or proba is None:
         return np.asarray(predictions, dtype="float64")
     return proba[:, -1] if task == "binary" else proba.max(axis=1)
@@ -85,6 +91,8 @@ def evaluate(task: str, y_true: Any, output: np.ndarray, classes: Any = None) ->
 
     `classes` (multiclass): the model's classes, the order of `output`'s columns.
     """
+    import numpy as np
+
     y = np.asarray(y_true)
     if task == "binary":
         return _binary(y, np.asarray(output, dtype="float64"))
@@ -95,6 +103,7 @@ def evaluate(task: str, y_true: Any, output: np.ndarray, classes: Any = None) ->
 
 def live_metrics(task: str, target: Any, predictions: Any, scores: np.ndarray) -> dict[str, float]:
     """Metrics of served rows whose labels landed, from what the inference log keeps (`LIVE_METRICS`)."""
+    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     y = np.asarray(target)
@@ -114,6 +123,7 @@ def live_metrics(task: str, target: Any, predictions: Any, scores: np.ndarray) -
 
 
 def _binary(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    import numpy as np
     from sklearn.metrics import accuracy_score, average_precision_score, f1_score, log_loss, roc_auc_score
 
     predicted = (proba >= 0.5).astype(int)
@@ -131,6 +141,7 @@ def _binary(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 
 def _multiclass(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
     if not len(y):
@@ -151,6 +162,7 @@ def _multiclass(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[s
 
 
 def _regression(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    import numpy as np
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     if not len(y):

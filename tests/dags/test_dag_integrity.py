@@ -13,7 +13,7 @@ from airloop.settings import PROJECT_ROOT
 from tests.conftest import FLIGHTS_CONFIG
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
-HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas"]
+HEAVY = ["mlflow", "sklearn", "great_expectations", "evidently", "pandas", "numpy"]
 # Each DAG's schedule is a decision: training and deployments on demand (training's one source is
 # the `retraining` policy, through airloop_flights_retraining), monitoring daily, and one retraining run
 # always waiting for a signal.
