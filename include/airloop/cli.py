@@ -391,6 +391,7 @@ def overdue(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[str]:
 def describe_schedules(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[str]:
     """One line per DAG, as the API shows it: whether it runs, on what schedule, when next."""
     lines = []
+    width = max((len(d["dag_id"]) for d in dags), default=0)
     for dag in sorted(dags, key=lambda d: d["dag_id"]):
         summary = dag.get("timetable_summary")
         if dag["is_paused"]:
@@ -404,7 +405,7 @@ def describe_schedules(dags: list[dict[str, Any]], *, now: dt.datetime) -> list[
             when = summary + (f" ({description})" if description and description != summary else "")
             if dag.get("next_dagrun_run_after"):
                 when += f", next run {_next_run(dag['next_dagrun_run_after'], now)}"
-        lines.append(f"  {dag['dag_id']:28} {when}")
+        lines.append(f"  {dag['dag_id']:{width}} {when}")
     return lines
 
 

@@ -46,6 +46,12 @@ def test_each_dag_says_how_it_runs_and_monitoring_when_next():
     assert "continuous" in by_dag["airloop_flights_retraining"]
 
 
+def test_the_schedules_line_up_whatever_the_pipelines_names():
+    lines = describe_schedules([*LIVE, _dag("airloop_arrival_delay_monitoring", "0 3 * * *")], now=NOW)
+    starts = {len(line) - len(line[2:].split(" ", 1)[1].lstrip()) for line in lines}
+    assert len(starts) == 1  # every "how it runs" starts in one column
+
+
 @pytest.mark.parametrize(
     ("dag", "expected"),
     [
