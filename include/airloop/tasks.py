@@ -44,6 +44,8 @@ LIVE_METRICS: dict[str, tuple[str, ...]] = {
 }
 #: Metrics where smaller is better; every other is better greater.
 SMALLER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+#: Metrics that are shares or scores between 0 and 1 (the others: errors in the label's unit, log loss, R²).
+UNIT_INTERVAL = frozenset({"roc_auc", "roc_auc_ovr", "average_precision", "f1", "f1_macro", "accuracy"})
 
 #: The estimator a config that names none gets: gradient-boosted trees, categoricals taken natively.
 DEFAULT_ESTIMATORS: dict[str, str] = {

@@ -10,12 +10,14 @@ router to its pages, and do nothing when the page is opened on its own.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
 from airloop.health.summary import AirflowRun, PipelineHealth, VersionSummary, WindowPoint
+from airloop.tasks import UNIT_INTERVAL, greater_is_better
 
 #: Colours that read on white and in print; one per series, the same on every chart.
 LABELLED, ESTIMATED, FLOOR, DRIFT, THRESHOLD = "#1f6fb2", "#7b4fb8", "#b23b1f", "#d08a1a", "#6b6b6b"
@@ -178,18 +180,25 @@ def _charts(health: PipelineHealth) -> str:
         fixed=(0.0, 1.0),
         percent=True,
     )
+    estimated = any(w.estimated is not None for w in windows)  # a binary model's calibrated estimate
+    direction = "floor" if greater_is_better(health.monitoring_metric) else "ceiling"
     performance = _chart(
         "performance",
-        f"{_metric_name(health.monitoring_metric)}: labelled and estimated, against the floor",
+        f"{_metric_name(health.monitoring_metric)}: labelled{' and estimated' if estimated else ''}, "
+        f"against the {direction}",
         labels,
         [
             _Series("labelled", [w.performance for w in windows], LABELLED),
             _Series("estimated", [w.estimated for w in windows], ESTIMATED, dashed=True),
             _Series(
-                "floor: the served version's validation score", [w.validation_score for w in windows], FLOOR, step=True
+                f"{direction}: the served version's validation score",
+                [w.validation_score for w in windows],
+                FLOOR,
+                step=True,
             ),
         ],
         ids=[w.id for w in windows],
+        unit_interval=health.monitoring_metric in UNIT_INTERVAL,
     )
     return f'<div class="charts">{drift}{performance}</div>'
 
@@ -231,12 +240,16 @@ def _chart(
     lines: Sequence[tuple[float, str]] = (),
     fixed: tuple[float, float] | None = None,
     percent: bool = False,
+    unit_interval: bool = True,
 ) -> str:
-    """An SVG chart of one value per window; each point carries `data-window` and `data-value`."""
+    """An SVG chart of one value per window; each point carries `data-window` and `data-value`.
+
+    `unit_interval`: every value is a share or a score, so the y range stays within [0, 1].
+    """
     width, height, left, right, top, bottom = 560, 220, 44, 12, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for s in series for v in s.values if v is not None] + [y for y, _ in lines]
-    low, high = fixed or _range(values)
+    low, high = fixed or _range(values, unit_interval=unit_interval)
     count = max(len(labels), 1)
     slot = plot_w / count
 
@@ -331,17 +344,22 @@ def _series_svg(s: _Series, plot: _Plot) -> str:
     return "".join(parts) + "</g>"
 
 
-def _range(values: list[float]) -> tuple[float, float]:
-    """A y range around the values, padded, within [0, 1] (every plotted value is a share or a score)."""
+def _range(values: list[float], *, unit_interval: bool = True) -> tuple[float, float]:
+    """A y range around the values, padded; within [0, 1] for shares and scores (`unit_interval`)."""
     if not values:
         return 0.0, 1.0
     low, high = min(values), max(values)
+    if not unit_interval:  # an error in the label's unit (RMSE in minutes), a log loss, an R²
+        pad = max((high - low) * 0.15, abs(high) * 0.05, 0.02)
+        return low - pad, high + pad
     pad = max((high - low) * 0.15, 0.02)
     return max(0.0, low - pad), min(1.0, high + pad)
 
 
 def _ticks(low: float, high: float) -> list[float]:
-    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0) if (high - low) / s <= 6)
+    """At most 7 ticks, 1, 2, 2.5 or 5 times a power of ten apart."""
+    magnitude = 10 ** math.floor(math.log10(max(high - low, 1e-9) / 6))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if (high - low) / (m * magnitude) <= 6)
     first = -(-low // step) * step
     ticks = []
     value = first

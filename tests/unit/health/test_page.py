@@ -125,6 +125,22 @@ def test_charts_plot_each_window_that_has_a_value():
     assert '<a href="/airloop/pipelines/flights/windows/w2/drift" target="_blank"' in page
 
 
+def test_a_regression_s_error_is_charted_on_its_own_scale_against_a_ceiling():
+    windows = [
+        _window(1, performance=46.2, validation_score=47.7, model_version="1"),
+        _window(2, performance=52.9, validation_score=47.7, model_version="1"),
+    ]
+    page = render_page([_health(windows=windows, monitoring_metric="rmse")], links=LINKS)
+
+    performance = re.search(r'<svg[^>]*data-chart="performance".*?</svg>', page, re.S)
+    assert performance is not None
+    assert "RMSE: labelled, against the ceiling" in page  # no estimate: that is a binary model's
+    ticks = [float(t) for t in re.findall(r'class="axis" text-anchor="end">([\d.]+)<', performance.group())]
+    assert min(ticks) > 40  # minutes late, not a score between 0 and 1
+    assert max(ticks) < 60
+    assert len(ticks) >= 3
+
+
 def test_no_window_yet_says_so():
     page = render_page([_health()], links=LINKS)
     assert "No window monitored yet" in page
