@@ -5,8 +5,9 @@ One per pipeline of the pipelines folder (`airloop_flights_monitoring`, ...).
 
 Daily, and on demand for a chosen window (Params `window_start`/`window_end`): **monitor** the
 predictions the deployed model served in the window against the data it was trained on — data
-drift per feature and for the dataset, prediction drift, data quality, and ROC AUC, precision and
-recall once labels have landed — with Evidently reports (HTML/JSON), an MLflow monitoring run and a
+drift per feature and for the dataset, prediction drift, data quality, and the label task's metrics
+once labels have landed (ROC AUC, precision and recall of a binary label; F1 and accuracy of a
+multiclass one; RMSE, MAE and R² of a regression) — with Evidently reports (HTML/JSON), an MLflow monitoring run and a
 snapshot in the Evidently workspace. **backfill_late_labels** recomputes past windows that labels
 have reached since. **raise_signals** raises a retraining signal (and an alert) when the pipeline's
 `retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's

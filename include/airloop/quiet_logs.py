@@ -6,9 +6,11 @@ other warning, and whatever the named loggers say at WARNING or above, stays in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from typing import NamedTuple
 
 
@@ -73,3 +75,24 @@ def quiet_library_noise() -> None:
             logger.addFilter(WarningsAndAbove())
     for key, value in LIBRARY_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+#: What Evidently's own reports warn about that says nothing to a reader of the task log, only
+#: while a report is computed (`quiet_evidently`):
+EVIDENTLY_WARNINGS = (
+    # The share of infinite values of a column with no value at all (wind_gust on a calm day):
+    # 0 / 0, in the data summary's statistics of every window that has such a column.
+    IgnoredWarning(r"invalid value encountered in scalar divide", RuntimeWarning, r"evidently\."),
+    # RegressionPreset's error by target bin computes R² in each bin; a bin of a heavy-tailed
+    # label (a few flights hours late) may hold one row. Airloop's own R² is computed apart.
+    IgnoredWarning(r"R\^2 score is not well-defined with less than two samples", UserWarning),
+)
+
+
+@contextlib.contextmanager
+def quiet_evidently() -> Iterator[None]:
+    """Compute Evidently reports without `EVIDENTLY_WARNINGS`; any other warning still shows."""
+    with warnings.catch_warnings():
+        for ignored in EVIDENTLY_WARNINGS:
+            warnings.filterwarnings("ignore", ignored.message, ignored.category, ignored.module)
+        yield

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+from sklearn.exceptions import UndefinedMetricWarning
 
 from airloop.quiet_logs import CHATTY_LOGGERS, LIBRARY_DEFAULTS, WarningsAndAbove, quiet_library_noise
 
@@ -143,3 +144,39 @@ def test_library_defaults_leave_a_choice_already_made(undone, monkeypatch):
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
     quiet_library_noise()
     assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("message", "category", "module", "shown"),
+    [
+        pytest.param(
+            "invalid value encountered in scalar divide", RuntimeWarning, "evidently.core.datasets", False, id="0/0"
+        ),
+        pytest.param(
+            "invalid value encountered in scalar divide", RuntimeWarning, "airloop.tasks", True, id="0/0-of-ours"
+        ),
+        pytest.param(
+            "R^2 score is not well-defined with less than two samples.",
+            UndefinedMetricWarning,
+            "sklearn.metrics._regression",
+            False,
+            id="r2-of-a-one-row-bin",
+        ),
+        pytest.param("Evidently is deprecated", FutureWarning, "evidently.core.datasets", True, id="anything-else"),
+    ],
+)
+def test_evidently_s_arithmetic_is_quiet_only_while_a_report_is_computed(undone, message, category, module, shown):
+    from airloop.quiet_logs import quiet_evidently
+
+    def warn() -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with quiet_evidently():
+                warnings.warn_explicit(message, category, f"/{module.replace('.', '/')}.py", 1, module=module)
+        return bool(caught)
+
+    assert warn() is shown
+    with warnings.catch_warnings(record=True) as outside:
+        warnings.simplefilter("always")
+        warnings.warn_explicit(message, category, f"/{module.replace('.', '/')}.py", 1, module=module)
+    assert outside  # the filters end with the report

@@ -34,6 +34,7 @@ from airloop.monitoring.signals import (
     segment_shifts,
 )
 from airloop.monitoring.window import MonitoringWindow, served_rows
+from airloop.quiet_logs import quiet_evidently
 from airloop.settings import AirloopSettings
 from airloop.tasks import live_metrics
 from airloop.training.features import feature_frame
@@ -431,21 +432,22 @@ def _evidently_reports(
     tested = [c for c in [*numeric, *categorical] if _has_values(current_rows[c]) and _has_values(reference_rows[c])]
     if empty := [c for c in [*numeric, *categorical] if c not in tested]:
         log.info("no values in one of the windows, so left out of Evidently's drift tests: %s", ", ".join(empty))
-    snapshots = {
-        "drift": Report([DataDriftPreset(columns=tested), DataSummaryPreset()], metadata=metadata, tags=tags).run(
-            current_data=Dataset.from_pandas(current_rows, data_definition=definition),
-            reference_data=Dataset.from_pandas(reference_rows, data_definition=definition),
-            timestamp=record.window.start,
-            name=f"drift {record.window.id} v{record.model_version}",
-        )
-    }
-    if record.performance is not None:
-        preset, frame, quality = _quality_report(config, labelled)
-        snapshots["performance"] = Report([preset], metadata=metadata, tags=tags).run(
-            current_data=Dataset.from_pandas(_sample(frame, cap), data_definition=quality),
-            timestamp=record.window.start,
-            name=f"performance {record.window.id} v{record.model_version}",
-        )
+    with quiet_evidently():  # its own harmless arithmetic on an empty column or a one-row bin
+        snapshots = {
+            "drift": Report([DataDriftPreset(columns=tested), DataSummaryPreset()], metadata=metadata, tags=tags).run(
+                current_data=Dataset.from_pandas(current_rows, data_definition=definition),
+                reference_data=Dataset.from_pandas(reference_rows, data_definition=definition),
+                timestamp=record.window.start,
+                name=f"drift {record.window.id} v{record.model_version}",
+            )
+        }
+        if record.performance is not None:
+            preset, frame, quality = _quality_report(config, labelled)
+            snapshots["performance"] = Report([preset], metadata=metadata, tags=tags).run(
+                current_data=Dataset.from_pandas(_sample(frame, cap), data_definition=quality),
+                timestamp=record.window.start,
+                name=f"performance {record.window.id} v{record.model_version}",
+            )
     for name, snapshot in snapshots.items():
         snapshot.save_html(str(folder / f"{name}.html"))
         (folder / f"{name}.json").write_text(snapshot.json())
