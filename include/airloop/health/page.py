@@ -181,7 +181,7 @@ def _charts(health: PipelineHealth) -> str:
         percent=True,
     )
     estimated = any(w.estimated is not None for w in windows)  # a binary model's calibrated estimate
-    direction = "floor" if greater_is_better(health.monitoring_metric) else "ceiling"
+    direction = _bound(health)
     performance = _chart(
         "performance",
         f"{_metric_name(health.monitoring_metric)}: labelled{' and estimated' if estimated else ''}, "
@@ -201,6 +201,11 @@ def _charts(health: PipelineHealth) -> str:
         unit_interval=health.monitoring_metric in UNIT_INTERVAL,
     )
     return f'<div class="charts">{drift}{performance}</div>'
+
+
+def _bound(health: PipelineHealth) -> str:
+    """What the served version's validation score is to its windows' scores: a floor, or a ceiling for an error."""
+    return "floor" if greater_is_better(health.monitoring_metric) else "ceiling"
 
 
 def _metric_name(metric: str) -> str:
@@ -386,7 +391,18 @@ def _windows_table(health: PipelineHealth, links: Links) -> str:
                 " · ".join(f for f in _window_links(health, w, links) if f),
             ]
         )
-    head = ["window", "served by", "rows", "labels", "drift", "labelled", "estimated", "floor", "found", "reports"]
+    head = [
+        "window",
+        "served by",
+        "rows",
+        "labels",
+        "drift",
+        "labelled",
+        "estimated",
+        _bound(health),
+        "found",
+        "reports",
+    ]
     return _table(head, rows, empty="No window monitored yet.", testid="windows")
 
 

@@ -135,6 +135,7 @@ def test_a_regression_s_error_is_charted_on_its_own_scale_against_a_ceiling():
     performance = re.search(r'<svg[^>]*data-chart="performance".*?</svg>', page, re.S)
     assert performance is not None
     assert "RMSE: labelled, against the ceiling" in page  # no estimate: that is a binary model's
+    assert "<th>ceiling</th>" in page
     ticks = [float(t) for t in re.findall(r'class="axis" text-anchor="end">([\d.]+)<', performance.group())]
     assert min(ticks) > 40  # minutes late, not a score between 0 and 1
     assert max(ticks) < 60
