@@ -81,6 +81,12 @@ def test_the_question_shows_both_scores_on_the_same_rows_the_window_and_the_link
     assert request.timeout == dt.timedelta(hours=12)
 
 
+def test_a_smaller_error_is_said_to_be_better():
+    evaluation = _evaluation(metric="rmse", challenger_score=46.5, champion_score=47.7)
+    request = approval_request(_config(), evaluation, _candidate(), run_reason=None, links={})
+    assert "champion v6 **47.7000** (-1.2000; a smaller rmse is better)." in request.body
+
+
 def test_a_first_model_is_asked_about_without_a_champion_score():
     first = _evaluation(champion_version=None, champion_score=None, rows=None)
     request = approval_request(_config(), first, _candidate(), run_reason=None, links={})

@@ -67,6 +67,8 @@ def approval_request(
     links: dict[str, str],
 ) -> ApprovalRequest:
     """The question put to a reviewer, with what they need to answer it."""
+    from airloop.tasks import greater_is_better
+
     name, metric = evaluation.model_name, evaluation.metric
     snapshot = candidate.train.snapshot
     hours = config.promotion.approval_timeout_hours
@@ -80,7 +82,9 @@ def approval_request(
         rows = f"the same {evaluation.rows:,} held-out rows" if evaluation.rows else "the same held-out rows"
         scores = (
             f"{metric} on {rows}: challenger v{evaluation.version} **{evaluation.challenger_score:.4f}**, "
-            f"champion v{evaluation.champion_version} **{evaluation.champion_score:.4f}** ({margin:+.4f})."
+            f"champion v{evaluation.champion_version} **{evaluation.champion_score:.4f}** ({margin:+.4f}"
+            + ("" if greater_is_better(metric) else f"; a smaller {metric} is better")
+            + ")."
         )
     paragraphs = [
         scores,
