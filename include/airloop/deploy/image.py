@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 DOCKER_DIR = PROJECT_ROOT / "include" / "docker"
 SERVING_REQUIREMENTS = DOCKER_DIR / "serving-requirements.txt"
+#: The modules of `airloop` the image holds besides `airloop.serving`: what serving imports
+#: (`airloop.tasks`: what a model's task answers and logs). The rest of Airloop is not in it.
+SERVING_MODULES = ("__init__.py", "tasks.py")
 
 
 def image_tag(model_name: str, version: str) -> str:
@@ -69,7 +72,8 @@ def prepare_context(model_dir: Path, dest: Path, *, wheels: Path | None) -> Path
     shutil.copy2(SERVING_REQUIREMENTS, dest / "serving-requirements.txt")
     package, app = PROJECT_ROOT / "include" / "airloop", dest / "app"
     (app / "airloop").mkdir(parents=True)
-    shutil.copy2(package / "__init__.py", app / "airloop" / "__init__.py")
+    for module in SERVING_MODULES:
+        shutil.copy2(package / module, app / "airloop" / module)
     shutil.copytree(package / "serving", app / "airloop" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(model_dir, app / "model")
     (dest / "wheels").mkdir()
