@@ -3,7 +3,9 @@
 `POST /invocations` answers `{"predictions": [...]}` like `mlflow models serve`; bad input gets
 a 4xx that names the problem and never takes the server down. `GET /openapi.json` describes it
 for the model served (`airloop.serving.openapi`). `GET /health` is ready only once
-the model is loaded and a warm-up prediction on its input example has passed.
+the model is loaded and a warm-up prediction on its input example has passed. With `follow` set,
+the server serves the version a registry alias names and swaps in each new one behind the same
+warm-up, keeping the one serving when it fails (`airloop.serving.follow`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +33,7 @@ from starlette.routing import Route
 
 from airloop.serving import CHECK_REQUEST_PREFIX, SHADOW_LOG_DIR, SHADOW_SLOT_DIR
 from airloop.serving.batching import MicroBatcher
+from airloop.serving.follow import AliasFollower, AliasRef
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir
 from airloop.serving.openapi import openapi_document
@@ -45,9 +49,12 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 class ServingSettings(BaseSettings):
     """Serving configuration from `AIRLOOP_SERVING_*` variables."""
 
-    model_config = SettingsConfigDict(env_prefix="AIRLOOP_SERVING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AIRLOOP_SERVING_", extra="ignore", populate_by_name=True)
 
-    model_dir: Path = Field(description="MLflow model directory to serve (see `fetch_model`).")
+    model_dir: Path = Field(
+        description="MLflow model directory to serve (see `fetch_model`); with `follow`, where the versions "
+        "the alias names are downloaded."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
@@ -68,6 +75,18 @@ class ServingSettings(BaseSettings):
     )
     shadow: bool = Field(
         default=True, description="Serve a shadow challenger when one is in the slot (false: never; memory-bound pods)."
+    )
+    follow: str | None = Field(
+        default=None,
+        description="A registry alias to serve, e.g. models:/airloop-flights-delay@champion: each version it "
+        "names is downloaded under model_dir and swapped in once it passes the warm-up; one that fails is "
+        "rejected and the serving one keeps serving (see airloop.serving.follow). Default: serve model_dir as it is.",
+    )
+    follow_poll_seconds: float = Field(default=30, gt=0, description="How often the followed alias is read.")
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIRLOOP_SERVING_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="The MLflow registry the followed alias is read from (default: MLFLOW_TRACKING_URI).",
     )
     replay_clock: bool = Field(
         default=False,
@@ -96,17 +115,39 @@ class _Metrics:
         self.latency.labels(str(status)).observe(time.perf_counter() - started)
 
 
+@dataclass
+class Served:
+    """The model taking traffic, with its own inference log and batcher (swapped together)."""
+
+    model: ServingModel
+    log: InferenceLog | None
+    batcher: MicroBatcher
+
+
+def _retire(served: Served | None) -> None:
+    # A request the old model is still answering appends after this: the log reopens its file.
+    if served is not None and served.log is not None:
+        served.log.close()
+
+
 class ServingState:
-    """What the app knows: the model once loaded, or why it is not ready."""
+    """What the app knows: the model serving (once one is loaded), or why none is."""
 
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
-        self.model: ServingModel | None = None
+        self.served: Served | None = None
         self.problem: str | None = "loading"
-        self.inference_log: InferenceLog | None = None
         self.shadow: ShadowScorer | None = None
         self.metrics = _Metrics()
-        self._batcher: MicroBatcher | None = None
+        self.follower = (
+            AliasFollower(AliasRef.parse(settings.follow), settings.model_dir, tracking_uri=settings.tracking_uri)
+            if settings.follow
+            else None
+        )
+
+    @property
+    def model(self) -> ServingModel | None:
+        return self.served.model if self.served else None
 
     def _shadow_slot(self, model: ServingModel) -> ShadowScorer | None:
         """Where a shadow challenger of this model is looked for and logged: beside the inference log."""
@@ -117,38 +158,71 @@ class ServingState:
         shadow_log = self.settings.shadow_log_dir or (logs / SHADOW_LOG_DIR if logs else None)
         return ShadowScorer(slot, shadow_log) if slot and shadow_log else None
 
-    def record(self, model: ServingModel, request_id: str, at: dt.datetime, frame: Any, *, answer: Any) -> None:
+    def record(self, served: Served, request_id: str, at: dt.datetime, frame: Any, *, answer: Any) -> None:
         """Log an answered request, and hand a copy to the shadow; a deployment check is neither."""
         if request_id.startswith(CHECK_REQUEST_PREFIX):
             return
-        if self.inference_log is not None:
+        if served.log is not None:
             labels, proba = answer
-            self.inference_log.append(request_id, at, frame, labels, model.score_of(labels, proba))
+            served.log.append(request_id, at, frame, labels, served.model.score_of(labels, proba))
         if self.shadow is not None:
             try:
                 self.shadow.submit(request_id, at, frame)
             except Exception:  # the champion's answer never depends on its shadow
                 log.exception("request %s: no copy for the shadow", request_id)
 
-    def batcher(self, model: ServingModel) -> MicroBatcher:
-        """The batcher in front of the loaded model (made on first use, inside the event loop)."""
-        if self._batcher is None:
-            self._batcher = MicroBatcher(model.predict)
-        return self._batcher
-
     def load(self) -> None:
         """Load the model and predict its input example; record any failure as the problem."""
+        if self.follower is not None:
+            self.follow()
+            return
         try:
             model = load_model_dir(self.settings.model_dir, image=self.settings.image)
-            if model.example is None:
-                raise RuntimeError("the model has no input example to warm up with")
-            labels, _ = model.predict(model.example)
-            if len(labels) != len(model.example):
-                raise RuntimeError("warm-up prediction returned the wrong number of rows")
+            model.warm_up()
         except Exception as err:
             self.problem = f"model not ready: {type(err).__name__}: {err}"
             log.exception("the model at %s cannot serve", self.settings.model_dir)
             return
+        self._serve(model)
+
+    def follow(self) -> None:
+        """Serve the version the followed alias names, if it is new and passes its warm-up. Never raises."""
+        follower = self.follower
+        assert follower is not None
+        serving = self.model.info.version if self.model else None
+        try:
+            version = follower.named_version()
+            if version == serving or version in follower.rejected:
+                return
+            path = follower.fetch(version)
+        except Exception as err:  # noqa: BLE001 - no alias yet, or no registry: look again next poll
+            if serving is None:
+                self.problem = f"waiting for {follower.ref}: {type(err).__name__}: {err}"
+                log.warning("%s (looking again in %g s)", self.problem, self.settings.follow_poll_seconds)
+            else:
+                log.warning(
+                    "cannot read %s (%s: %s); still serving version %s", follower.ref, type(err).__name__, err, serving
+                )
+            return
+        try:
+            model = load_model_dir(path, image=self.settings.image)
+            model.warm_up()
+        except Exception as err:  # noqa: BLE001 - a version that cannot serve never takes the traffic
+            follower.rejected[version] = f"{type(err).__name__}: {err}"
+            follower.remove(version)
+            kept = f"version {serving} keeps serving" if serving else "nothing serves"
+            log.error("%s named version %s, which cannot serve (%s); %s", follower.ref, version, err, kept)
+            if serving is None:
+                self.problem = f"model not ready: {follower.ref} is version {version}: {type(err).__name__}: {err}"
+            return
+        if self._serve(model):
+            follower.prune({version, serving} if serving else {version})
+
+    def _serve(self, model: ServingModel) -> bool:
+        """Put a warmed-up model in front of the traffic, with its own inference log.
+
+        False if that log cannot be written (then the one serving, if any, keeps serving)."""
+        inference_log = None
         if self.settings.inference_log_dir:
             inference_log = InferenceLog(
                 self.settings.inference_log_dir, model_name=model.info.name, model_version=model.info.version
@@ -156,14 +230,37 @@ class ServingState:
             try:
                 inference_log.check_writable(dt.datetime.now(dt.UTC))
             except OSError as err:
-                self.problem = f"inference log not writable: {err}"
-                log.error("%s", self.problem)
-                return
-            self.inference_log = inference_log
-        self.shadow = self._shadow_slot(model)
-        self.model = model
+                message = f"inference log not writable: {err}"
+                log.error("%s", message)
+                if self.served is None:
+                    self.problem = message
+                return False
+        if self.shadow is None:
+            self.shadow = self._shadow_slot(model)
+        previous, self.served = self.served, Served(model, inference_log, MicroBatcher(model.predict))
         self.problem = None
-        log.info("serving %s version %s (%d input columns)", model.info.name, model.info.version, len(model.columns))
+        _retire(previous)
+        replaced = f" (was version {previous.model.info.version})" if previous else ""
+        log.info(
+            "serving %s version %s%s (%d input columns)",
+            model.info.name,
+            model.info.version,
+            replaced,
+            len(model.columns),
+        )
+        return True
+
+    def describe(self, model: ServingModel) -> dict[str, Any]:
+        """`GET /version`: the model serving, and the shadow and followed alias if there are."""
+        body: dict[str, Any] = model.info.as_dict()
+        if self.shadow is not None:
+            body["shadow"] = self.shadow.state()
+        if self.follower is not None:
+            body["follow"] = self.follower.state()
+        return body
+
+    def close(self) -> None:
+        _retire(self.served)
 
 
 def _event_time(request: Request) -> dt.datetime:
@@ -202,23 +299,26 @@ def _error(status: int, message: str, request_id: str) -> Response:
 def _lifespan(state: ServingState) -> Any:
     """Load the model at startup (and watch the shadow folder, if there is one); close the logs at the end."""
 
-    async def watch_shadow(shadow: ShadowScorer) -> None:
+    async def every(seconds: float, look: Callable[[], None]) -> None:
         # The first look waits an interval: a new endpoint's health and latency checks run without it.
         while True:
-            await asyncio.sleep(state.settings.shadow_poll_seconds)
-            await run_in_threadpool(shadow.refresh)  # never raises
+            await asyncio.sleep(seconds)
+            await run_in_threadpool(look)  # never raises
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(state.load)
-        watcher = asyncio.create_task(watch_shadow(state.shadow)) if state.shadow is not None else None
+        watchers = []
+        if state.follower is not None:
+            watchers.append(asyncio.create_task(every(state.settings.follow_poll_seconds, state.follow)))
+        if state.shadow is not None:
+            watchers.append(asyncio.create_task(every(state.settings.shadow_poll_seconds, state.shadow.refresh)))
         yield
-        if watcher is not None:
+        for watcher in watchers:
             watcher.cancel()
         if state.shadow is not None:
             await run_in_threadpool(state.shadow.close)
-        if state.inference_log is not None:
-            state.inference_log.close()
+        state.close()
 
     return lifespan
 
@@ -243,7 +343,7 @@ def create_app(settings: ServingSettings) -> Starlette:
     async def _score(request: Request, request_id: str) -> Response:
         if settings.token and request.headers.get("authorization") != f"Bearer {settings.token}":
             raise PayloadError(401, "missing or wrong bearer token")
-        if state.model is None:
+        if state.served is None:
             raise PayloadError(503, state.problem or "model not loaded")
         media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         body = bytearray()
@@ -258,7 +358,8 @@ def create_app(settings: ServingSettings) -> Starlette:
             # Read (and drop) the rest first, so the client gets this answer instead of a reset.
             raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
-        model = state.model
+        served = state.served
+        model = served.model
         asked = parse_request(
             bytes(body),
             model.columns,
@@ -267,8 +368,8 @@ def create_app(settings: ServingSettings) -> Starlette:
             default_method=model.predict_method,
             methods=model.predict_methods,
         )
-        labels, proba = await state.batcher(model).predict(asked.frame)
-        state.record(model, request_id, logged_at, asked.frame, answer=(labels, proba))
+        labels, proba = await served.batcher.predict(asked.frame)
+        state.record(served, request_id, logged_at, asked.frame, answer=(labels, proba))
         state.metrics.rows.inc(len(asked.frame))
         predictions = proba if asked.predict_method == "predict_proba" and proba is not None else labels
         return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})
@@ -284,10 +385,7 @@ def create_app(settings: ServingSettings) -> Starlette:
     async def version(_: Request) -> Response:
         if state.model is None:
             return _json({"status": "unavailable", "reason": state.problem}, 503)
-        body: dict[str, Any] = state.model.info.as_dict()
-        if state.shadow is not None:
-            body["shadow"] = state.shadow.state()
-        return _json(body)
+        return _json(state.describe(state.model))
 
     async def openapi(_: Request) -> Response:
         if state.model is None:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from airloop.tasks import served_score
+
 MODEL_INFO_FILE = "airloop-model.json"
 
 #: MLflow signature types and the pandas dtypes a column of that type is given.
@@ -94,13 +96,19 @@ class ServingModel:
 
     def score_of(self, predictions: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
         """The inference log's `score` of each row (`airloop.tasks.served_score`)."""
-        from airloop.tasks import served_score
-
         return served_score(self.task, predictions, proba)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """What the inference log records as `score` for these rows."""
         return self.score_of(*self.predict(frame))
+
+    def warm_up(self) -> None:
+        """Predict the input example, as a server must before it is ready to take traffic; raises if that fails."""
+        if self.example is None:
+            raise ModelLoadError("the model has no input example to warm up with")
+        labels, _ = self.predict(self.example)
+        if len(labels) != len(self.example):
+            raise ModelLoadError("warm-up prediction returned the wrong number of rows")
 
 
 def task_of(pipeline: Any, recorded: str | None) -> str:
@@ -178,21 +186,25 @@ def cached_model(name: str, version: str, model_dir: Path, *, tracking_uri: str)
     return load_model_dir(model_dir)
 
 
-def fetch_model(model_uri: str, dest: Path, *, tracking_uri: str) -> ModelInfo:
-    """Download a registered model (`models:/name@alias` or `models:/name/3`) into `dest`."""
+def fetch_model(model_uri: str, dest: Path, *, tracking_uri: str | None, alias: str | None = None) -> ModelInfo:
+    """Download a registered model (`models:/name@alias` or `models:/name/3`) into `dest`.
+
+    `alias`: the alias a version fetched by number was named by, recorded in its model info."""
     import shutil
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
     name, _, ref = model_uri.removeprefix("models:/").partition("/")
-    alias = None
+    client = MlflowClient(tracking_uri=tracking_uri)
     if "@" in name:
         name, alias = name.split("@", 1)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, ref)
+        version = client.get_model_version_by_alias(name, alias)
+    else:
+        version = client.get_model_version(name, ref)
     shutil.rmtree(dest, ignore_errors=True)
-    mlflow.set_tracking_uri(tracking_uri)
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
     local = mlflow.artifacts.download_artifacts(
         f"models:/{name}/{version.version}", dst_path=str(dest.parent / ".download")
     )
