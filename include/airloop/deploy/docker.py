@@ -21,7 +21,7 @@ from typing import Any
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError, forwarded_serving_env
 from airloop.deploy.checks import serving_model, serving_version, wait_healthy
-from airloop.deploy.image import DOCKER_DIR, build_image, image_tag, prepare_context, wheelhouse
+from airloop.deploy.image import DOCKER_DIR, ImageBuilder, build_image
 from airloop.serving.model import ModelInfo
 from airloop.state import StateLayout
 
@@ -62,6 +62,7 @@ class DockerDeployer:
         self.settings = settings
         self.token = token
         self.state = StateLayout(settings.home)
+        self.builder = ImageBuilder(api, settings.home, settings.base_image, settings.offline)
         self.router_name = f"airloop-router-{settings.stable_port}"
         self.url = f"http://127.0.0.1:{settings.stable_port}"
         self._previous: dict[str, Any] | None = None  # what served before the last switch: port, version, containers
@@ -130,20 +131,7 @@ class DockerDeployer:
 
     def ensure_image(self, model_dir: Path, info: ModelInfo) -> tuple[str, str]:
         """The version's serving image, built if this engine does not have it yet."""
-        tag = image_tag(info.name, info.version)
-        existing = self._image_id(tag)
-        if existing:
-            return tag, existing
-        wheels = wheelhouse(self.state.wheels) if self.settings.offline else None
-        context = prepare_context(model_dir, self.state.build_context(tag), wheels=wheels)
-        return tag, build_image(
-            self.api,
-            context,
-            tag,
-            base_image=self.settings.base_image,
-            offline=self.settings.offline,
-            extra_args={"MODEL_NAME": info.name, "MODEL_VERSION": info.version},
-        )
+        return self.builder.ensure(model_dir, info)
 
     def remove_all(self) -> list[str]:
         """Remove the serving containers and the router of this stable port; returns their names."""

@@ -1,4 +1,4 @@
-"""The serving image: build context (model, serving code, pinned requirements, wheels) and build."""
+"""The serving image: build context (model, serving code, pinned requirements, wheels), build and push."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airloop.deploy import DeploymentError
 from airloop.lineage import git_commit
 from airloop.settings import PROJECT_ROOT
+from airloop.state import StateLayout
+
+if TYPE_CHECKING:
+    from airloop.serving.model import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +128,60 @@ def build_image(
     if errors:
         raise DeploymentError(f"docker build of {tag} failed: {' '.join(errors)}\n" + "\n".join(tail[-15:]))
     return str(api.inspect_image(tag)["Id"])
+
+
+def push_image(api: Any, tag: str, registry: str) -> str:
+    """Push local image `tag` to `registry` (host[:port][/path]); its reference by digest.
+
+    By digest (`registry/airloop/<model>@sha256:...`), so what a cluster runs is exactly what was
+    pushed, whatever later happens to the tag.
+    """
+    repository, _, version = f"{registry.rstrip('/')}/{tag}".rpartition(":")
+    api.tag(tag, repository, version)
+    log.info("pushing %s:%s", repository, version)
+    errors: list[str] = []
+    digest = None
+    for chunk in api.push(repository, tag=version, stream=True, decode=True):
+        if "error" in chunk:
+            errors.append(str(chunk["error"]))
+        digest = (chunk.get("aux") or {}).get("Digest", digest)
+    if errors or digest is None:
+        raise DeploymentError(f"docker push of {repository}:{version} failed: {' '.join(errors) or 'no digest'}")
+    log.info("pushed %s@%s", repository, digest)
+    return f"{repository}@{digest}"
+
+
+@dataclass(frozen=True)
+class ImageBuilder:
+    """Builds a version's serving image on a Docker engine (once), and pushes it to a registry."""
+
+    api: Any
+    home: Path
+    base_image: str
+    offline: bool = False
+
+    def ensure(self, model_dir: Path, info: ModelInfo) -> tuple[str, str]:
+        """The version's tag and image id, built if this engine does not have it yet."""
+        from docker.errors import ImageNotFound
+
+        tag = image_tag(info.name, info.version)
+        try:
+            return tag, str(self.api.inspect_image(tag)["Id"])
+        except ImageNotFound:
+            pass
+        state = StateLayout(self.home)
+        wheels = wheelhouse(state.wheels) if self.offline else None
+        context = prepare_context(model_dir, state.build_context(tag), wheels=wheels)
+        return tag, build_image(
+            self.api,
+            context,
+            tag,
+            base_image=self.base_image,
+            offline=self.offline,
+            extra_args={"MODEL_NAME": info.name, "MODEL_VERSION": info.version},
+        )
+
+    def publish(self, model_dir: Path, info: ModelInfo, registry: str) -> str:
+        """The version's image in `registry`, built and pushed; its reference by digest."""
+        tag, _ = self.ensure(model_dir, info)
+        return push_image(self.api, tag, registry)

@@ -7,7 +7,8 @@ applies them with the official client (server-side apply): a new version first r
 one-replica candidate Deployment with a Service of its own, where it is checked; the switch is
 then a rolling update of the serving Deployment to the checked image, and switching back
 restores the previous pod template (`kubectl rollout undo`). The serving token reaches the pods
-from a Secret, never from the manifest.
+from a Secret, never from the manifest. Where a Docker engine answers, the version's serving image
+is built and pushed to the image registry first, and the pods run it by digest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError, forwarded_serving_env
+from airloop.deploy.image import ImageBuilder
 from airloop.serving.model import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -218,8 +220,10 @@ class KubernetesDeployer:
         image_registry: str,
         options: KubernetesOptions | None = None,
         token: str | None = None,
+        builder: ImageBuilder | None = None,
     ) -> None:
         self.api_client = api_client
+        self.builder = builder
         self.registry = image_registry.rstrip("/")
         self.options = options or KubernetesOptions()
         self.token = token
@@ -230,8 +234,14 @@ class KubernetesDeployer:
         return self._endpoint(resource_name(model_name))
 
     @classmethod
-    def from_settings(cls, settings: Any, api_client: Any = None, *, token: str | None = None) -> KubernetesDeployer:
-        """From the environment; the client from kubeconfig or in-cluster config unless given."""
+    def from_settings(
+        cls, settings: Any, api_client: Any = None, *, token: str | None = None, docker_api: Any = None
+    ) -> KubernetesDeployer:
+        """From the environment; the client from kubeconfig or in-cluster config unless given.
+
+        With a Docker engine (`docker_api`), each version's serving image is built there and pushed
+        to AIRLOOP_IMAGE_REGISTRY, and the cluster runs it by digest; without one, the image must
+        already be in the registry under its tag (built and pushed by the site's own CI)."""
         import os
 
         from kubernetes import client, config
@@ -255,6 +265,11 @@ class KubernetesDeployer:
                 serving_env=tuple(forwarded_serving_env().items()),
             ),
             token=token,
+            builder=(
+                ImageBuilder(docker_api, settings.home, settings.base_image, settings.offline_build)
+                if docker_api is not None
+                else None
+            ),
         )
 
     # -- Deployer ------------------------------------------------------------------------------
@@ -266,7 +281,7 @@ class KubernetesDeployer:
         return (deployment.metadata.annotations or {}).get(VERSION_ANNOTATION)
 
     def start_candidate(self, model_dir: Any, info: ModelInfo) -> Candidate:
-        image = self.image(info)
+        image = self.builder.publish(model_dir, info, self.registry) if self.builder else self.image(info)
         manifests = self._manifests(info, image, candidate=True)
         name, namespace = manifests[0]["metadata"]["name"], self.options.namespace
         if self.token:

@@ -129,7 +129,9 @@ def build_deployer(
     if target == "kubernetes":
         from airloop.deploy.kubernetes import KubernetesDeployer
 
-        return KubernetesDeployer.from_settings(settings, kubernetes_api() if kubernetes_api else None, token=token)
+        return KubernetesDeployer.from_settings(
+            settings, kubernetes_api() if kubernetes_api else None, token=token, docker_api=docker_api
+        )
     raise DeploymentError(f"unknown deploy target {target!r}: use docker, kubernetes, local or none")
 
 
