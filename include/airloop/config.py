@@ -455,24 +455,19 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> PipelineConfig:
-        """Fill in the task's defaults and refuse what the task cannot do, naming the field."""
+        """Fill in the task's default estimator and refuse what the task cannot do, naming the field."""
         task = self.task
         model = self.training.model
         if model.builder is None and model.estimator is None:
             model.estimator = DEFAULT_ESTIMATORS[task]
-        if self.promotion.metric is None:
-            self.promotion.metric = METRICS[task][0]
-        if self.promotion.metric not in METRICS[task]:
+        if self.promotion_metric not in METRICS[task]:
             raise ValueError(
-                f"promotion.metric {self.promotion.metric!r} is not a {task} metric: {list(METRICS[task])}"
+                f"promotion.metric {self.promotion_metric!r} is not a {task} metric: {list(METRICS[task])}"
             )
-        performance = self.monitoring.performance
-        if performance.metric is None:
-            performance.metric = LIVE_METRICS[task][0]
-        if performance.metric not in LIVE_METRICS[task]:
+        if self.performance_metric not in LIVE_METRICS[task]:
             raise ValueError(
-                f"monitoring.performance.metric {performance.metric!r} cannot be measured on served {task} rows: "
-                f"one of {list(LIVE_METRICS[task])}"
+                f"monitoring.performance.metric {self.performance_metric!r} cannot be measured on served {task} "
+                f"rows: one of {list(LIVE_METRICS[task])}"
             )
         if not is_classification(task) and self.serving.predict_method == "predict_proba":
             raise ValueError("serving.predict_method predict_proba: a regression model has no probabilities")
@@ -494,12 +489,12 @@ class PipelineConfig(_Strict):
 
     @property
     def promotion_metric(self) -> str:
-        """`promotion.metric`, filled in with the task's default when the config loaded."""
+        """`promotion.metric`, or the task's default when the file names none."""
         return self.promotion.metric or METRICS[self.task][0]
 
     @property
     def performance_metric(self) -> str:
-        """`monitoring.performance.metric`, filled in with the task's default when the config loaded."""
+        """`monitoring.performance.metric`, or the task's default when the file names none."""
         return self.monitoring.performance.metric or LIVE_METRICS[self.task][0]
 
     @model_validator(mode="after")

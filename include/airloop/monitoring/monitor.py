@@ -41,9 +41,8 @@ from airloop.training.features import feature_frame
 
 log = logging.getLogger(__name__)
 
-SCORE = (
-    "score"  # what the inference log records per row (`airloop.tasks.served_score`): its drift is the prediction drift
-)
+# What the inference log records per row (`airloop.tasks.served_score`): its drift is the prediction drift.
+SCORE = "score"
 PREDICTION = "prediction"  # a multiclass model's predicted class: its distribution's drift is the prediction drift too
 
 
