@@ -197,8 +197,10 @@ class ServingState:
             path = follower.fetch(version)
         except Exception as err:  # noqa: BLE001 - no alias yet, or no registry: look again next poll
             if serving is None:
-                self.problem = f"waiting for {follower.ref}: {type(err).__name__}: {err}"
-                log.warning("%s (looking again in %g s)", self.problem, self.settings.follow_poll_seconds)
+                problem = f"waiting for {follower.ref}: {type(err).__name__}: {err}"
+                if problem != self.problem:  # said once, not at every poll
+                    log.warning("%s (looking every %g s)", problem, self.settings.follow_poll_seconds)
+                self.problem = problem
             else:
                 log.warning(
                     "cannot read %s (%s: %s); still serving version %s", follower.ref, type(err).__name__, err, serving
