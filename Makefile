@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-loop up down status test test-fast test-integration test-ui bench bench-smoke evaluate-loop lint lock clean
+.PHONY: help install demo demo-loop up down status test test-fast test-integration test-compose test-ui bench bench-smoke evaluate-loop lint lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,11 +35,14 @@ down: ## Stop the services `make up`/`make demo` started
 status: $(STAMP) ## Show which embedded services are running
 	$(BIN)/airloop status
 
-test: $(STAMP) ## All tests: unit, DAG validation, and integration on the real services
-	$(BIN)/pytest
+test: $(STAMP) ## All tests: unit, DAG validation, and integration on the real services (not the compose stack)
+	$(BIN)/pytest -m "not compose"
 
 test-fast: $(STAMP) ## Unit and DAG tests only (no services)
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration and not compose"
+
+test-compose: $(STAMP) ## docker-compose.yaml for real: images built offline, a training run, a promotion served (~15 min)
+	$(BIN)/pytest -m compose tests/compose
 
 test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow on free ports)
 	$(BIN)/pytest -m integration

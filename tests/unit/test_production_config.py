@@ -565,3 +565,57 @@ def test_airloop_services_validate_and_run_as_non_root():
             for item in container.get("env", []):
                 if SECRET_NAME.search(item["name"]):
                     assert "secretKeyRef" in item.get("valueFrom", {}), f"{item['name']} is not read from a Secret"
+
+
+OFFLINE_OVERRIDE = AIRFLOW_DOCKERFILE.parent / "compose-offline.yaml"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    found = re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", path.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"\[.*\]", "", name).lower(): version for name, version in found}
+
+
+def test_the_offline_override_changes_only_where_images_come_from(tmp_path):
+    """Every service it names is one of docker-compose.yaml's, and it sets nothing but image and build."""
+    override = yaml.safe_load(OFFLINE_OVERRIDE.read_text())
+    services = load_compose()["services"]
+    assert set(override["services"]) <= set(services)
+    for name, service in override["services"].items():
+        assert set(service) <= {"image", "build"}, f"{name} sets {sorted(set(service) - {'image', 'build'})}"
+        assert service["build"]["network"] == "host", f"{name}: apt-get needs the host's network to build"
+    # Every service built from the Airloop image is built offline, so `compose build` never pulls.
+    airloop = {name for name, service in services.items() if "build" in service}
+    assert airloop <= set(override["services"])
+    done = subprocess.run(
+        [
+            *compose_tool(),
+            "--env-file",
+            str(filled_env(tmp_path / "env")),
+            "-f",
+            str(COMPOSE_FILE),
+            "-f",
+            str(OFFLINE_OVERRIDE),
+            "config",
+        ],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    merged = yaml.safe_load(done.stdout)["services"]
+    assert merged["postgres"]["image"] == "airloop/postgres:15-bookworm"
+    assert merged["airflow-worker"]["build"]["dockerfile"].endswith("airflow-debian.Dockerfile")
+    assert merged["airflow-worker"]["command"] == services["airflow-worker"]["command"]
+
+
+def test_the_offline_image_installs_the_locked_versions():
+    image, lock = (
+        _pins(AIRFLOW_DOCKERFILE.parent / "airflow-requirements.txt"),
+        _pins(PROJECT_ROOT / "requirements.lock"),
+    )
+    assert len(image) > 100
+    assert {name: version for name, version in image.items() if lock.get(name) != version} == {}
+    dev_only = {"pytest", "ruff", "mypy", "playwright", "schemathesis"}
+    assert not dev_only & set(image), "the image holds no test tools"
