@@ -586,23 +586,7 @@ def test_the_offline_override_changes_only_where_images_come_from(tmp_path):
     # Every service built from the Airloop image is built offline, so `compose build` never pulls.
     airloop = {name for name, service in services.items() if "build" in service}
     assert airloop <= set(override["services"])
-    done = subprocess.run(
-        [
-            *compose_tool(),
-            "--env-file",
-            str(filled_env(tmp_path / "env")),
-            "-f",
-            str(COMPOSE_FILE),
-            "-f",
-            str(OFFLINE_OVERRIDE),
-            "config",
-        ],
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_compose(filled_env(tmp_path / "env"), "-f", str(OFFLINE_OVERRIDE), "config", home=tmp_path)
     assert done.returncode == 0, done.stderr
     merged = yaml.safe_load(done.stdout)["services"]
     assert merged["postgres"]["image"] == "airloop/postgres:15-bookworm"
