@@ -4,9 +4,10 @@ The images come from include/docker/compose-offline.yaml (the Debian base, Debia
 Redis, the Airloop image from a wheelhouse); everything else is docker-compose.yaml as users run
 it, with a .env of fresh secrets and published ports on free loopback ports. The test uses the
 stack as a person would: through Airflow's REST API with the admin login, MLflow's REST API with
-basic auth, and the serving endpoint with its token. It trains on the Celery worker, checks the
-champion in MLflow's Postgres database, sees serving answer for it, promotes a second version
-through the pipeline's deploy DAG and sees serving follow without a restart, then `down -v` leaves nothing.
+basic auth, and the serving endpoint with its token. It runs three Celery workers (`--scale
+airflow-worker=3`) that share two pipelines' training runs, checks the champion in MLflow's Postgres
+database, sees serving answer for it, promotes a second version through the pipeline's deploy DAG
+and sees serving follow without a restart, then `down -v` leaves nothing.
 
 `make test-compose` runs it (a few minutes: images are built on the vfs storage driver).
 """
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.compose
 OVERRIDE = "include/docker/compose-offline.yaml"
 MODEL = "airloop-flights-delay"
 TRAINING = "airloop_flights_training"
+SECOND_TRAINING = "airloop_arrival_delay_training"  # include/pipelines/arrival_delay.yaml, the same landing zone
+WORKERS = 3
 DEPLOY = "airloop_flights_deploy"
 SECRETS = (
     "POSTGRES_PASSWORD",
@@ -56,6 +59,7 @@ class Stack:
     project: str
     env: dict[str, str]
     env_file: Path
+    started: float = 0.0
 
     def compose(self, *args: str, timeout: float = 1200, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [
@@ -136,7 +140,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     assert built.returncode == 0, built.stdout + built.stderr
     found.compose("build", "postgres", "redis", "airflow-init", timeout=2400)
     try:
-        found.compose("up", "-d")
+        found.started = time.monotonic()
+        found.compose("up", "-d", "--scale", f"airflow-worker={WORKERS}")
         yield found
     finally:
         logs = found.compose("logs", "--no-color", "--tail", "40", check=False).stdout
@@ -178,9 +183,10 @@ def test_the_stack_trains_on_celery_registers_in_postgres_serves_and_follows_pro
         states = {name: c["State"] for name, c in containers.items()}
         # Serving is healthy once there is a champion to serve: checked below.
         waited = {name: s for name, s in states.items() if "Health" in s and "_serving_" not in name}
-        return len(states) >= 10 and all(s["Health"]["Status"] == "healthy" for s in waited.values())
+        return len(states) >= 9 + WORKERS and all(s["Health"]["Status"] == "healthy" for s in waited.values())
 
     _wait(healthy, "every service healthy", timeout=900)
+    print(f"every service healthy {time.monotonic() - stack.started:.0f} s after `up`")
     init = [c for name, c in stack.containers().items() if "airflow-init" in name]
     assert init
     assert init[0]["State"]["ExitCode"] == 0
@@ -197,17 +203,25 @@ def test_the_stack_trains_on_celery_registers_in_postgres_serves_and_follows_pro
     stack.compose("run", "--rm", "airloop-cli", "bash", "-c", fill)
 
     with AirflowClient(airflow_url, "admin", stack.env["AIRLOOP_ADMIN_PASSWORD"], timeout=60) as airflow:
-        airflow.wait_for_dag(TRAINING, timeout=300)
-        run = airflow.trigger(TRAINING, logical_date=None, conf={"reason": "compose test: the first champion"})
-        final = airflow.follow(TRAINING, run["dag_run_id"], timeout=1200)
-        assert final["state"] == "success", airflow.task_log(TRAINING, run["dag_run_id"], "train")
-        # On the Celery worker: the task ran in the worker's container, not the scheduler's.
+        # Two pipelines train at once, on three Celery workers: the tasks ran in the workers'
+        # containers (not the scheduler's), and on more than one of them.
+        runs = {}
+        for dag in (TRAINING, SECOND_TRAINING):
+            airflow.wait_for_dag(dag, timeout=300)
+            runs[dag] = airflow.trigger(dag, logical_date=None, conf={"reason": "compose test: the first champion"})
+        hosts: dict[str, int] = {}
+        for dag, run in runs.items():
+            final = airflow.follow(dag, run["dag_run_id"], timeout=1200)
+            assert final["state"] == "success", airflow.task_log(dag, run["dag_run_id"], "train")
+            for ti in airflow.task_instances(dag, run["dag_run_id"]):
+                if ti["state"] == "success":
+                    hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
         workers = {c["Config"]["Hostname"] for name, c in stack.containers().items() if "airflow-worker" in name}
-        hosts = {
-            ti["hostname"] for ti in airflow.task_instances(TRAINING, run["dag_run_id"]) if ti["state"] == "success"
-        }
-        assert hosts
-        assert hosts <= workers
+        print(f"task instances per worker: {hosts}")
+        print(_memory(stack))
+        assert len(workers) == WORKERS
+        assert set(hosts) <= workers
+        assert len(hosts) >= 2, f"one worker ran every task: {hosts}"
 
         def champion() -> str | None:
             answer = httpx.get(
@@ -279,6 +293,18 @@ def test_the_stack_trains_on_celery_registers_in_postgres_serves_and_follows_pro
         assert answer.status_code == 200, answer.text
         restarts = [c["RestartCount"] for name, c in stack.containers().items() if name.endswith("serving_1")]
         assert restarts == [0]
+
+
+def _memory(stack: Stack) -> str:
+    """What each running container uses now, as `docker stats` says: the README's figures."""
+    running = [name for name, c in stack.containers().items() if c["State"]["Running"]]
+    stats = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *running],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return f"memory in use:\n{stats}"
 
 
 def _input_example(stack: Stack) -> bytes | None:
