@@ -312,7 +312,9 @@ def run(size: str) -> dict[str, Any]:
         finally:
             for server, _ in servers.values():
                 server.stop()
-        logged = sum(1 for f in (workdir / "inference").rglob("*.jsonl") for _ in f.open("rb"))
+        from airloop.serving.inference_log import count_logged_rows
+
+        logged = count_logged_rows(workdir / "inference")
     if logged == 0 or logged != served:
         raise BenchmarkError(f"Airloop's inference log holds {logged} rows of the {served} it predicted")
     return {

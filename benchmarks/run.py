@@ -310,28 +310,29 @@ FINDINGS = {
     ),
     "serving.p99_ratio_c1_vs_inprocess <= 2": (
         "The in-process figure is the served model's own `predict` (the array path) on the one-row body, "
-        "back to back in one thread; a request adds HTTP, parsing, the micro-batcher's hand-off to a "
-        "worker thread and the inference log, written before the response. At c1 that is about as much "
-        "again as `predict` (p50 8.1 ms against an in-process p99 of 5.1 ms in this run), so the tail "
-        "sits just over 2x. What would cut it: write the log from a background writer after the response "
-        "(append-only, a bounded queue drained on shutdown, so the count check still holds), and skip the "
-        "thread hand-off when no other request is waiting."
+        "back to back in one thread; a request adds HTTP and parsing. Issue 15's second round took the "
+        "rest out: a request alone in the server (one connection heard from in the last second, nothing "
+        "else in flight) is predicted on the event loop without the two thread switches (p50 about 0.7 ms "
+        "less), the log is one orjson line per request, and what a loaded model holds is frozen out of the "
+        "garbage collector (`gc.freeze`), whose full collections had stalled single requests for about "
+        "68 ms. What is left is a tail: both figures are p99s of about 1,000 samples on a shared 2-core "
+        "machine, so a burst of other work during either measurement moves the ratio; rerun the section "
+        "(`python -m benchmarks.run serving`) and compare the absolute figures beside it."
     ),
     "serving.batch_rows_per_s >= 0.8 x inprocess_rows_per_s": (
-        "A 1,000-row request pays, on top of `predict`, for parsing and for the inference log, written "
-        "before the response. Both were rebuilt in issue 15's round: the rows are checked and cast column "
-        "by column straight from the parsed JSON, and the log's feature objects come from one pandas "
-        "`to_json` call instead of a dict and an `orjson.dumps` per row (timed on 1,000 rows in one "
-        "process: parsing 11.7 -> 3.7 ms, the log 16 -> 4.4 ms). The same round made `predict` itself "
-        "about twice as fast (the encoding on arrays), which raised the in-process limit this is measured "
-        "against as much as the server: parsing and the log are now as costly as `predict`. What is left: "
-        "the log off the request path (a background writer, see above) and the JSON body itself (the "
-        "1,000-row `dataframe_split` body is about 200 kB; `orjson.loads` and the column transpose are "
-        "about a third of the parse)."
+        "A 1,000-row request pays, on top of `predict`, for the HTTP body, parsing and the inference log. "
+        "Issue 15's second round made the log one line per request, the features by column, written by "
+        "orjson straight from the arrays (a 1,000-row request's log 9.8 -> 0.7 ms, a third of the bytes), "
+        "and predicts a lone request on the event loop; profiled under load after it, `predict` is about "
+        "78% of the server's time per request, parsing 11% (`orjson.loads` of the 200 kB body and the "
+        "column cast), the log 7%. What would cut more: writing the log from a thread after the response "
+        "(it would overlap the next request's `predict`, which releases the GIL in the trees, at the cost "
+        "of losing queued lines in a crash; measured here, no gain above the noise)."
     ),
     "serving.batch_ratio_vs_mlflow >= 1.2": (
-        "Met, narrowly, since issue 15's round (0.87-1.13x before it): MLflow's server pays the pipeline's "
-        "DataFrame `predict` and no inference log; Airloop pays an inference log and the array `predict`."
+        "Met since issue 15's round (0.87-1.13x before it): MLflow's server pays the pipeline's DataFrame "
+        "`predict` and no inference log; Airloop pays an inference log (one line per request) and the "
+        "array `predict`."
     ),
     "pipeline.monitoring_run_s <= 15": (
         "Met (first measured 2026-12-06): the nightly run over a day of 969 served flights took 12.5 s "

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from airloop.registry.promotion import PromotionDecision
+from airloop.serving.inference_log import count_logged_rows
 from airloop.settings import PROJECT_ROOT
 from tests.conftest import free_port, sqlite_champion
 
@@ -141,5 +142,4 @@ def test_serving_loads_the_champion_and_serves_it_with_the_token(registry, stopp
     assert answer.status_code == 200, answer.text
     rows = len(example["dataframe_split"]["data"])
     assert len(answer.json()["predictions"]) == rows
-    logged = [line for path in (root / f"inference-{port}").rglob("*.jsonl") for line in path.read_text().splitlines()]
-    assert len(logged) == rows
+    assert count_logged_rows(root / f"inference-{port}") == rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import time
 import uuid
@@ -139,6 +140,9 @@ class ServingState:
         self.problem: str | None = "loading"
         self.shadow: ShadowScorer | None = None
         self.metrics = _Metrics()
+        self.in_flight = 0  # scoring requests being answered now
+        self._heard: dict[Any, float] = {}  # each connection's last scoring request (monotonic seconds)
+        self._pruned = 0.0
         self.follower = (
             AliasFollower(AliasRef.parse(settings.follow), settings.model_dir, tracking_uri=settings.tracking_uri)
             if settings.follow
@@ -157,6 +161,15 @@ class ServingState:
         slot = self.settings.shadow_model_dir or (logs / SHADOW_SLOT_DIR / model.info.name if logs else None)
         shadow_log = self.settings.shadow_log_dir or (logs / SHADOW_LOG_DIR if logs else None)
         return ShadowScorer(slot, shadow_log) if slot and shadow_log else None
+
+    def alone(self, client: Any, now: float) -> bool:
+        """Whether this request's connection is the only one heard from in the last second and no
+        other request is being answered: then nothing can arrive to share its prediction."""
+        self._heard[client] = now
+        if now - self._pruned > 0.1:
+            self._heard = {c: at for c, at in self._heard.items() if now - at < 1.0}
+            self._pruned = now
+        return self.in_flight == 1 and len(self._heard) == 1
 
     def record(self, served: Served, request_id: str, at: dt.datetime, frame: Any, *, answer: Any) -> None:
         """Log an answered request, and hand a copy to the shadow; a deployment check is neither."""
@@ -242,6 +255,10 @@ class ServingState:
         previous, self.served = self.served, Served(model, inference_log, MicroBatcher(model.predict))
         self.problem = None
         _retire(previous)
+        # What is loaded now lives as long as the model: out of the collector's sight, no full
+        # collection walks it during a request (at concurrency 1 those were p99 stalls of ~68 ms here).
+        gc.collect()
+        gc.freeze()
         replaced = f" (was version {previous.model.info.version})" if previous else ""
         log.info(
             "serving %s version %s%s (%d input columns)",
@@ -298,6 +315,22 @@ def _error(status: int, message: str, request_id: str) -> Response:
     return _json({"error_code": code, "message": message}, status, {"X-Request-ID": request_id})
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request's body; 413 past `limit` bytes, once the rest is read (and dropped), so the
+    client gets that answer instead of a reset."""
+    body = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            body.extend(chunk)
+        elif size > DRAIN_LIMIT:
+            break
+    if size > limit:
+        raise PayloadError(413, f"body of {size}+ bytes is over the limit of {limit} bytes")
+    return bytes(body)
+
+
 def _lifespan(state: ServingState) -> Any:
     """Load the model at startup (and watch the shadow folder, if there is one); close the logs at the end."""
 
@@ -332,6 +365,7 @@ def create_app(settings: ServingSettings) -> Starlette:
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        state.in_flight += 1
         try:
             response = await _score(request, request_id)
         except PayloadError as err:
@@ -339,6 +373,8 @@ def create_app(settings: ServingSettings) -> Starlette:
         except Exception as err:
             log.exception("request %s failed", request_id)
             response = _error(500, f"internal error: {type(err).__name__}", request_id)
+        finally:
+            state.in_flight -= 1
         state.metrics.observe(response.status_code, started)
         return response
 
@@ -348,29 +384,20 @@ def create_app(settings: ServingSettings) -> Starlette:
         if state.served is None:
             raise PayloadError(503, state.problem or "model not loaded")
         media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        body = bytearray()
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= settings.max_body_bytes:
-                body.extend(chunk)
-            elif size > DRAIN_LIMIT:
-                break
-        if size > settings.max_body_bytes:
-            # Read (and drop) the rest first, so the client gets this answer instead of a reset.
-            raise PayloadError(413, f"body of {size}+ bytes is over the limit of {settings.max_body_bytes} bytes")
+        body = await _read_body(request, settings.max_body_bytes)
         logged_at = _event_time(request) if settings.replay_clock else dt.datetime.now(dt.UTC)
         served = state.served
         model = served.model
         asked = parse_request(
-            bytes(body),
+            body,
             model.columns,
             model.required,
             media,
             default_method=model.predict_method,
             methods=model.predict_methods,
         )
-        labels, proba = await served.batcher.predict(asked.frame)
+        alone = state.alone(request.scope.get("client"), time.monotonic())
+        labels, proba = await served.batcher.predict(asked.frame, inline=alone)
         state.record(served, request_id, logged_at, asked.frame, answer=(labels, proba))
         state.metrics.rows.inc(len(asked.frame))
         predictions = proba if asked.predict_method == "predict_proba" and proba is not None else labels

@@ -4,7 +4,10 @@ A boosted model costs about the same for 1 row as for 8 (its per-call overhead d
 under concurrency the server predicts every request that arrived while the previous prediction
 ran in one call, and hands each request its own rows back. A lone request is predicted at once:
 no timer holds it, so latency at concurrency 1 does not change. The prediction runs in a worker
-thread, so the event loop keeps reading (and queueing) requests meanwhile.
+thread, so the event loop keeps reading (and queueing) requests meanwhile. When the server knows
+no other client is sending (`inline`: one connection heard from in the last second, nothing else
+in flight), it predicts on the event loop instead: there is nothing to read meanwhile, and the
+two thread switches cost a one-row request about 0.7 ms of its 6 ms here.
 """
 
 from __future__ import annotations
@@ -31,8 +34,13 @@ class MicroBatcher:
         self._queue: list[tuple[pd.DataFrame, asyncio.Future[Prediction]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def predict(self, frame: pd.DataFrame) -> Prediction:
-        """This frame's labels and scores, predicted alone or with whatever else is waiting."""
+    async def predict(self, frame: pd.DataFrame, *, inline: bool = False) -> Prediction:
+        """This frame's labels and scores, predicted alone or with whatever else is waiting.
+
+        `inline`: no other request is in flight, so a frame with nothing queued is predicted right
+        here, on the calling (event loop) thread."""
+        if inline and not self._queue and (self._drainer is None or self._drainer.done()):
+            return self._predict(frame)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         self._queue.append((frame, future))
         if self._drainer is None or self._drainer.done():

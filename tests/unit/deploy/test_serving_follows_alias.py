@@ -7,6 +7,7 @@ never fitted (it loads, and its warm-up prediction fails).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from starlette.testclient import TestClient
 from airloop.registry.versions import ModelRegistry
 from airloop.serving.app import ServingSettings, create_app
 from airloop.serving.follow import AliasRef
+from airloop.serving.inference_log import read_inference_log
 
 TOKEN = "follow-test-token"
 
@@ -80,10 +82,11 @@ def test_serving_follows_champion_and_refuses_a_version_that_cannot_serve(store,
 
     # Each answer was logged under the version that gave it.
     logged: dict[str, int] = {}
-    for path in (tmp_path / "inference").rglob("*.jsonl"):
-        for line in path.read_text().splitlines():
-            version = json.loads(line)["model_version"]
-            logged[version] = logged.get(version, 0) + 1
+    today = dt.datetime.now(dt.UTC).date()
+    for record in read_inference_log(
+        tmp_path / "inference", today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+    ):
+        logged[record["model_version"]] = logged.get(record["model_version"], 0) + 1
     assert logged == {"1": rows, "2": 2 * rows}
 
 
