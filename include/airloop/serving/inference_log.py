@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,30 +94,37 @@ def _json_column(values: Any) -> Any:
 def read_inference_log(folder: Path, start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
     """Every row logged on days in [start, end), one record each: request id, row, timestamp, model
     name and version, features (by column), prediction and score."""
-    day = start
-    while day < end:
-        for file in sorted((Path(folder) / PARTITION.format(date=day)).glob("*.jsonl")):
-            with file.open("rb") as handle:
-                for line in handle:
-                    if line.endswith(b"\n"):  # a torn last line from a crash is skipped
-                        yield from _rows(orjson.loads(line))
-        day += dt.timedelta(days=1)
+    days = (start + dt.timedelta(days=n) for n in range((end - start).days))
+    files = (f for day in days for f in sorted((Path(folder) / PARTITION.format(date=day)).glob("*.jsonl")))
+    for request in _requests(files):
+        yield from _rows(request)
 
 
 def count_logged_rows(folder: Path) -> int:
     """How many rows the log under `folder` holds, every day."""
-    count = 0
-    for file in Path(folder).rglob("*.jsonl"):
+    return sum(_row_count(request) for request in _requests(Path(folder).rglob("*.jsonl")))
+
+
+def _requests(files: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Each line of these files as written; a torn last line from a crash is skipped."""
+    for file in files:
         with file.open("rb") as handle:
             for line in handle:
                 if line.endswith(b"\n"):
-                    request = orjson.loads(line)
-                    count += 1 if "row" in request else request["rows"]
-    return count
+                    yield orjson.loads(line)
+
+
+def _one_row_per_line(request: dict[str, Any]) -> bool:
+    """A line of a log written before requests were logged whole: one row, its own `row` index."""
+    return "row" in request
+
+
+def _row_count(request: dict[str, Any]) -> int:
+    return 1 if _one_row_per_line(request) else int(request["rows"])
 
 
 def _rows(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if "row" in request:  # one row per line: a log written before requests were logged whole
+    if _one_row_per_line(request):
         yield request
         return
     head = {key: request[key] for key in ("request_id", "timestamp", "model_name", "model_version")}
