@@ -66,6 +66,12 @@ def peak_rss_mb() -> float:
     raise BenchmarkError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
+def reset_peak_rss() -> None:
+    """Lower this process's VmHWM to its current resident memory (Linux `/proc/self/clear_refs`), so
+    the next `peak_rss_mb` is the peak of what runs after this call."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 class Server:
     """A server command in its own session, waited for on a URL, stopped with its children."""
 

@@ -131,3 +131,76 @@ def test_window_ends_at_the_run_date_unless_chosen(settings):
 def test_row_count_floor_is_checked(settings, flights_config, snapshot_frame):
     with pytest.raises(DataValidationError, match="expect_table_row_count_to_be_between"):
         _validate(settings, flights_config, snapshot_frame.head(np.int64(20)))
+
+
+def _a_non_string_among_strings(frame):
+    frame["tailnum"] = frame["tailnum"].astype(object)
+    frame.loc[frame.index[:2], "tailnum"] = 42
+    return frame
+
+
+def test_a_non_string_in_a_string_column_is_found_and_reported(flights_config, snapshot_frame):
+    # String columns are validated as Arrow strings; one that holds another value must stay as it is.
+    # (A snapshot's Parquet cannot hold such a column: the suite is run on the frame itself.)
+    from airloop.validation.checks import failed_expectations, run_suite
+
+    result = run_suite(
+        _a_non_string_among_strings(snapshot_frame.copy()), load_suite(flights_config.dataset.suite_path)
+    )
+    assert [(f.expectation, f.column, f.unexpected_count, f.sample) for f in failed_expectations(result)] == [
+        ("expect_column_values_to_be_in_type_list", "tailnum", 2, [42, 42])
+    ]
+
+
+def test_nulls_in_a_string_column_are_reported_as_null(settings, flights_config, snapshot_frame):
+    with pytest.raises(DataValidationError) as caught:
+        _validate(settings, flights_config, _nulls(snapshot_frame.copy()))
+    report = json.loads((caught.value.quarantine / "validation.json").read_text())
+    (not_null,) = [
+        r for r in report["results"] if r["expectation_config"]["type"].endswith("not_be_null") and not r["success"]
+    ]
+    assert not_null["result"]["partial_unexpected_list"] == [None] * 5
+    assert caught.value.summary.failures[0].sample == [None] * 5
+    assert "ambiguous" not in (caught.value.quarantine / "validation.html").read_text()
+
+
+def _suite(*expectations):
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(
+        name="s", expectations=[gx.expectations.__dict__[kind](**kw) for kind, kw in expectations]
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_list", "success"),
+    [(["object", "str"], True), (["StringDtype"], True), (["int64"], False)],
+    ids=["a-suite-without-the-arrow-type", "the-arrow-type-alone", "a-wrong-type"],
+)
+def test_type_lists_judge_string_columns_as_before(type_list, success):
+    import pandas as pd
+
+    from airloop.validation.checks import run_suite
+
+    frame = pd.DataFrame({"code": ["JFK", None, "LGA"] * 10})
+    result = run_suite(frame, _suite(("ExpectColumnValuesToBeInTypeList", {"column": "code", "type_list": type_list})))
+    assert result.success is success
+
+
+@pytest.mark.parametrize(
+    "regex", [r"^[A-Z]{3}$", r"^(?!XXX)[A-Z]{3}$"], ids=["re2-compiles-it", "look-ahead-needs-python-re"]
+)
+def test_regular_expressions_judge_as_python_re(regex):
+    import re
+
+    import pandas as pd
+
+    from airloop.validation.checks import run_suite
+
+    values = ["JFK", "XXX", "lga", None, "EWR"]
+    frame = pd.DataFrame({"code": values * 4})
+    result = run_suite(frame, _suite(("ExpectColumnValuesToMatchRegex", {"column": "code", "regex": regex})))
+    expected = sum(v is not None and not re.search(regex, v) for v in values) * 4
+    (outcome,) = result.results
+    assert outcome.result["unexpected_count"] == expected > 0
+    assert not result.success
