@@ -137,6 +137,7 @@ TARGETS = (
     Target("pipeline", "max_parse_s", "<=", 0.5),
     Target("pipeline", "monitoring_run_s", "<=", 15),  # issue 15: a daily window read, assessed, published
     Target("validation", "ratio", "<=", 3),
+    Target("scaling", "rows_10m_peak_mb", "<=", 12 * 1024),  # issue 15: 10M rows within 12 GiB on this machine
     Target("loop", "policy_mean_roc_auc", ">=", 1, relative_to="cost_matched_mean_roc_auc"),
     Target("loop", "policy_mean_roc_auc", ">=", 1, relative_to="monthly_mean_roc_auc"),
     Target("loop", "policy_retrains", "<=", 1, relative_to="monthly_retrains"),
@@ -174,8 +175,6 @@ def run_section(name: str, size: str) -> Any:
             "section_s": round(time.perf_counter() - started, 1),
         }
     log.info("section %s done in %.1fs", name, time.perf_counter() - started)
-    if name == "scaling":
-        return figures["scaling"]
     return {**figures, "section_s": round(time.perf_counter() - started, 1)}
 
 
@@ -293,7 +292,11 @@ METHODS = {
         "ingest + validate + train (`airloop.pipeline` stage functions, default config) on a landing "
         "zone of replayed flights resampled (seeded, with replacement) to each size and spread over the "
         "30 days of the training window; each size in a fresh interpreter. Seconds exclude imports; "
-        "peak MB is the process's peak resident memory (VmHWM), imports included."
+        "peak MB is the process's peak resident memory (VmHWM), imports included; each stage's peak "
+        "(`*_peak_mb`) is measured from the memory the stages before it left in the process (an Airflow "
+        "task is a process of its own, so it is an upper bound for the task). The suite's row-count "
+        "ceiling (5M) is lifted for the benchmark; every other expectation judges the window as the "
+        "pipeline does."
     ),
 }
 
@@ -354,6 +357,22 @@ FINDINGS = {
         "pool (Celery's `imports`, through `[celery] celery_config_options`): each task process is "
         "forked with the libraries loaded, and says `started warm` in its log. Each stage is still its "
         "own task."
+    ),
+    "validation.ratio <= 3": (
+        "Met since issue 15's third round (9.6x before it): GX's pandas engine had checked the string "
+        "columns' type lists and regex value by value in Python and hashed every batch. `run_suite` holds "
+        "those columns as Arrow strings for the run, lets the regex run in Arrow's RE2 (only when RE2 "
+        "compiles every regex of the suite) and skips the batch fingerprint (the snapshot's content hash "
+        "names the data). What is left is GX's fixed cost per expectation (about 0.5 s for the suite's "
+        "59): a missed run on a busy machine is noise around about 2x; the CPU ratio beside it moves less."
+    ),
+    "scaling.rows_10m_peak_mb <= 12288": (
+        "The peak is the `train` stage: the window's rows, their feature frame, the encoded matrix the "
+        "estimator fits and its binned copy are all in memory at once. Issue 15's third round took out "
+        "what was not needed (every column read for the fit, a second split and feature frame for the "
+        "log, a copied frame for the refit, Arrow's allocator keeping the Parquet read's memory). Past "
+        "one machine, the `train` task runs in a Kubernetes pod sized for the window "
+        "(`AIRLOOP_TRAIN_IN_POD`, `AIRLOOP_TRAIN_POD_MEMORY`), as the README's scale section says."
     ),
 }
 
@@ -416,7 +435,12 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"Not measured ({section['status']}): `{section['error']}`")
             continue
         if name == "scaling":
-            lines += _scaling_table(section)
+            # Before issue 15's 10M rows, the section was the list of sizes alone.
+            lines += _scaling_table(section["sizes"] if isinstance(section, dict) else section)
+            figures = section.items() if isinstance(section, dict) else []
+            lines += ["", "| figure | value |", "|---|---|"] + [
+                f"| `{k}` | {_format(v)} |" for k, v in figures if k != "sizes"
+            ]
         else:
             lines += ["| figure | value |", "|---|---|"]
             lines += [f"| `{k}` | {_format(v)} |" for k, v in section.items() if k != "notes"]

@@ -129,6 +129,15 @@ def test_tampered_snapshot_is_refused(tmp_path):
         read_snapshot(manifest)
 
 
+def test_reading_some_columns_still_checks_every_column(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]})
+    manifest = write_snapshot(frame, lake=tmp_path, dataset="d", start=MARCH_1, end=dt.date(2026, 3, 2), source="s")
+    pd.testing.assert_frame_equal(read_snapshot(manifest, ["c", "a"]), frame[["c", "a"]])
+    frame.assign(b=["x", "tampered"]).to_parquet(manifest.data_path, index=False)
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        read_snapshot(manifest, ["a"])  # a change in a column not asked for is still found
+
+
 @pytest.mark.parametrize(
     "other",
     [

@@ -44,6 +44,15 @@ def test_time_split_holds_out_the_latest_rows(flights_config, settings):
     assert len(holdout) == round(len(frame) * 0.25)
 
 
+def test_time_split_of_rows_already_in_order_is_the_same_split(flights_config, settings):
+    frame = __import__("pandas").read_parquet(settings.home / "landing/flights/date=2026-03-02/flights.parquet")
+    ordered = frame.sort_values("time_hour", kind="stable").reset_index(drop=True)
+    assert not frame["time_hour"].is_monotonic_increasing  # the shuffled case sorts
+    pairs = zip(time_split(ordered, "time_hour", 0.25), time_split(frame, "time_hour", 0.25), strict=True)
+    for split, expected in pairs:
+        __import__("pandas").testing.assert_frame_equal(split.reset_index(drop=True), expected.reset_index(drop=True))
+
+
 def test_label_is_late_arrival_and_unlabelled_rows_are_left_out(flights_config, settings):
     frame = __import__("pandas").read_parquet(settings.home / "landing/flights/date=2026-03-02/flights.parquet")
     features, label = features_and_label(frame, flights_config.dataset)

@@ -119,8 +119,13 @@ def _kept_dir(folder: Path, content: str) -> Path:
     return folder.with_name(f"{folder.name}@{content[:16]}")
 
 
-def read_snapshot(manifest: SnapshotManifest) -> pd.DataFrame:
-    """The snapshot's rows, checked against the manifest's hash."""
+def read_snapshot(manifest: SnapshotManifest, columns: list[str] | None = None) -> pd.DataFrame:
+    """The snapshot's rows, checked against the manifest's hash; only `columns` if given.
+
+    The hash covers every column, so all are read; the others are dropped before returning.
+    """
+    import pyarrow as pa
+
     frame = pd.read_parquet(manifest.data_path)
     actual = content_hash(frame)
     if actual != manifest.content_hash:
@@ -128,4 +133,9 @@ def read_snapshot(manifest: SnapshotManifest) -> pd.DataFrame:
             f"snapshot {manifest.path} does not match its manifest (hash {actual[:12]} != "
             f"{manifest.content_hash[:12]}); re-run ingest for this window"
         )
+    if columns is not None:
+        frame = frame[columns]
+    # Arrow's allocator keeps what the read freed (the Parquet pages, the dropped columns) for its own
+    # reuse, which pandas and scikit-learn never ask it for: at 10M rows, 4 GB held for nothing.
+    pa.default_memory_pool().release_unused()
     return frame

@@ -65,10 +65,20 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
     The one training procedure: `train_and_log` logs what this returns; the loop's replay calls it
     directly. Raises `TrainingDataError` when there is too little labelled data.
     """
+    return fit_split(*holdout_split(frame, config), config, name=name)
+
+
+def fit_split(
+    train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, config: PipelineConfig, *, name: str = "the data"
+) -> FittedModel:
+    """`fit_and_evaluate` on a split already made (`holdout_split`).
+
+    The features of both parts are one frame and the fits take views of it, so the refit on all
+    rows copies no data (at 10M rows a copy of the features is about 1.5 GB).
+    """
     from airloop.tasks import evaluate, outputs
     from airloop.training.model import build_pipeline
 
-    train_rows, holdout_rows = holdout_split(frame, config)
     x_train, y_train = features_and_label(train_rows, config.dataset)
     x_holdout, y_holdout = features_and_label(holdout_rows, config.dataset)
     if len(x_train) < config.training.min_rows or y_train.nunique() < 2:
@@ -78,31 +88,42 @@ def fit_and_evaluate(frame: pd.DataFrame, config: PipelineConfig, *, name: str =
             f"need at least {config.training.min_rows} rows and 2 {kind}. "
             "Widen the data window (Param window_days) or check the source."
         )
+    cut = len(x_train)
+    x_all = pd.concat([x_train, x_holdout], ignore_index=True)
+    y_all = pd.concat([y_train, y_holdout], ignore_index=True)
+    del x_train, x_holdout
+    # What the weights and the fitted-through time need of the rows: their time and label.
+    kept = [config.dataset.time_column, config.dataset.label.column]
+    rows_all = pd.concat([train_rows[kept], holdout_rows[kept]])
     pipeline = build_pipeline(config.dataset, config.training.model)
-    log.info("fitting on %d rows, %d features; holding out %d rows", len(x_train), x_train.shape[1], len(x_holdout))
-    pipeline.fit(x_train, y_train, **_weights(pipeline, train_rows, config))
-    scores = outputs(config.task, pipeline, x_holdout)
+    log.info("fitting on %d rows, %d features; holding out %d rows", cut, x_all.shape[1], len(x_all) - cut)
+    served, fitted_rows = pipeline, rows_all.iloc[: len(train_rows)]
+    pipeline.fit(x_all.iloc[:cut], y_all.iloc[:cut], **_weights(pipeline, fitted_rows, config))
+    scores = outputs(config.task, pipeline, x_all.iloc[cut:])
     classes = getattr(pipeline, "classes_", None)
-    served, fitted_rows = pipeline, train_rows
     if config.training.refit:
         # Scored on the latest days it never saw, then refitted with them: the held-out score judges
         # the procedure, and the model that serves is not six days behind its own data.
-        log.info("refitting on all %d rows of the window", len(x_train) + len(x_holdout))
-        served = build_pipeline(config.dataset, config.training.model)
-        fitted_rows = pd.concat([train_rows, holdout_rows])
-        served.fit(
-            pd.concat([x_train, x_holdout]), pd.concat([y_train, y_holdout]), **_weights(served, fitted_rows, config)
-        )
+        log.info("refitting on all %d rows of the window", len(x_all))
+        del pipeline, served
+        served, fitted_rows = build_pipeline(config.dataset, config.training.model), rows_all
+        served.fit(x_all, y_all, **_weights(served, fitted_rows, config))
     return FittedModel(
         pipeline=served,
         metrics=evaluate(config.task, y_holdout, scores, classes),
-        train_rows=len(x_train),
-        holdout_rows=len(x_holdout),
+        train_rows=cut,
+        holdout_rows=len(x_all) - cut,
         holdout_scores=scores,
         holdout_labels=y_holdout.to_numpy(),
         holdout_classes=classes,
         fitted_through=pd.to_datetime(fitted_rows[config.dataset.time_column], utc=True).max().to_pydatetime(),
     )
+
+
+def _input_example(train_rows: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """The features of the first five labelled training rows (the model's input example)."""
+    labelled = train_rows[config.dataset.label.column].notna().to_numpy()
+    return features_and_label(train_rows.iloc[labelled.nonzero()[0][:5]], config.dataset)[0]
 
 
 def _weights(pipeline: Any, rows: pd.DataFrame, config: PipelineConfig) -> dict[str, Any]:
@@ -169,10 +190,10 @@ def train_and_log(
             reused=True,
         )
 
-    frame = read_snapshot(snapshot)
-    train_rows, holdout_rows = holdout_split(frame, config)
-    x_train, _ = features_and_label(train_rows, config.dataset)
-    fitted = fit_and_evaluate(frame, config, name=f"snapshot {snapshot.snapshot_id}")
+    declared = config.dataset
+    used = list(dict.fromkeys([*declared.features, declared.label.column, declared.time_column]))
+    train_rows, holdout_rows = holdout_split(read_snapshot(snapshot, used), config)
+    fitted = fit_split(train_rows, holdout_rows, config, name=f"snapshot {snapshot.snapshot_id}")
 
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
         mlflow.log_params(
@@ -181,7 +202,7 @@ def train_and_log(
                 **params.parameters,
                 "window_start": snapshot.window_start,
                 "window_end": snapshot.window_end,
-                "train_rows": len(x_train),
+                "train_rows": fitted.train_rows,
                 "holdout_rows": len(holdout_rows),
                 "features": ",".join(config.dataset.features),
                 "refit": config.training.refit,
@@ -209,7 +230,7 @@ def train_and_log(
             HOLDOUT_ARTIFACT,
         )
 
-        example = x_train.head(5)
+        example = _input_example(train_rows, config)
         model_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
