@@ -9,7 +9,8 @@ airflow-worker=3`) that share two pipelines' training runs, checks the champion 
 database, sees serving answer for it, promotes a second version through the pipeline's deploy DAG
 and sees serving follow without a restart, then `down -v` leaves nothing.
 
-`make test-compose` runs it (a few minutes: images are built on the vfs storage driver).
+`make test-compose` runs it (a few minutes; longer where Docker runs on the vfs storage driver,
+which copies the whole image for every layer and every container).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class Stack:
             OVERRIDE,
             *args,
         ]
-        # Creating a container copies the image on the vfs storage driver: slower than compose's 60 s default.
+        # Creating a container copies the image on the vfs storage driver (.ci/docker-engine.sh's
+        # fallback): slower than compose's 60 s default.
         env = {**os.environ, "COMPOSE_HTTP_TIMEOUT": "900"}
         done = subprocess.run(
             command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False

@@ -21,7 +21,7 @@ import pytest
 from airloop.deploy.docker import DockerDeployer, DockerSettings
 from airloop.deploy.local import LocalDeployer
 from airloop.deploy.service import docker_engine
-from tests.conftest import flights_file, register_unfitted, unavailable
+from tests.conftest import flights, flights_file, register_unfitted, unavailable
 
 #: The most lines a task's log may have (issue 13), an image build included.
 MAX_LOG_LINES = 60
@@ -73,6 +73,27 @@ class Watcher(threading.Thread):
                 time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def two_versions(stack_settings, mlflow_client) -> tuple[str, str]:
+    """The two oldest versions of the flights model. After the training tests they are theirs;
+    run alone, this file trains them here (in process, against the stack's MLflow server)."""
+    from airloop import pipeline
+    from airloop.data.replay import fill_landing_zone
+    from airloop.lineage import Lineage
+
+    def registered() -> list[int]:
+        return sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
+
+    missing, day = 2 - len(registered()), dt.date(2026, 3, 8)
+    if missing > 0:
+        fill_landing_zone(stack_settings.state.landing / "flights", day - dt.timedelta(days=7), day)
+    options = pipeline.RunOptions(window_days=7, model={"max_iter": 20}, force_promote=True)
+    for n in range(missing):  # a training run of its own each: a run's second call is reused, not retrained
+        pipeline.run_in_process(stack_settings, flights(stack_settings), options, day, Lineage(run_id=f"test_2-{n}"))
+    first, second = registered()[:2]
+    return str(first), str(second)
+
+
 def _deploy(airflow, version: str):
     run = airflow.trigger(
         DAG, logical_date=None, conf={"version": version, "target": "docker", "reason": "docker integration test"}
@@ -89,10 +110,10 @@ def _register_broken_version(stack_settings, mlflow_client, tmp_path) -> str:
     )
 
 
-def test_blue_green_deploy_and_automatic_rollback(stack_settings, airflow, mlflow_client, engine, tmp_path):
-    versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
-    assert len(versions) >= 2, "the training tests register at least two versions"
-    first, second = str(versions[0]), str(versions[1])
+def test_blue_green_deploy_and_automatic_rollback(  # noqa: PLR0917 - pytest fixtures
+    stack_settings, airflow, mlflow_client, engine, tmp_path, two_versions
+):
+    first, second = two_versions
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
 
     run_id, state = _deploy(airflow, first)
@@ -160,7 +181,7 @@ def _serve(stack_settings, deployer, registry, version: str, check):
     return promote_when_servable(deployer, registry, model_dir, info, check=check, make_champion=True)
 
 
-def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine):
+def test_blue_green_with_the_serving_token(stack_settings, engine, two_versions):
     """The token reaches the containers, the gate's checks send it, and switching loses no request."""
     from airloop.deploy.checks import ServingCheck
     from airloop.deploy.service import build_deployer
@@ -168,8 +189,7 @@ def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine
 
     token = "docker-integration-token"
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
-    versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
-    first, second = str(versions[0]), str(versions[1])
+    first, second = two_versions
     registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
     check = ServingCheck(requests=50, p95_latency_ms=60_000, token=token)
     deployer = build_deployer(
@@ -196,7 +216,7 @@ def test_blue_green_with_the_serving_token(stack_settings, mlflow_client, engine
 
 
 def test_a_docker_champion_scores_a_copy_of_each_request_with_its_shadow(
-    stack_settings, mlflow_client, engine, monkeypatch
+    stack_settings, engine, monkeypatch, two_versions
 ):
     """The shadow slot lies beside the inference log the container mounts: a challenger put there
     scores a copy of each request under the same request id, in the container, with the token on."""
@@ -214,8 +234,7 @@ def test_a_docker_champion_scores_a_copy_of_each_request_with_its_shadow(
     endpoint = f"http://127.0.0.1:{stack_settings.serving_port}"
     config = load_config(flights_file(stack_settings))
     paths = MonitoringPaths(stack_settings, config)
-    versions = sorted(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
-    challenger, champion = str(versions[0]), str(versions[1])
+    challenger, champion = two_versions
     registry = ModelRegistry(MODEL, tracking_uri=stack_settings.tracking_uri)
     deployer = build_deployer(
         stack_settings, "docker", port=stack_settings.serving_port, docker_api=engine, token=token
