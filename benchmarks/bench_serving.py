@@ -1,8 +1,9 @@
 """Serving: Airloop's scoring app against `mlflow models serve` on the same registered model.
 
 Single-row requests at concurrency 1 and 8 (req/s, p50, p99), 1,000-row requests (rows/s), and
-in-process `predict` on the same 1,000 rows (the limit). One load generator for both servers:
-wrk when installed (`make bench` installs it), else a small asyncio httpx client.
+in-process `predict` on the same 1,000 rows (the limit), measured after each repeat of the servers.
+One load generator for both servers: wrk when installed (`make bench` installs it), else a small
+asyncio httpx client.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,9 +297,14 @@ def run(size: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="airloop-bench-serving-") as tmp:
         workdir = Path(tmp)
         prepared = run_worker("benchmarks.bench_serving", ["prepare", str(workdir), size], timeout=1800)
-        inprocess = run_worker(
-            "benchmarks.bench_serving", ["predict", str(workdir), str(max(plan.seconds / 2, 1.0))], timeout=600
-        )
+        inprocess_samples: list[dict[str, float]] = []
+
+        def predict_in_process_now() -> None:
+            seconds = str(max(plan.seconds / 2, 1.0))
+            inprocess_samples.append(
+                run_worker("benchmarks.bench_serving", ["predict", str(workdir), seconds], timeout=600)
+            )
+
         generator = LoadGenerator(workdir, plan)
         servers = _servers(workdir)
         try:
@@ -307,7 +314,7 @@ def run(size: str) -> dict[str, Any]:
             servers["mlflow"][0].wait_ready(servers["mlflow"][1] + "/ping")
             urls = {name: url for name, (_, url) in servers.items()}
             _same_predictions(urls, workdir)
-            figures = _measure(generator, urls, workdir, plan)
+            figures = _measure(generator, urls, workdir, plan, between_repeats=predict_in_process_now)
             served = _rows_predicted(urls["airloop"])
         finally:
             for server, _ in servers.values():
@@ -315,6 +322,9 @@ def run(size: str) -> dict[str, Any]:
         from airloop.serving.inference_log import count_logged_rows
 
         logged = count_logged_rows(workdir / "inference")
+    # Medians over the repeats, each measured right after that repeat's servers, so a change in the
+    # machine's load moves both sides of a ratio alike.
+    inprocess = {key: statistics.median(s[key] for s in inprocess_samples) for key in inprocess_samples[0]}
     if logged == 0 or logged != served:
         raise BenchmarkError(f"Airloop's inference log holds {logged} rows of the {served} it predicted")
     return {
@@ -350,8 +360,11 @@ def _rows_predicted(url: str) -> int:
     raise BenchmarkError(f"{url}/metrics has no airloop_serving_predictions counter")
 
 
-def _measure(generator: LoadGenerator, urls: dict[str, str], workdir: Path, plan: Plan) -> dict[str, float]:
-    """Each scenario on each server, alternating servers per repeat; medians over the repeats."""
+def _measure(
+    generator: LoadGenerator, urls: dict[str, str], workdir: Path, plan: Plan, *, between_repeats: Callable[[], None]
+) -> dict[str, float]:
+    """Each scenario on each server, alternating servers per repeat, `between_repeats` after each
+    repeat (the in-process peer, measured under the same load); medians over the repeats."""
     scenarios = {"c1": ("single", 1), "c8": ("single", 8), "batch": ("batch", 1)}
     samples: dict[str, list[LoadResult]] = {}
     if plan.warmup_s:  # first requests pay for lazy imports and caches; smoke only checks it runs
@@ -365,6 +378,7 @@ def _measure(generator: LoadGenerator, urls: dict[str, str], workdir: Path, plan
                 if result.failures:
                     raise BenchmarkError(f"{name} {scenario}: {result.failures} of {result.requests} requests failed")
                 samples.setdefault(f"{name}_{scenario}", []).append(result)
+        between_repeats()
     figures: dict[str, float] = {}
     for key, results in samples.items():
         median = statistics.median

@@ -256,7 +256,8 @@ METHODS = {
         "same `dataframe_split` bodies from the same load generator on loopback, and both must return "
         "the same predictions before they are timed. In-process `predict` is the serving model's own "
         "`predict` on the same 1,000 rows with one compute thread, like the server (the figure with all "
-        "cores is reported beside it)."
+        "cores is reported beside it), measured in its own process after each repeat of the servers, so "
+        "both sides of a ratio see the same load; every figure is the median over the repeats."
     ),
     "drift": "See `benchmarks/bench_drift.py`.",
     "pipeline": (
