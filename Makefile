@@ -41,7 +41,7 @@ test: $(STAMP) ## All tests: unit, DAG validation, and integration on the real s
 test-fast: $(STAMP) ## Unit and DAG tests only (no services)
 	$(BIN)/pytest -m "not integration and not compose"
 
-test-compose: $(STAMP) ## docker-compose.yaml for real: images built offline, three Celery workers, two pipelines' runs, a promotion served (~10-20 min)
+test-compose: $(STAMP) ## docker-compose.yaml for real: images built offline, three Celery workers, two pipelines' runs, a promotion served (~8 min on overlay2, ~17 on vfs)
 	$(BIN)/pytest -m compose tests/compose
 
 test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow on free ports)
