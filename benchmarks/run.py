@@ -336,12 +336,12 @@ FINDINGS = {
         "repeat of the servers since 2026-12-07 (0.67 of it before, measured once, ahead of the servers; "
         "0.71-0.94 in earlier runs). Tried, no gain above the noise: the log written from a thread "
         "(it would overlap the next request's trees, which release the GIL), and the collector's first "
-        "threshold raised to 20,000 (kept: parsing 2.18 -> 2.0 ms in process). What would close it: a "
-        "request path without the DataFrame, the JSON rows cast and encoded straight into the booster's "
-        "array, the log written from the same columns; prototyped on the benchmark's body, JSON to "
-        "probabilities took 15.7 ms against 17.7 ms for parse then `predict` (the same probabilities), "
-        "which would put the server near 0.82-0.85 of the peer. It touches the payload checks, the "
-        "batcher, the shadow and the log, so it is left for its own change."
+        "threshold raised to 20,000 (kept: parsing 2.18 -> 2.0 ms in process). Done after this run: the "
+        "request path has no DataFrame (`airloop.serving.rows`: the request's column arrays are "
+        "predicted, batched, logged and shadowed as they are); in six alternating runs against the "
+        "previous server, batch c1 over in-process was 77/77/84/80/68/85% against 76/70/75/67/78/69% "
+        "(medians about 78.5% and 72.5%), so on this machine it sits at the limit; what is left is "
+        "parsing (2 ms) and the log (0.7 ms, mostly orjson formatting floats)."
     ),
     "serving.batch_ratio_vs_mlflow >= 1.2": (
         "Met since issue 15's round (0.87-1.13x before it): MLflow's server pays the pipeline's DataFrame "

@@ -399,9 +399,9 @@ def create_app(settings: ServingSettings) -> Starlette:
             methods=model.predict_methods,
         )
         alone = state.alone(request.scope.get("client"), time.monotonic())
-        labels, proba = await served.batcher.predict(asked.frame, inline=alone)
-        state.record(served, request_id, logged_at, asked.frame, answer=(labels, proba))
-        state.metrics.rows.inc(len(asked.frame))
+        labels, proba = await served.batcher.predict(asked.columns, inline=alone)
+        state.record(served, request_id, logged_at, asked.columns, answer=(labels, proba))
+        state.metrics.rows.inc(len(labels))
         predictions = proba if asked.predict_method == "predict_proba" and proba is not None else labels
         return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})
 

@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airloop.serving.rows import Rows, row_count
+
 log = logging.getLogger(__name__)
 
-#: Probabilities per class (or predicted values) for a frame whose columns are the signature's.
-Predictor = Callable[[pd.DataFrame], np.ndarray]
+#: Probabilities per class (or predicted values) for rows whose columns are the signature's (a
+#: request's column arrays, or a DataFrame).
+Predictor = Callable[[Rows], np.ndarray]
 
 
 def array_predictor(pipeline: Any, example: pd.DataFrame | None, method: str = "predict_proba") -> Predictor | None:
@@ -73,12 +76,12 @@ def _build(pipeline: Any, method: str) -> Predictor | None:
 
     predict = getattr(estimator, method)
 
-    def predict_encoded(frame: pd.DataFrame) -> np.ndarray:
-        encoded = np.empty((len(frame), len(categorical) + len(numeric)), dtype="float64")
+    def predict_encoded(frame: Rows) -> np.ndarray:
+        encoded = np.empty((row_count(frame), len(categorical) + len(numeric)), dtype="float64")
         for i, (column, codes) in enumerate(categorical):
             encoded[:, i] = [codes.get(value, math.nan) for value in frame[column].tolist()]
-        if numeric:
-            encoded[:, len(categorical) :] = frame[numeric].to_numpy(dtype="float64")
+        for i, column in enumerate(numeric, start=len(categorical)):
+            encoded[:, i] = frame[column]
         return predict(encoded)
 
     return predict_encoded

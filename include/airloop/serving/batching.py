@@ -17,8 +17,9 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
+
+from airloop.serving.rows import Rows, concat_rows, row_count
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,13 @@ Prediction = tuple[np.ndarray, np.ndarray | None]  # predictions, and class prob
 class MicroBatcher:
     """Predict queued frames together, at most `max_rows` rows per call."""
 
-    def __init__(self, predict: Callable[[pd.DataFrame], Prediction], *, max_rows: int = 2048) -> None:
+    def __init__(self, predict: Callable[[Rows], Prediction], *, max_rows: int = 2048) -> None:
         self._predict = predict
         self._max_rows = max_rows
-        self._queue: list[tuple[pd.DataFrame, asyncio.Future[Prediction]]] = []
+        self._queue: list[tuple[Rows, asyncio.Future[Prediction]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def predict(self, frame: pd.DataFrame, *, inline: bool = False) -> Prediction:
+    async def predict(self, frame: Rows, *, inline: bool = False) -> Prediction:
         """This frame's labels and scores, predicted alone or with whatever else is waiting.
 
         `inline`: no other request is in flight, so a frame with nothing queued is predicted right
@@ -52,18 +53,18 @@ class MicroBatcher:
         while self._queue:
             await self._predict_batch(self._take())
 
-    def _take(self) -> list[tuple[pd.DataFrame, asyncio.Future[Prediction]]]:
+    def _take(self) -> list[tuple[Rows, asyncio.Future[Prediction]]]:
         taken, rows = 0, 0
         for frame, _ in self._queue:
-            if taken and rows + len(frame) > self._max_rows:
+            if taken and rows + row_count(frame) > self._max_rows:
                 break
-            taken, rows = taken + 1, rows + len(frame)
+            taken, rows = taken + 1, rows + row_count(frame)
         batch, self._queue = self._queue[:taken], self._queue[taken:]
         return batch
 
-    async def _predict_batch(self, batch: list[tuple[pd.DataFrame, asyncio.Future[Prediction]]]) -> None:
+    async def _predict_batch(self, batch: list[tuple[Rows, asyncio.Future[Prediction]]]) -> None:
         frames = [frame for frame, _ in batch]
-        combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        combined = concat_rows(frames)
         try:
             labels, scores = await run_in_threadpool(self._predict, combined)
         except Exception as err:  # noqa: BLE001 - handed to the waiting requests
@@ -80,6 +81,6 @@ class MicroBatcher:
             return
         start = 0
         for frame, future in batch:
-            end = start + len(frame)
+            end = start + row_count(frame)
             future.set_result((labels[start:end], None if scores is None else scores[start:end]))
             start = end

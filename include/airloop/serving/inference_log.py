@@ -24,6 +24,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from airloop.serving.rows import Rows, row_count
+
 PARTITION = "date={date:%Y-%m-%d}"
 
 
@@ -38,7 +40,7 @@ class InferenceLog:
         self._day: dt.date | None = None
         self._fd: int | None = None
 
-    def append(self, request_id: str, at: dt.datetime, features: pd.DataFrame, labels: Any, scores: Any) -> None:
+    def append(self, request_id: str, at: dt.datetime, features: Rows, labels: Any, scores: Any) -> None:
         """Record one request's rows with their predictions, in one line (a missing or infinite value as null)."""
         line = orjson.dumps(
             {
@@ -46,7 +48,7 @@ class InferenceLog:
                 "timestamp": at.isoformat(),
                 "model_name": self.model_name,
                 "model_version": self.model_version,
-                "rows": len(features),
+                "rows": row_count(features),
                 "features": {str(name): _json_column(column) for name, column in features.items()},
                 "prediction": _json_column(labels),
                 "score": _json_column(np.asarray(scores, dtype="float64")),

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from airloop.serving.rows import Rows
 from airloop.tasks import served_score
 
 MODEL_INFO_FILE = "airloop-model.json"
@@ -70,7 +71,8 @@ class ServingModel:
     classes: np.ndarray | None = field(init=False)  # a classifier's classes, as the user's label values
     #: The pipeline's `predict_proba` (a regressor's `predict`), on arrays where that is proven exact
     #: (`airloop.serving.arrays`).
-    raw_predict: Callable[[pd.DataFrame], np.ndarray] = field(init=False)
+    raw_predict: Callable[[Rows], np.ndarray] = field(init=False)
+    takes_columns: bool = field(init=False)  # whether `raw_predict` is the array path (it takes columns)
 
     def __post_init__(self) -> None:
         from airloop.serving.arrays import array_predictor
@@ -78,16 +80,21 @@ class ServingModel:
         method = "predict" if self.task == "regression" else "predict_proba"
         classes = None if self.task == "regression" else getattr(self.pipeline, "classes_", None)
         self.classes = None if classes is None else np.asarray(classes)  # unfitted: predicting says so
-        self.raw_predict = array_predictor(self.pipeline, self.example, method) or getattr(self.pipeline, method)
+        on_arrays = array_predictor(self.pipeline, self.example, method)
+        self.takes_columns = on_arrays is not None
+        self.raw_predict = on_arrays or getattr(self.pipeline, method)
 
     @property
     def predict_methods(self) -> tuple[str, ...]:
         """The `params.predict_method` values this model answers: a regressor has no probabilities."""
         return ("predict",) if self.task == "regression" else PREDICT_METHODS
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, frame: Rows) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class labels, as `mlflow models serve` returns them, or a regressor's values) and
-        class probabilities, one column per class in `classes` order (a regressor: None)."""
+        class probabilities, one column per class in `classes` order (a regressor: None). A request's
+        columns go to the array path as they are; the pipeline itself gets a DataFrame of them."""
+        if not self.takes_columns and not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame, copy=False)
         if self.task == "regression":
             return np.asarray(self.raw_predict(frame), dtype="float64"), None
         proba = self.raw_predict(frame)

@@ -20,6 +20,7 @@ import orjson
 import pandas as pd
 
 from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, PREDICT_METHODS, STRING_TYPES
+from airloop.serving.rows import Columns
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MEDIA_TYPES = ("application/json", "text/csv")
@@ -38,8 +39,13 @@ class PayloadError(ValueError):
 class ScoringRequest:
     """What a request asks: its rows (the signature's columns, order and types) and what to answer."""
 
-    frame: pd.DataFrame
+    columns: Columns
     predict_method: str = "predict"
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (the columns' arrays, not copied)."""
+        return pd.DataFrame(self.columns, copy=False)
 
 
 def parse_request(
@@ -65,7 +71,7 @@ def parse_request(
     )
 
 
-def _read_csv(body: bytes, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+def _read_csv(body: bytes, columns: dict[str, str], required: set[str]) -> Columns:
     """A CSV body with a header row; string columns stay strings (a carrier `9E` is not a number)."""
     strings = {name: str for name, kind in columns.items() if kind in STRING_TYPES}
     try:
@@ -106,8 +112,8 @@ def _json_document(body: bytes) -> dict[str, Any]:
     return document
 
 
-def parse_payload(document: dict[str, Any], columns: dict[str, str], required: set[str]) -> pd.DataFrame:
-    """A JSON request's rows as a frame with the signature's columns, order and types."""
+def parse_payload(document: dict[str, Any], columns: dict[str, str], required: set[str]) -> Columns:
+    """A JSON request's rows by column, with the signature's columns, order and types."""
     present = [key for key in FORMATS if key in document]
     if len(present) != 1:
         raise PayloadError(400, f"expected exactly one of the keys {list(FORMATS)}, got {sorted(document)}")
@@ -151,7 +157,7 @@ def _to_table(kind: str, value: Any) -> Table:
     raise PayloadError(400, f"{kind} must be an object or a list of objects")
 
 
-def conform(frame: pd.DataFrame, columns: dict[str, str], required: set[str]) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, columns: dict[str, str], required: set[str]) -> Columns:
     """Check a frame's names and types against the signature; 422 naming the column on any mismatch."""
     names = [str(c) for c in frame.columns]
     table: dict[str, Sequence[Any]] = {}
@@ -162,7 +168,7 @@ def conform(frame: pd.DataFrame, columns: dict[str, str], required: set[str]) ->
 
 def _conform_table(
     names: list[str], table: dict[str, Sequence[Any]], rows: int, columns: dict[str, str], required: set[str]
-) -> pd.DataFrame:
+) -> Columns:
     if rows == 0:
         raise PayloadError(422, "the request has no rows")
     if len(set(names)) != len(names):
@@ -172,11 +178,10 @@ def _conform_table(
     if missing or unknown:
         parts = [f"missing column(s): {missing}" if missing else "", f"unknown column(s): {unknown}" if unknown else ""]
         raise PayloadError(422, "; ".join(p for p in parts if p) + f". Expected columns: {list(columns)}")
-    out = {
+    return {
         name: _cast(table[name], name, kind) if name in table else np.full(rows, np.nan)
         for name, kind in columns.items()
     }
-    return pd.DataFrame(out, copy=False)
 
 
 _NUMBERS = frozenset({int, float, type(None)})

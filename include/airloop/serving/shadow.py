@@ -16,10 +16,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
-
 from airloop.serving.inference_log import InferenceLog
 from airloop.serving.model import ServingModel, load_model_dir, read_model_info
+from airloop.serving.rows import Rows
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class ShadowScorer:
         self.problem = None
         log.info("shadowing with %s v%s: a copy of each request is scored and logged", info.name, info.version)
 
-    def submit(self, request_id: str, at: dt.datetime, frame: pd.DataFrame) -> bool:
+    def submit(self, request_id: str, at: dt.datetime, frame: Rows) -> bool:
         """Hand a copy of an answered request to the worker; False if there is no shadow or it is behind."""
         with self._lock:  # held while queueing, so a swap's close of the old log queues after this copy
             model, shadow_log = self.model, self._log
@@ -108,7 +107,7 @@ class ShadowScorer:
         self._worker.shutdown(wait=True)
 
     def _score(
-        self, model: ServingModel, shadow_log: InferenceLog, request_id: str, at: dt.datetime, frame: pd.DataFrame
+        self, model: ServingModel, shadow_log: InferenceLog, request_id: str, at: dt.datetime, frame: Rows
     ) -> None:
         try:
             labels, proba = model.predict(frame)
