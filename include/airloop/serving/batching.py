@@ -27,7 +27,7 @@ Prediction = tuple[np.ndarray, np.ndarray | None]  # predictions, and class prob
 
 
 class MicroBatcher:
-    """Predict queued frames together, at most `max_rows` rows per call."""
+    """Predict queued requests' rows together, at most `max_rows` rows per call."""
 
     def __init__(self, predict: Callable[[Rows], Prediction], *, max_rows: int = 2048) -> None:
         self._predict = predict
@@ -35,15 +35,15 @@ class MicroBatcher:
         self._queue: list[tuple[Rows, asyncio.Future[Prediction]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def predict(self, frame: Rows, *, inline: bool = False) -> Prediction:
-        """This frame's labels and scores, predicted alone or with whatever else is waiting.
+    async def predict(self, rows: Rows, *, inline: bool = False) -> Prediction:
+        """These rows' labels and scores, predicted alone or with whatever else is waiting.
 
-        `inline`: no other request is in flight, so a frame with nothing queued is predicted right
+        `inline`: no other request is in flight, so rows with nothing queued are predicted right
         here, on the calling (event loop) thread."""
         if inline and not self._queue and (self._drainer is None or self._drainer.done()):
-            return self._predict(frame)
+            return self._predict(rows)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        self._queue.append((frame, future))
+        self._queue.append((rows, future))
         if self._drainer is None or self._drainer.done():
             # Its own task: each request answers as soon as its batch is done, not after the queue.
             self._drainer = asyncio.create_task(self._drain())
@@ -54,17 +54,17 @@ class MicroBatcher:
             await self._predict_batch(self._take())
 
     def _take(self) -> list[tuple[Rows, asyncio.Future[Prediction]]]:
-        taken, rows = 0, 0
-        for frame, _ in self._queue:
-            if taken and rows + row_count(frame) > self._max_rows:
+        taken, total = 0, 0
+        for rows, _ in self._queue:
+            count = row_count(rows)
+            if taken and total + count > self._max_rows:
                 break
-            taken, rows = taken + 1, rows + row_count(frame)
+            taken, total = taken + 1, total + count
         batch, self._queue = self._queue[:taken], self._queue[taken:]
         return batch
 
     async def _predict_batch(self, batch: list[tuple[Rows, asyncio.Future[Prediction]]]) -> None:
-        frames = [frame for frame, _ in batch]
-        combined = concat_rows(frames)
+        combined = concat_rows([rows for rows, _ in batch])
         try:
             labels, scores = await run_in_threadpool(self._predict, combined)
         except Exception as err:  # noqa: BLE001 - handed to the waiting requests
@@ -73,14 +73,14 @@ class MicroBatcher:
                 return
             # One request's rows must not fail the others': predict each alone to find it.
             log.warning("a batch of %d requests failed together; predicting each alone", len(batch))
-            for frame, future in batch:
+            for rows, future in batch:
                 try:
-                    future.set_result(await run_in_threadpool(self._predict, frame))
+                    future.set_result(await run_in_threadpool(self._predict, rows))
                 except Exception as err:  # noqa: BLE001 - handed to that request's handler
                     future.set_exception(err)
             return
         start = 0
-        for frame, future in batch:
-            end = start + row_count(frame)
+        for rows, future in batch:
+            end = start + row_count(rows)
             future.set_result((labels[start:end], None if scores is None else scores[start:end]))
             start = end

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from airloop.serving.rows import Rows
+from airloop.serving.rows import Rows, as_frame
 from airloop.tasks import served_score
 
 MODEL_INFO_FILE = "airloop-model.json"
@@ -89,15 +89,15 @@ class ServingModel:
         """The `params.predict_method` values this model answers: a regressor has no probabilities."""
         return ("predict",) if self.task == "regression" else PREDICT_METHODS
 
-    def predict(self, frame: Rows) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class labels, as `mlflow models serve` returns them, or a regressor's values) and
         class probabilities, one column per class in `classes` order (a regressor: None). A request's
         columns go to the array path as they are; the pipeline itself gets a DataFrame of them."""
-        if not self.takes_columns and not isinstance(frame, pd.DataFrame):
-            frame = pd.DataFrame(frame, copy=False)
+        if not self.takes_columns:
+            rows = as_frame(rows)
         if self.task == "regression":
-            return np.asarray(self.raw_predict(frame), dtype="float64"), None
-        proba = self.raw_predict(frame)
+            return np.asarray(self.raw_predict(rows), dtype="float64"), None
+        proba = self.raw_predict(rows)
         classes = self.classes if self.classes is not None else np.arange(proba.shape[1])
         return classes[proba.argmax(axis=1)], proba
 

@@ -20,7 +20,7 @@ import orjson
 import pandas as pd
 
 from airloop.serving.model import BOOLEAN_TYPES, NUMERIC_TYPES, PREDICT_METHODS, STRING_TYPES
-from airloop.serving.rows import Columns
+from airloop.serving.rows import Columns, as_frame
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MEDIA_TYPES = ("application/json", "text/csv")
@@ -45,7 +45,7 @@ class ScoringRequest:
     @property
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (the columns' arrays, not copied)."""
-        return pd.DataFrame(self.columns, copy=False)
+        return as_frame(self.columns)
 
 
 def parse_request(

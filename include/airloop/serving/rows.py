@@ -30,6 +30,11 @@ def row_count(rows: Rows) -> int:
     return len(next(iter(rows.values()))) if rows else 0
 
 
+def as_frame(rows: Rows) -> pd.DataFrame:
+    """The rows as a DataFrame: a request's columns wrapped without copying their arrays."""
+    return rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, copy=False)
+
+
 def concat_rows(parts: Sequence[Rows]) -> Rows:
     """Several requests' rows as one, in order (all of one kind: columns, or DataFrames)."""
     if len(parts) == 1:
