@@ -26,6 +26,7 @@ from airloop.settings import AirloopSettings
 
 if TYPE_CHECKING:
     from airloop.config import PipelineConfig
+    from airloop.pipelines import Pipeline
     from airloop.registry.shadow import ShadowVerdict
     from airloop.registry.versions import ModelRegistry
     from airloop.serving.model import ModelInfo
@@ -172,7 +173,7 @@ def deploy_version(
     deployer = build_deployer(
         settings,
         chosen,
-        port=serving_port_of(settings, model_name),
+        port=_serving_port(settings, pipeline),
         docker_api=docker_api,
         kubernetes_api=kubernetes_api,
         token=token,
@@ -289,7 +290,10 @@ def servability_check(config: PipelineConfig | None, token: str | None) -> Servi
 
 def serving_port_of(settings: AirloopSettings, model_name: str) -> int:
     """The stable port of the pipeline whose model this is; AIRLOOP_SERVING_PORT for a model no pipeline names."""
-    pipeline = settings.load_pipelines().of_model(model_name)
+    return _serving_port(settings, settings.load_pipelines().of_model(model_name))
+
+
+def _serving_port(settings: AirloopSettings, pipeline: Pipeline | None) -> int:
     return pipeline.serving_port if pipeline else settings.serving_port
 
 
