@@ -106,6 +106,11 @@ class DatasetConfig(_Strict):
         return [*self.numeric_features, *self.categorical_features]
 
     @property
+    def training_columns(self) -> list[str]:
+        """What training reads from a snapshot (and promotion, for its held-out rows): features, label, time."""
+        return list(dict.fromkeys([*self.features, self.label.column, self.time_column]))
+
+    @property
     def suite_path(self) -> Path:
         return self.suite if self.suite.is_absolute() else PROJECT_ROOT / "include" / "gx" / self.suite
 

@@ -228,7 +228,7 @@ def _scores_on_holdout(
     from airloop.training.train import read_holdout_scores
 
     metric, task = config.promotion_metric, config.task
-    _, holdout_rows = holdout_split(read_snapshot(candidate.train.snapshot), config)
+    _, holdout_rows = holdout_split(read_snapshot(candidate.train.snapshot, config.dataset.training_columns), config)
     features, label = features_and_label(holdout_rows, config.dataset)
     times = holdout_rows.loc[label.index, config.dataset.time_column]  # of the labelled rows
     unseen = unseen_by_champion(times, registry.fitted_through(champion))

@@ -190,9 +190,7 @@ def train_and_log(
             reused=True,
         )
 
-    declared = config.dataset
-    used = list(dict.fromkeys([*declared.features, declared.label.column, declared.time_column]))
-    train_rows, holdout_rows = holdout_split(read_snapshot(snapshot, used), config)
+    train_rows, holdout_rows = holdout_split(read_snapshot(snapshot, config.dataset.training_columns), config)
     fitted = fit_split(train_rows, holdout_rows, config, name=f"snapshot {snapshot.snapshot_id}")
 
     with mlflow.start_run(run_name=f"train {snapshot.snapshot_id}", tags=tags) as run:
