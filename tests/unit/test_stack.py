@@ -30,7 +30,8 @@ def test_default_stack_is_local_executor_on_sqlite_with_evidently(tmp_path):
     stack = EmbeddedStack(settings)
     env = stack.environment()
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{settings.home / 'airflow' / 'airflow.db'}"
+    database = settings.home / "airflow" / "airflow.db"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{database}?timeout=30"  # waits out a busy lock
     assert not any(key.startswith("AIRFLOW__CELERY__") for key in env)
     assert "MLFLOW_TRACKING_PASSWORD" not in env
     assert stack.services == ("mlflow", "evidently", "api-server", "scheduler", "dag-processor", "triggerer")

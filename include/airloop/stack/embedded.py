@@ -88,8 +88,10 @@ class EmbeddedStack:
 
     @property
     def database_url(self) -> str:
-        """Airflow's metadata database."""
-        return self.settings.database_url or f"sqlite:///{self.state.airflow / 'airflow.db'}"
+        """Airflow's metadata database. On SQLite, a writer waits up to 30 s for the file's lock
+        (the driver's default is 5 s): on a busy machine the scheduler, dag-processor and API
+        server can hold it longer, and the API answered a DAG's unpause with a 500."""
+        return self.settings.database_url or f"sqlite:///{self.state.airflow / 'airflow.db'}?timeout=30"
 
     # -- credentials and environment -------------------------------------------------------
 
