@@ -79,7 +79,7 @@ class ShadowScorer:
         self.problem = None
         log.info("shadowing with %s v%s: a copy of each request is scored and logged", info.name, info.version)
 
-    def submit(self, request_id: str, at: dt.datetime, frame: Rows) -> bool:
+    def submit(self, request_id: str, at: dt.datetime, rows: Rows) -> bool:
         """Hand a copy of an answered request to the worker; False if there is no shadow or it is behind."""
         with self._lock:  # held while queueing, so a swap's close of the old log queues after this copy
             model, shadow_log = self.model, self._log
@@ -89,7 +89,7 @@ class ShadowScorer:
                 self.dropped += 1
                 return False
             self._pending += 1
-            self._worker.submit(self._score, model, shadow_log, request_id, at, frame)
+            self._worker.submit(self._score, model, shadow_log, request_id, at, rows)
         return True
 
     def drain(self, timeout: float = 30.0) -> None:
@@ -107,11 +107,11 @@ class ShadowScorer:
         self._worker.shutdown(wait=True)
 
     def _score(
-        self, model: ServingModel, shadow_log: InferenceLog, request_id: str, at: dt.datetime, frame: Rows
+        self, model: ServingModel, shadow_log: InferenceLog, request_id: str, at: dt.datetime, rows: Rows
     ) -> None:
         try:
-            labels, proba = model.predict(frame)
-            shadow_log.append(request_id, at, frame, labels, model.score_of(labels, proba))
+            labels, proba = model.predict(rows)
+            shadow_log.append(request_id, at, rows, labels, model.score_of(labels, proba))
             outcome = "scored"
         except Exception:
             log.exception("shadow v%s could not score request %s", model.info.version, request_id)
