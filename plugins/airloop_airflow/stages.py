@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import get_current_context
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
+
+#: Where the Docker engine answers on its host (the Docker provider's default).
+DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 
 @dataclass(frozen=True)
@@ -235,11 +239,17 @@ def readmit() -> Json:
 
 
 def docker_api() -> Any:
-    """The Docker engine through the Docker provider's hook, or None when none answers."""
+    """The Docker engine through the Docker provider's hook, or None when none answers.
+
+    A host without the engine's socket is asked nothing: the hook would log an error for what is
+    a normal case there (the target falls back to local), in every deploy and monitoring task.
+    """
     from airflow.providers.docker.hooks.docker import DockerHook
 
+    if not DOCKER_SOCKET.exists():
+        return None
     try:
-        return DockerHook(docker_conn_id=None, base_url="unix://var/run/docker.sock").api_client
+        return DockerHook(docker_conn_id=None, base_url=f"unix://{DOCKER_SOCKET}").api_client
     except Exception:  # noqa: BLE001 - no engine is a normal case: the target falls back to local
         return None
 
