@@ -275,7 +275,7 @@ METHODS = {
         "Monitoring: after the training runs, a day of the landed flights is scored by the champion and "
         "written to the inference log as the serving process writes it (one request per hour), in the "
         "data interval of the nightly `airloop_flights_monitoring` run that unpausing the DAG starts; that "
-        "run is timed from its start to its end (every task: monitor, backfill_late_labels, raise_signals, "
+        "run is timed from its start to its end (every task: monitor, report, backfill_late_labels, raise_signals, "
         "judge_shadow, check_serving)."
     ),
     "validation": "See `benchmarks/bench_validation.py`.",

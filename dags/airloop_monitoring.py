@@ -7,12 +7,14 @@ Daily, and on demand for a chosen window (Params `window_start`/`window_end`): *
 predictions the deployed model served in the window against the data it was trained on — data
 drift per feature and for the dataset, prediction drift, data quality, and the label task's metrics
 once labels have landed (ROC AUC, precision and recall of a binary label; F1 and accuracy of a
-multiclass one; RMSE, MAE and R² of a regression) — with Evidently reports (HTML/JSON), an MLflow monitoring run and a
-snapshot in the Evidently workspace. **backfill_late_labels** recomputes past windows that labels
-have reached since. **raise_signals** raises a retraining signal (and an alert) when the pipeline's
-`retraining` policy calls for one: a concept shift (a segment's outcomes leaving the model's
-predictions, day after day) or the champion's age, counted in days of data landed since its
-training window (nothing landed: no retraining by age); drift is reported, not acted on by default.
+multiclass one; RMSE, MAE and R² of a regression) — into the window's record and an MLflow
+monitoring run. **report** adds Evidently's reports of it (HTML/JSON, on that run) and snapshots
+in the Evidently workspace, beside the signals: the loop's decisions never wait for them.
+**backfill_late_labels** recomputes past windows that labels have reached since.
+**raise_signals** raises a retraining signal (and an alert) when the pipeline's `retraining`
+policy calls for one: a concept shift (a segment's outcomes leaving the model's predictions, day
+after day) or the champion's age, counted in days of data landed since its training window
+(nothing landed: no retraining by age); drift is reported, not acted on by default.
 The pipeline's retraining DAG takes it from there. **judge_shadow** judges a challenger that lost on
 held-out rows again on the live requests labelled since (`promotion.shadow`): one that beats the
 champion on those same rows is served and made champion through the servability gate.
@@ -61,6 +63,10 @@ def monitoring_dag(pipeline: Pipeline) -> None:
             return monitoring.monitor_window()
 
         @task
+        def report(current: Json) -> dict[str, str]:
+            return monitoring.report_window(current)
+
+        @task
         def backfill_late_labels(current: Json) -> list[Json]:
             return monitoring.backfill_late_labels(current)
 
@@ -77,6 +83,7 @@ def monitoring_dag(pipeline: Pipeline) -> None:
             return monitoring.check_serving()
 
         current = monitor()
+        report(current)  # Evidently's reports, for people: nothing downstream waits for them
         backfilled = backfill_late_labels(current)
         raise_signals(current, backfilled)
         backfilled >> judge_shadow()  # once the late labels are in

@@ -69,16 +69,32 @@ def _summary(record: WindowRecord) -> Json:
 
 
 def monitor_window() -> Json:
-    """`monitor`: drift, quality and performance of the run's window; links its MLflow run and report."""
+    """`monitor`: drift, quality and performance of the run's window; links its MLflow run.
+
+    Evidently's reports of it are the `report` task's, beside the signals: what the loop decides
+    never waits for them, nor fails with them.
+    """
     from airloop.monitoring.monitor import monitor_window as monitor
 
     context, settings, pipeline, lineage = _context()
     config = pipeline.config
     stages.check_champion_serves(settings, config.model_name)  # a mismatch is repaired by the reconcile DAG
-    record = monitor(settings, config, _window(context), lineage=lineage)
+    record = monitor(settings, config, _window(context), lineage=lineage, reports=False)
     push_link(context, MLflowRunLink, record.mlflow_run_url)
-    push_link(context, EvidentlyReportLink, record.evidently_url)
     return _summary(record)
+
+
+def report_window(current: Json) -> dict[str, str]:
+    """`report`: Evidently's reports of the window `monitor` recorded; links the report. Their paths by name."""
+    from airloop.monitoring.monitor import report_window as report
+    from airloop.monitoring.window import MonitoringWindow
+
+    context, settings, pipeline, _ = _context()
+    record = report(settings, pipeline.config, MonitoringWindow.model_validate(current["window"]))
+    push_link(context, EvidentlyReportLink, record.evidently_url)
+    if not record.reports:
+        log.info("window %s: %s; nothing to report", record.window, record.note or "no reports")
+    return record.reports
 
 
 def check_serving() -> Json | None:
@@ -200,7 +216,7 @@ def raise_signals(current: Json, backfilled: list[Json]) -> list[str]:
             window_start=record.window.start,
             window_end=record.window.end,
             reasons=reasons,
-            report=record.reports.get("drift"),
+            report=str(paths.report(record.window, "drift")),  # the `report` task writes it
             mlflow_run_id=record.mlflow_run_id,
             raised_at=dt.datetime.now(dt.UTC),
         )

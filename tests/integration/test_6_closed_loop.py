@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -168,10 +169,12 @@ def test_2_traffic_like_the_training_data_raises_no_signal(stack_settings, airfl
     assert health["requests"] >= 1, health
     assert health["server_errors"] == 0, health
     assert json.loads(paths.serving_health(JANUARY).read_text())["requests"] == health["requests"]
-    links = airflow.extra_links(MONITORING, run_id, "monitor")
-    assert record.mlflow_run_id in (links["MLflow run"] or "")
+    assert record.mlflow_run_id in (airflow.extra_links(MONITORING, run_id, "monitor")["MLflow run"] or "")
+    # Evidently's reports are the `report` task's, beside the signals: on the window's record and its run.
+    links = airflow.extra_links(MONITORING, run_id, "report")
     assert record.evidently_snapshot_ids[0] in (links["Evidently report"] or "")
     assert httpx.get(links["Evidently report"].split("/projects")[0] + "/api/version", timeout=10).status_code == 200
+    assert Path(record.reports["drift"]).exists()
     time.sleep(3 * stack_settings.signal_poll_seconds)
     assert len(_training_runs(airflow)) == before
 

@@ -387,8 +387,11 @@ def test_a_regression_pipeline_promotes_the_smaller_error_and_serves_values(tick
     ],
 )
 def test_monitoring_measures_each_task_s_quality_and_prediction_drift(tickets, in_tmp, name, live, prediction_drift):
+    from evidently.ui.workspace import Workspace
+    from mlflow.tracking import MlflowClient
+
     from airloop.monitoring.labels import write_labels
-    from airloop.monitoring.monitor import monitor_window
+    from airloop.monitoring.monitor import monitor_window, read_window_record, report_window
     from airloop.monitoring.paths import MonitoringPaths
     from airloop.monitoring.window import MonitoringWindow
 
@@ -407,7 +410,7 @@ def test_monitoring_measures_each_task_s_quality_and_prediction_drift(tickets, i
             )
             write_labels(MonitoringPaths(tickets, config).labels, labels, label_column=column, arrived=now)
     window = MonitoringWindow(start=now - dt.timedelta(hours=1), end=now + dt.timedelta(hours=1))
-    record = monitor_window(tickets, config, window, lineage=Lineage(run_id=f"monitor-{name}"))
+    record = monitor_window(tickets, config, window, lineage=Lineage(run_id=f"monitor-{name}"), reports=False)
 
     assert record.served_rows == 120
     assert record.labels_used == 120
@@ -418,5 +421,22 @@ def test_monitoring_measures_each_task_s_quality_and_prediction_drift(tickets, i
     assert record.drift["outputs"] == prediction_drift
     measured = {c["column"] for c in record.drift["columns"]}
     assert set(prediction_drift) <= measured
-    assert Path(record.reports["performance"]).exists()  # Evidently's report for the task
     assert record.mlflow_run_id is not None
+    assert record.reports == {}  # the monitoring DAG's `report` task writes them, beside the signals
+
+    reported = report_window(tickets, config, window)
+    assert Path(reported.reports["performance"]).exists()  # Evidently's report for the task
+    saved = read_window_record(MonitoringPaths(tickets, config), window.id)
+    assert saved.reports == reported.reports
+    assert saved.evidently_snapshot_ids == reported.evidently_snapshot_ids
+    logged = {
+        Path(a.path).name for a in MlflowClient(tickets.tracking_uri).list_artifacts(record.mlflow_run_id, "evidently")
+    }
+    assert logged == {"drift.html", "drift.json", "performance.html", "performance.json"}
+
+    # A rerun (late labels) replaces the window's snapshots in the workspace: none is left behind.
+    again = monitor_window(tickets, config, window, lineage=Lineage(run_id=f"monitor-{name}"))
+    workspace = Workspace.create(str(MonitoringPaths(tickets, config).workspace))
+    assert set(map(str, workspace.list_runs(again.evidently_project_id))) == set(again.evidently_snapshot_ids)
+    assert not set(again.evidently_snapshot_ids) & set(reported.evidently_snapshot_ids)
+    assert again.mlflow_run_id == record.mlflow_run_id

@@ -5,6 +5,9 @@ fast); Evidently's reports, for people, run on a sample of at most `report_sampl
 side. Each window keeps its record, reports, an MLflow monitoring run (tagged with the model
 version it watched) and snapshots in the Evidently workspace (one project per model). Rerunning a
 window overwrites all of them, which is how late labels are folded in.
+
+The record and its MLflow run come first (`monitor_window(..., reports=False)`); the reports can
+follow apart (`report_window`), so what the loop decides never waits for them, nor fails with them.
 """
 
 from __future__ import annotations
@@ -100,12 +103,26 @@ def monitor_window(
     *,
     lineage: Lineage,
     now: dt.datetime | None = None,
+    reports: bool = True,
 ) -> WindowRecord:
-    """Compute, report and record one window (idempotent: a rerun overwrites the window)."""
+    """Compute, record and report one window (idempotent: a rerun overwrites the window).
+
+    Without `reports`, Evidently's reports are left to `report_window`.
+    """
     paths = MonitoringPaths(settings, config)
     observed = read_window(settings, config, paths, window)
     record = assess_window(config, observed, earlier=window_records(paths), now=now or dt.datetime.now(dt.UTC))
-    return publish_window(settings, config, paths, record, observed, lineage=lineage)
+    record = publish_window(settings, config, paths, record, observed, lineage=lineage)
+    return _report(settings, config, paths, record, observed) if reports else record
+
+
+def report_window(settings: AirloopSettings, config: PipelineConfig, window: MonitoringWindow) -> WindowRecord:
+    """Evidently's reports of a window `monitor_window` recorded: beside its record, in the workspace, on its run."""
+    paths = MonitoringPaths(settings, config)
+    record = read_window_record(paths, window.id)
+    if record is None:
+        raise MonitoringError(f"window {window} has no record in {paths.windows}: monitor it before reporting it")
+    return _report(settings, config, paths, record, read_window(settings, config, paths, window))
 
 
 class ObservedWindow(BaseModel):
@@ -228,13 +245,30 @@ def publish_window(
     *,
     lineage: Lineage,
 ) -> WindowRecord:
-    """Replace the window's folder: Evidently reports and snapshots, the MLflow run, `window.json`."""
+    """Replace the window's folder with `window.json`, and its MLflow run (the reports: `_report`)."""
     if observed.reference is None or observed.current is None or observed.labelled is None:
         return _save(paths, record)
-    previous = read_window_record(paths, record.window.id)
+    if previous := read_window_record(paths, record.window.id):  # its snapshots serve until reports replace them
+        record.evidently_project_id = previous.evidently_project_id
+        record.evidently_snapshot_ids = previous.evidently_snapshot_ids
+        record.evidently_url = previous.evidently_url
     folder = paths.window_dir(record.window)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    _log_to_mlflow(settings, config, record, observed.reference.run_id, lineage)
+    return _save(paths, record)
+
+
+def _report(
+    settings: AirloopSettings,
+    config: PipelineConfig,
+    paths: MonitoringPaths,
+    record: WindowRecord,
+    observed: ObservedWindow,
+) -> WindowRecord:
+    """Evidently's reports of the window: saved in its folder, in the workspace and on its MLflow run."""
+    if observed.reference is None or observed.current is None or observed.labelled is None:
+        return record  # no traffic: nothing to report
     _evidently_reports(
         settings,
         config=config,
@@ -243,9 +277,14 @@ def publish_window(
         reference=observed.reference.frame,
         current=observed.current,
         labelled=observed.labelled,
-        stale_snapshots=previous.evidently_snapshot_ids if previous else [],
     )
-    _log_to_mlflow(settings, config, record, observed.reference.run_id, lineage)
+    if record.mlflow_run_id:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=settings.tracking_uri)
+        for html in map(Path, record.reports.values()):
+            for path in (html, html.with_suffix(".json")):
+                client.log_artifact(record.mlflow_run_id, str(path), artifact_path="evidently")
     return _save(paths, record)
 
 
@@ -412,9 +451,11 @@ def _evidently_reports(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     labelled: pd.DataFrame,
-    stale_snapshots: list[str],
 ) -> None:
-    """Evidently's drift, data summary and (with labels) the task's quality reports, saved and in the workspace."""
+    """Evidently's drift, data summary and (with labels) the task's quality reports, saved and in the workspace.
+
+    They replace the window's snapshots the record names.
+    """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
     from evidently.ui.workspace import Workspace
@@ -422,7 +463,6 @@ def _evidently_reports(
     cap = config.monitoring.report_sample_rows
     numeric, categorical, _ = _drift_columns(config)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    folder = paths.window_dir(record.window)
     tags = [f"window:{record.window.id}", f"version:{record.model_version}"]
     metadata = {"window": record.window.id, "model_version": str(record.model_version)}
     current_rows, reference_rows = _sample(current, cap), _sample(reference, cap)
@@ -447,10 +487,12 @@ def _evidently_reports(
                 timestamp=record.window.start,
                 name=f"performance {record.window.id} v{record.model_version}",
             )
+    record.reports = {}
     for name, snapshot in snapshots.items():
-        snapshot.save_html(str(folder / f"{name}.html"))
-        (folder / f"{name}.json").write_text(snapshot.json())
-        record.reports[name] = str(folder / f"{name}.html")
+        html = paths.report(record.window, name)
+        snapshot.save_html(str(html))
+        html.with_suffix(".json").write_text(snapshot.json())
+        record.reports[name] = str(html)
 
     workspace = Workspace.create(str(paths.workspace))
     projects = workspace.search_project(config.model_name)
@@ -459,8 +501,9 @@ def _evidently_reports(
         if projects
         else workspace.create_project(config.model_name, description=f"Airloop monitoring of {config.model_name}")
     )
-    for snapshot_id in stale_snapshots:
-        workspace.delete_run(project.id, snapshot_id)
+    if stale := record.evidently_snapshot_ids:  # those gone already (an earlier try deleted them) are skipped
+        for snapshot_id in set(stale) & set(map(str, workspace.list_runs(project.id))):
+            workspace.delete_run(project.id, snapshot_id)
     record.evidently_project_id = str(project.id)
     record.evidently_snapshot_ids = [str(workspace.add_run(project.id, s).id) for s in snapshots.values()]
     record.evidently_url = f"{settings.evidently_url}/projects/{project.id}/reports/{record.evidently_snapshot_ids[0]}"
@@ -551,10 +594,6 @@ def _log_to_mlflow(
         mlflow.log_metrics(metrics)
         if record.degradations:
             mlflow.set_tag(f"{TAG_PREFIX}degradation", "; ".join(d.detail for d in record.degradations)[:5000])
-        for path in record.reports.values():
-            folder = Path(path).parent
-            mlflow.log_artifact(path, artifact_path="evidently")
-            mlflow.log_artifact(str(folder / (Path(path).stem + ".json")), artifact_path="evidently")
         record.mlflow_run_id = run.info.run_id
     client.set_model_version_tag(
         config.model_name, str(record.model_version), f"{TAG_PREFIX}last_monitoring_run", run.info.run_id
@@ -572,9 +611,12 @@ def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def _save(paths: MonitoringPaths, record: WindowRecord) -> WindowRecord:
+    """Write `window.json` whole: the report task rewrites it while the Airloop page may read it."""
     folder = paths.window_dir(record.window)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "window.json").write_text(record.model_dump_json(indent=2))
+    written = folder / "window.json.tmp"
+    written.write_text(record.model_dump_json(indent=2))
+    written.replace(folder / "window.json")
     return record
 
 

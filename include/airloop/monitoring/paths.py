@@ -38,6 +38,10 @@ class MonitoringPaths:
     def window_dir(self, window: MonitoringWindow) -> Path:
         return self.windows / window.id
 
+    def report(self, window: MonitoringWindow, name: str) -> Path:
+        """Evidently's report `name` (drift, performance) of the window, as HTML; its JSON beside it."""
+        return self.window_dir(window) / f"{name}.html"
+
     def serving_health(self, window: MonitoringWindow) -> Path:
         """The endpoint's health in the window (kept apart from the window's folder, which a recompute replaces)."""
         return self.serving / f"{window.id}.json"

@@ -80,7 +80,6 @@ def test_a_column_empty_in_the_window_is_in_the_summary_but_not_in_evidently_s_d
             reference=reference,
             current=current,
             labelled=pd.DataFrame(),
-            stale_snapshots=[],
         )
 
     snapshot = json.loads(paths.window_dir(WINDOW).joinpath("drift.json").read_text())
