@@ -76,12 +76,12 @@ def _build(pipeline: Any, method: str) -> Predictor | None:
 
     predict = getattr(estimator, method)
 
-    def predict_encoded(frame: Rows) -> np.ndarray:
-        encoded = np.empty((row_count(frame), len(categorical) + len(numeric)), dtype="float64")
+    def predict_encoded(rows: Rows) -> np.ndarray:
+        encoded = np.empty((row_count(rows), len(categorical) + len(numeric)), dtype="float64")
         for i, (column, codes) in enumerate(categorical):
-            encoded[:, i] = [codes.get(value, math.nan) for value in frame[column].tolist()]
+            encoded[:, i] = [codes.get(value, math.nan) for value in rows[column].tolist()]
         for i, column in enumerate(numeric, start=len(categorical)):
-            encoded[:, i] = frame[column]
+            encoded[:, i] = rows[column]
         return predict(encoded)
 
     return predict_encoded
