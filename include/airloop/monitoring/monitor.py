@@ -285,6 +285,13 @@ def _report(
         for html in map(Path, record.reports.values()):
             for path in (html, html.with_suffix(".json")):
                 client.log_artifact(record.mlflow_run_id, str(path), artifact_path="evidently")
+    log.info(
+        "window %s: Evidently's %s report(s) in %s, on MLflow run %s and in the Evidently workspace",
+        record.window,
+        " and ".join(record.reports),
+        paths.window_dir(record.window),
+        record.mlflow_run_id,
+    )
     return _save(paths, record)
 
 
