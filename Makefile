@@ -50,7 +50,7 @@ test-integration: $(STAMP) ## Integration tests only (starts Airflow and MLflow 
 test-ui: $(STAMP) ## Browser tests of the Airloop page (Debian's Chromium via Playwright; starts the services)
 	$(BIN)/pytest tests/ui
 
-bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs: benchmarks/RESULTS.md (~30 min)
+bench: $(STAMP) ## Benchmarks vs MLflow serving, Evidently, GX, in-process runs (~25 min), then the loop replay (as evaluate-loop): benchmarks/RESULTS.md
 	@command -v wrk >/dev/null || { echo "installing wrk (the HTTP load generator) with apt-get"; \
 		apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m benchmarks.run --size full
