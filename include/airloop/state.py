@@ -8,6 +8,7 @@
       shadow/               what the shadow answered
     monitoring/        windows, signals, the retraining ledger, model caches, `monitoring`
       evidently/       the Evidently workspace                                `evidently_workspace`
+      evidently.lock   held by whoever writes or loads the workspace          `evidently_lock`
     serving/models/<model>/v<version>/   models fetched to deploy             `served_model()`
     build/<context>/   Docker build contexts                                  `build_context()`
     cache/wheels/      the wheelhouse for offline image builds                `wheels`
@@ -64,6 +65,12 @@ class StateLayout:
     def evidently_workspace(self) -> Path:
         """The Evidently workspace the monitoring DAG writes to and the Evidently UI reads."""
         return self.monitoring / "evidently"
+
+    @property
+    def evidently_lock(self) -> Path:
+        """Held while a task loads or writes the workspace: Evidently writes a snapshot in place, and
+        loading the workspace reads every snapshot, so a load beside a write can read half a file."""
+        return self.monitoring / "evidently.lock"
 
     @property
     def wheels(self) -> Path:

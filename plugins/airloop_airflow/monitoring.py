@@ -130,7 +130,8 @@ def backfill_late_labels(current: Json) -> list[Json]:
     _, settings, pipeline, lineage = _context()
     config = pipeline.config
     window = MonitoringWindow.model_validate(current["window"])
-    records = [monitor(settings, config, w, lineage=lineage) for w in windows_with_new_labels(settings, config, window)]
+    stale = windows_with_new_labels(settings, config, window, run_id=lineage.run_id)
+    records = [monitor(settings, config, w, lineage=lineage) for w in stale]
     for record in records:
         log.info("recomputed %s with %d labels: %s", record.window.id, record.labels_used, record.performance)
     return [_summary(r) for r in records]

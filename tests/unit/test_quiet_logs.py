@@ -156,6 +156,13 @@ def test_library_defaults_leave_a_choice_already_made(undone, monkeypatch):
             "invalid value encountered in scalar divide", RuntimeWarning, "airloop.tasks", True, id="0/0-of-ours"
         ),
         pytest.param(
+            "invalid value encountered in divide",
+            RuntimeWarning,
+            "numpy.lib._function_base_impl",
+            False,
+            id="correlation-of-a-constant-column",
+        ),
+        pytest.param(
             "R^2 score is not well-defined with less than two samples.",
             UndefinedMetricWarning,
             "sklearn.metrics._regression",

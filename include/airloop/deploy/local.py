@@ -15,16 +15,15 @@ see or replace.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from airloop.deploy import Candidate, DeploymentError, NotServableError
 from airloop.deploy.checks import serving_model, wait_healthy
+from airloop.locks import exclusive
 from airloop.processes import alive, spawn, terminate_group, terminate_groups
 from airloop.serving.model import ModelInfo
 from airloop.state import StateLayout
@@ -149,13 +148,9 @@ class LocalDeployer:
                 raise DeploymentError(f"{model_dir.name} did not come up on {self.url}: {err}") from err
         log.info("%s serves at %s (pid %d)", model_dir, self.url, pid)
 
-    @contextlib.contextmanager
-    def _port_lock(self) -> Iterator[None]:
+    def _port_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held while the stable port's process is replaced or stopped; the kernel frees it if we die."""
-        self.state.run.mkdir(parents=True, exist_ok=True)
-        with self.lock_file.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        return exclusive(self.lock_file)
 
     def _stable_pids(self) -> list[int]:
         """The serving processes on the stable port of this state folder (one, unless a deploy was killed)."""

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.locks import exclusive
 from airloop.monitoring.labels import join_labels, read_labels
 from airloop.monitoring.paths import MonitoringPaths
 from airloop.monitoring.policy import Degradation, assess
@@ -74,6 +75,7 @@ class WindowRecord(BaseModel):
     evidently_snapshot_ids: list[str] = Field(default_factory=list)
     evidently_url: str | None = None
     computed_at: dt.datetime
+    run_id: str | None = None  # the orchestrator run that computed it (`Lineage.run_id`)
     note: str = ""
 
     @field_validator("performance", "estimated_performance", mode="before")
@@ -112,6 +114,7 @@ def monitor_window(
     paths = MonitoringPaths(settings, config)
     observed = read_window(settings, config, paths, window)
     record = assess_window(config, observed, earlier=window_records(paths), now=now or dt.datetime.now(dt.UTC))
+    record.run_id = lineage.run_id
     record = publish_window(settings, config, paths, record, observed, lineage=lineage)
     return _report(settings, config, paths, record, observed) if reports else record
 
@@ -296,9 +299,13 @@ def _report(
 
 
 def windows_with_new_labels(
-    settings: AirloopSettings, config: PipelineConfig, current: MonitoringWindow
+    settings: AirloopSettings, config: PipelineConfig, current: MonitoringWindow, *, run_id: str | None = None
 ) -> list[MonitoringWindow]:
-    """Past windows (ending within `label_lookback_days` of `current`) that more labels reached."""
+    """Past windows (ending within `label_lookback_days` of `current`) that more labels reached.
+
+    Those that run `run_id` recomputed already are among them: a retry of the task that recomputes
+    them (its first try recorded a window, then failed on its reports) finds what the first try found.
+    """
     paths = MonitoringPaths(settings, config)
     labels = read_labels(paths.labels, config.dataset.label.column)
     if labels.empty:
@@ -307,6 +314,10 @@ def windows_with_new_labels(
     stale = []
     for record in window_records(paths):
         if record.window.id == current.id or record.window.end < since or record.model_version is None:
+            continue
+        if run_id is not None and record.run_id == run_id:
+            log.info("window %s: an earlier try of this run recomputed it: recomputing it again", record.window)
+            stale.append(record.window)
             continue
         if record.labels_used >= record.served_rows:  # every served row has its label already
             continue
@@ -501,18 +512,19 @@ def _evidently_reports(
         html.with_suffix(".json").write_text(snapshot.json())
         record.reports[name] = str(html)
 
-    workspace = Workspace.create(str(paths.workspace))
-    projects = workspace.search_project(config.model_name)
-    project = (
-        projects[0]
-        if projects
-        else workspace.create_project(config.model_name, description=f"Airloop monitoring of {config.model_name}")
-    )
-    if stale := record.evidently_snapshot_ids:  # those gone already (an earlier try deleted them) are skipped
-        for snapshot_id in set(stale) & set(map(str, workspace.list_runs(project.id))):
-            workspace.delete_run(project.id, snapshot_id)
-    record.evidently_project_id = str(project.id)
-    record.evidently_snapshot_ids = [str(workspace.add_run(project.id, s).id) for s in snapshots.values()]
+    with exclusive(paths.workspace_lock):  # another window's task may be writing a snapshot this one would load
+        workspace = Workspace.create(str(paths.workspace))
+        projects = workspace.search_project(config.model_name)
+        project = (
+            projects[0]
+            if projects
+            else workspace.create_project(config.model_name, description=f"Airloop monitoring of {config.model_name}")
+        )
+        if stale := record.evidently_snapshot_ids:  # those gone already (an earlier try deleted them) are skipped
+            for snapshot_id in set(stale) & set(map(str, workspace.list_runs(project.id))):
+                workspace.delete_run(project.id, snapshot_id)
+        record.evidently_project_id = str(project.id)
+        record.evidently_snapshot_ids = [str(workspace.add_run(project.id, s).id) for s in snapshots.values()]
     record.evidently_url = f"{settings.evidently_url}/projects/{project.id}/reports/{record.evidently_snapshot_ids[0]}"
 
 

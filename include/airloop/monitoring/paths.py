@@ -30,6 +30,7 @@ class MonitoringPaths:
         labels = config.monitoring.labels_path
         self.labels = settings.state.resolve(labels)
         self.workspace = settings.state.evidently_workspace
+        self.workspace_lock = settings.state.evidently_lock
 
     def model_dir(self, version: str) -> Path:
         """Where version `version`'s model is fetched once (see airloop.serving.model.cached_model)."""
