@@ -171,13 +171,16 @@ class ServingState:
             self._pruned = now
         return self.in_flight == 1 and len(self._heard) == 1
 
-    def record(self, served: Served, request_id: str, at: dt.datetime, frame: Any, *, answer: Any) -> None:
-        """Log an answered request, and hand a copy to the shadow; a deployment check is neither."""
+    def record(
+        self, served: Served, request_id: str, at: dt.datetime, frame: Any, *, answer: Any, sent: bytes | None = None
+    ) -> None:
+        """Log an answered request (`sent`: its strict JSON body), and hand a copy to the shadow; a
+        deployment check is neither."""
         if request_id.startswith(CHECK_REQUEST_PREFIX):
             return
         if served.log is not None:
             labels, proba = answer
-            served.log.append(request_id, at, frame, labels, served.model.score_of(labels, proba))
+            served.log.append(request_id, at, frame, labels, served.model.score_of(labels, proba), sent=sent)
         if self.shadow is not None:
             try:
                 self.shadow.submit(request_id, at, frame)
@@ -400,7 +403,7 @@ def create_app(settings: ServingSettings) -> Starlette:
         )
         alone = state.alone(request.scope.get("client"), time.monotonic())
         labels, proba = await served.batcher.predict(asked.columns, inline=alone)
-        state.record(served, request_id, logged_at, asked.columns, answer=(labels, proba))
+        state.record(served, request_id, logged_at, asked.columns, answer=(labels, proba), sent=asked.body)
         state.metrics.rows.inc(len(labels))
         predictions = proba if asked.predict_method == "predict_proba" and proba is not None else labels
         return _json({"predictions": predictions.tolist()}, headers={"X-Request-ID": request_id})

@@ -41,6 +41,9 @@ class ScoringRequest:
 
     columns: Columns
     predict_method: str = "predict"
+    #: The JSON body as sent, when it is strict JSON (no NaN or Infinity) with every signature
+    #: column: the inference log keeps these bytes as they are rather than writing the rows out again.
+    body: bytes | None = None
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -64,10 +67,12 @@ def parse_request(
         return ScoringRequest(_read_csv(body, columns, required), predict_method=default_method)
     if media != "application/json":
         raise PayloadError(415, f"content type {media!r} is not supported; send one of {list(MEDIA_TYPES)}")
-    document = _json_document(body)
+    document, strict = _json_document(body)
+    names, table, rows = rows_by_column(document)
     return ScoringRequest(
-        parse_payload(document, columns, required),
+        _conform_table(names, table, rows, columns, required),
         predict_method=_predict_method(document.get("params"), default_method, methods),
+        body=body if strict and len(names) == len(columns) else None,  # no column left out, to fill with nulls
     )
 
 
@@ -98,32 +103,34 @@ def _predict_method(params: Any, default: str, methods: tuple[str, ...]) -> str:
     return str(method)
 
 
-def _json_document(body: bytes) -> dict[str, Any]:
+def _json_document(body: bytes) -> tuple[dict[str, Any], bool]:
+    """The body's JSON object, and whether it is strict JSON."""
+    strict = True
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as err:
         # Python's json writes NaN and Infinity, which orjson refuses; MLflow clients send them.
         try:
-            document = json.loads(body)
+            document, strict = json.loads(body), False
         except ValueError:
             raise PayloadError(400, f"malformed JSON: {err}") from err
     if not isinstance(document, dict):
         raise PayloadError(400, f"expected a JSON object with one of the keys {list(FORMATS)}")
-    return document
-
-
-def parse_payload(document: dict[str, Any], columns: dict[str, str], required: set[str]) -> Columns:
-    """A JSON request's rows by column, with the signature's columns, order and types."""
-    present = [key for key in FORMATS if key in document]
-    if len(present) != 1:
-        raise PayloadError(400, f"expected exactly one of the keys {list(FORMATS)}, got {sorted(document)}")
-    return _conform_table(*_to_table(present[0], document[present[0]]), columns, required)
+    return document, strict
 
 
 #: A request's rows as columns: the names as sent (duplicates kept, to be refused), each column's
 #: values by name, and the row count. Built straight from the parsed JSON, without a DataFrame:
 #: at 1,000 rows pandas' inference of each column's type costs more than the prediction.
 Table = tuple[list[str], dict[str, Sequence[Any]], int]
+
+
+def rows_by_column(document: dict[str, Any]) -> Table:
+    """A JSON request's rows as sent, by column (the names, each one's values, the row count); no type is checked."""
+    present = [key for key in FORMATS if key in document]
+    if len(present) != 1:
+        raise PayloadError(400, f"expected exactly one of the keys {list(FORMATS)}, got {sorted(document)}")
+    return _to_table(present[0], document[present[0]])
 
 
 def _to_table(kind: str, value: Any) -> Table:
