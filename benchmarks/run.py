@@ -327,7 +327,10 @@ FINDINGS = {
         "2026-12-07 (load average 1.1-1.5 from the host, with nothing of Airloop running) three runs gave "
         "1.56, 2.04 and 2.38 (the recorded one: 7.8 ms against 3.3 ms; p50 3.0 ms), after 1.18 and 1.12-2.03 "
         "on the runs before. Outside the bench, wrk at one connection on the same model that evening: p99 "
-        "4.2-4.8 ms with the log as it is now, 5.1-5.8 ms with the log of that afternoon."
+        "4.2-4.8 ms with the log as it is now, 5.1-5.8 ms with the log of that afternoon; but 30-100 ms "
+        "while the kernel wrote out about 100 MB of dirty pages, whoever wrote them (the 1,000-row run's log, "
+        "or `dd` with the server's log off). Tried: writing the page cache out (`os.sync`) before each "
+        "measurement, one run: 3.33, no better; not kept."
     ),
     "serving.batch_rows_per_s >= 0.8 x inprocess_rows_per_s": (
         "Met since the inference log stopped writing a request's rows out again: in the three serving runs "
