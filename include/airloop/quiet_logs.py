@@ -7,6 +7,7 @@ other warning, and whatever the named loggers say at WARNING or above, stays in 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import warnings
@@ -75,6 +76,56 @@ def quiet_library_noise() -> None:
             logger.addFilter(WarningsAndAbove())
     for key, value in LIBRARY_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+#: The loggers MLflow configures on import: the level it sets stays, its stderr handler goes.
+MLFLOW_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+
+
+class ToRootHandlers(logging.Handler):
+    """Hands each record to the root logger's handlers, filtered as the handlers it stands in for."""
+
+    def __init__(self, replaced: list[logging.Handler]) -> None:
+        super().__init__()
+        self.filters = [f for handler in replaced for f in handler.filters]  # MLflow's silences its telemetry
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
+def mlflow_logs_at_their_level() -> None:
+    """Log MLflow's records through this process's root handlers, each at its own level.
+
+    On import MLflow gives its loggers (and SQLAlchemy's engine, Alembic's) a handler of its own
+    that writes to stderr, and stops them propagating. An Airflow task logs its process's stderr
+    at error level, so MLflow's INFO ("Experiment with name ... does not exist. Creating a new
+    experiment") showed as an error in a task that succeeded. The levels MLflow chose stay:
+    `MLFLOW_CONFIGURE_LOGGING=false` would drop them too, and SQLAlchemy would log every
+    statement at INFO. Imports MLflow when this process has not yet (a task started cold), so
+    that a later import cannot put its handler back. Calling it again changes nothing.
+    """
+    import mlflow  # noqa: F401  (configures its loggers on import)
+
+    for name in MLFLOW_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.handlers and [type(h) for h in logger.handlers] != [ToRootHandlers]:
+            logger.handlers = [ToRootHandlers(logger.handlers)]
+
+
+@contextlib.contextmanager
+def printed_as_log(logger: logging.Logger, level: int = logging.INFO) -> Iterator[None]:
+    """Log, one record a line at `level`, what the block prints to stderr.
+
+    For MLflow's notices printed with `eprint` ("Created version '3' of model ..."), which an
+    Airflow task would log at error level. Whatever the block printed is logged even if it raises.
+    """
+    with contextlib.redirect_stderr(io.StringIO()) as printed:
+        try:
+            yield
+        finally:
+            for line in printed.getvalue().splitlines():
+                if line.strip():
+                    logger.log(level, "%s", line.strip())
 
 
 #: What Evidently's own reports warn about that says nothing to a reader of the task log, only

@@ -52,14 +52,15 @@ class CurrentRun:
 
 
 def start_task() -> None:
-    """What every Airloop task does first: stop the libraries' known log floods, say how it started.
+    """What every Airloop task does first: stop the libraries' known log floods, log MLflow's lines at
+    their own level rather than as stderr's errors, say how it started.
 
     A warm start is the stack's doing (`airloop.stack.embedded.WARM_TASKS`): the task's process was forked from
     one that had imported pandas, scikit-learn, MLflow, GX and Evidently already.
     """
     import sys
 
-    from airloop.quiet_logs import quiet_library_noise
+    from airloop.quiet_logs import mlflow_logs_at_their_level, quiet_library_noise
     from airloop.stack.embedded import TASK_PRELOAD
 
     quiet_library_noise()  # before any stage imports skops, GX or MLflow: a task log a person can read
@@ -68,6 +69,7 @@ def start_task() -> None:
         log.info("started warm: the libraries were imported before this task's process was forked")
     else:
         log.info("started cold: this task imports its libraries itself (%s was not preloaded)", preload)
+    mlflow_logs_at_their_level()  # Airflow logs a task's stderr as errors, where MLflow's INFO went
 
 
 def this_pipeline(dag_id: str) -> tuple[AirloopSettings, Pipeline]:

@@ -10,7 +10,16 @@ from collections.abc import Iterator
 import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 
-from airloop.quiet_logs import CHATTY_LOGGERS, LIBRARY_DEFAULTS, WarningsAndAbove, quiet_library_noise
+from airloop.quiet_logs import (
+    CHATTY_LOGGERS,
+    LIBRARY_DEFAULTS,
+    MLFLOW_LOGGERS,
+    ToRootHandlers,
+    WarningsAndAbove,
+    mlflow_logs_at_their_level,
+    printed_as_log,
+    quiet_library_noise,
+)
 
 SHIM_WARNING = "The `airflow.utils.timezone.xlogy` attribute is deprecated. Please use `'airflow.sdk.timezone.xlogy'`."
 
@@ -187,3 +196,60 @@ def test_evidently_s_arithmetic_is_quiet_only_while_a_report_is_computed(undone,
         warnings.simplefilter("always")
         warnings.warn_explicit(message, category, f"/{module.replace('.', '/')}.py", 1, module=module)
     assert outside  # the filters end with the report
+
+
+@pytest.fixture
+def mlflow_loggers() -> Iterator[None]:
+    """MLflow's loggers as its import left them, put back after the test."""
+    import mlflow  # noqa: F401  (configures its loggers on import)
+
+    saved = {name: list(logging.getLogger(name).handlers) for name in MLFLOW_LOGGERS}
+    yield
+    for name, handlers in saved.items():
+        logging.getLogger(name).handlers = handlers
+
+
+def test_mlflow_s_info_is_logged_at_info_not_printed_to_stderr(mlflow_loggers, tmp_path, capsys, caplog):
+    """A task logs its stderr at error level, where MLflow's own handler wrote its INFO lines."""
+    import mlflow
+
+    caplog.set_level(logging.INFO)
+    mlflow_logs_at_their_level()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    capsys.readouterr()
+    mlflow.set_experiment("airloop-new")
+    assert "does not exist" not in capsys.readouterr().err
+    said = [(r.name, r.levelno) for r in caplog.records if "Experiment with name 'airloop-new'" in r.getMessage()]
+    assert said == [("mlflow.tracking.fluent", logging.INFO)]
+
+
+def test_mlflow_s_levels_stay_as_mlflow_set_them(mlflow_loggers, caplog):
+    caplog.set_level(logging.DEBUG)
+    mlflow_logs_at_their_level()
+    mlflow_logs_at_their_level()  # again: nothing more
+    engine = logging.getLogger("sqlalchemy.engine")
+    engine.info("SELECT 1")  # not logged: MLflow keeps SQLAlchemy's statements below WARNING
+    engine.warning("a real warning")
+    assert [r.getMessage() for r in caplog.records if r.name == "sqlalchemy.engine"] == ["a real warning"]
+    for name in MLFLOW_LOGGERS:
+        assert [type(h) for h in logging.getLogger(name).handlers] == [ToRootHandlers]
+
+
+def test_what_a_block_prints_to_stderr_is_logged_line_by_line(capsys, caplog):
+    import sys
+
+    caplog.set_level(logging.INFO)
+    logger = logging.getLogger("airloop.registry.promotion")
+
+    def register() -> None:
+        print("Registered model 'm' already exists. Creating a new version of this model...", file=sys.stderr)
+        print("Created version '3' of model 'm'.\n", file=sys.stderr)
+        raise RuntimeError("registration failed after printing")
+
+    with pytest.raises(RuntimeError), printed_as_log(logger):
+        register()
+    assert capsys.readouterr().err == ""
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "Registered model 'm' already exists. Creating a new version of this model..."),
+        (logging.INFO, "Created version '3' of model 'm'."),
+    ]

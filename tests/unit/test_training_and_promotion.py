@@ -62,11 +62,17 @@ def test_label_is_late_arrival_and_unlabelled_rows_are_left_out(flights_config, 
     assert "dep_delay" not in features.columns
 
 
-def test_first_model_becomes_champion_with_lineage(settings, mlflow_client):
+def test_first_model_becomes_champion_with_lineage(settings, mlflow_client, capsys, caplog):
     lineage = Lineage(dag_id="airloop_flights_training", run_id="manual__1", reason="test")
     config, validated = _stages(settings, WEEK, lineage)
     trained = pipeline.train(settings, config, validated, lineage)
+    capsys.readouterr()
+    caplog.set_level("INFO", logger="airloop.registry.promotion")
     candidate = pipeline.register(settings, config, trained, lineage)
+    # MLflow prints its notices to stderr, which an Airflow task logs as errors: they are logged at INFO
+    assert "Created version" not in capsys.readouterr().err
+    notices = [r for r in caplog.records if r.name == "airloop.registry.promotion" and r.levelname == "INFO"]
+    assert f"Created version '{candidate.version}' of model '{config.model_name}'." in [r.message for r in notices]
     decision = pipeline.promote(settings, config, candidate, force=False)
 
     assert decision.decision == "promoted"

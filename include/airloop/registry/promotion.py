@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from airloop.config import PipelineConfig
 from airloop.lineage import TAG_PREFIX, Lineage
+from airloop.quiet_logs import printed_as_log
 from airloop.registry import CHALLENGER
 from airloop.registry.versions import DECISION
 from airloop.training.train import TrainResult, holdout_split
@@ -127,7 +128,8 @@ def register_challenger(
             f"{TAG_PREFIX}snapshot_hash": train.snapshot.content_hash,
             **{f"{TAG_PREFIX}metric.{k}": f"{v:.6f}" for k, v in train.metrics.items()},
         }
-        version = mlflow.register_model(train.model_uri, name, tags=tags)
+        with printed_as_log(log):  # MLflow prints "Created version ..." to stderr
+            version = mlflow.register_model(train.model_uri, name, tags=tags)
         log.info("registered model %s version %s", name, version.version)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return CandidateVersion(model_name=name, version=str(version.version), train=train)
