@@ -243,17 +243,31 @@ def readmit() -> Json:
 def docker_api() -> Any:
     """The Docker engine through the Docker provider's hook, or None when none answers.
 
-    A host without the engine's socket is asked nothing: the hook would log an error for what is
-    a normal case there (the target falls back to local), in every deploy and monitoring task.
+    A host where no engine listens on the socket (none installed, or a stopped engine's socket
+    file left behind) is asked nothing: the hook would log an error for what is a normal case
+    there (the target falls back to local), in every deploy and monitoring task.
     """
     from airflow.providers.docker.hooks.docker import DockerHook
 
-    if not DOCKER_SOCKET.exists():
+    if not _listening(DOCKER_SOCKET):
         return None
     try:
         return DockerHook(docker_conn_id=None, base_url=f"unix://{DOCKER_SOCKET}").api_client
     except Exception:  # noqa: BLE001 - no engine is a normal case: the target falls back to local
         return None
+
+
+def _listening(unix_socket: Path) -> bool:
+    """Whether something accepts connections on `unix_socket`."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(str(unix_socket))
+        except OSError:
+            return False
+    return True
 
 
 def kubernetes_api() -> Any:

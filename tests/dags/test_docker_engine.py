@@ -7,6 +7,8 @@ would show an error in each of their logs.
 
 from __future__ import annotations
 
+import socket
+
 from structlog.testing import capture_logs
 
 from airloop_airflow import stages
@@ -20,9 +22,19 @@ def test_a_host_without_the_socket_has_no_engine_and_logs_no_error(monkeypatch, 
     assert [e for e in logged if e["log_level"] in ("warning", "error", "critical")] == []
 
 
+def test_a_stopped_engine_s_socket_file_has_no_engine_and_logs_no_error(monkeypatch, tmp_path):
+    left_behind = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as engine:
+        engine.bind(str(left_behind))  # the file stays once the engine is gone; nothing listens on it
+    monkeypatch.setattr(stages, "DOCKER_SOCKET", left_behind)
+    with capture_logs() as logged:
+        assert stages.docker_api() is None
+    assert [e for e in logged if e["log_level"] in ("warning", "error", "critical")] == []
+
+
 def test_the_engine_on_its_socket_answers():
-    if not stages.DOCKER_SOCKET.exists():
-        unavailable(f"no Docker engine socket at {stages.DOCKER_SOCKET} (run .ci/docker-engine.sh)")
+    if not stages._listening(stages.DOCKER_SOCKET):
+        unavailable(f"no Docker engine listens on {stages.DOCKER_SOCKET} (run .ci/docker-engine.sh)")
     api = stages.docker_api()
     assert api is not None
     assert api.ping()
