@@ -236,6 +236,14 @@ def test_every_task_log_of_a_run_is_short_and_says_what_happened(stack_settings,
     everything = "\n".join(logs.values())
     for flood in ("is deprecated", "Skipping registering function", "Downloading artifacts:"):
         assert flood not in everything, flood
+    # A run that succeeded logs no error: MLflow's INFO, which it writes to stderr, is logged as INFO
+    errors = [
+        (ti["task_id"], event.get("logger"), event.get("event"))
+        for ti in airflow.task_instances(DAG, run_id)
+        for event in airflow.task_log_events(DAG, run_id, ti["task_id"], ti["try_number"])
+        if isinstance(event, dict) and event.get("level") in ("error", "critical")
+    ]
+    assert errors == [], errors
     # Each task process was forked from the scheduler's forkserver, which had imported
     # airloop.preload: no task imported pandas, scikit-learn, MLflow or GX itself (`approve`
     # too: Airloop's operator asks `stages.approval_request` whether to ask at all).

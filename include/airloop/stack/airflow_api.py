@@ -214,11 +214,15 @@ class AirflowClient:
     def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:
         return f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log_events(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[Any]:
+        """A try's log as Airflow keeps it: one structured event (`event`, `level`, `logger`...) a line."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
-        content = self.request("GET", path).get("content") or []
+        return list(self.request("GET", path).get("content") or [])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """A try's log as text, a line an event, as the Airflow UI shows it without the timestamps."""
         lines = []
-        for event in content:
+        for event in self.task_log_events(dag_id, run_id, task_id, try_number):
             if not isinstance(event, dict):
                 lines.append(str(event))
                 continue
